@@ -1,0 +1,367 @@
+//! Requests and responses, and the envelopes that number them for pipelining.
+//!
+//! Variants are append-only: each carries its wire index in a comment, and
+//! `tests/golden.rs` pins the bytes of every one. A client may pipeline requests; the daemon
+//! answers each with the same id, in the order the requests arrived.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db_name::DbName;
+use crate::error::{ErrorCode, ErrorReply};
+use crate::frame::decode_body;
+use crate::limits::{KEY_BYTES_MAX, SCAN_PAGE_RECORDS_MAX, VALUE_BYTES_MAX};
+
+/// The id a daemon puts on an error that belongs to no request it could read (a frame that did
+/// not decode far enough to show its id). Clients number requests from 1.
+pub const CONNECTION_ERROR_ID: u64 = 0;
+
+/// When a record was last written: wall-clock seconds and microseconds since the Unix epoch,
+/// set by the daemon as Exim's `dbfn_write` sets `time_stamp`. Within one database, stamps
+/// strictly increase, so a stamp names one version of a record (compare-and-set relies on it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    pub secs: u64,
+    pub micros: u32,
+}
+
+impl Stamp {
+    /// Microseconds since the epoch.
+    pub fn as_micros(self) -> u128 {
+        u128::from(self.secs) * 1_000_000 + u128::from(self.micros)
+    }
+
+    /// The stamp one microsecond later.
+    pub fn next(self) -> Stamp {
+        if self.micros + 1 < 1_000_000 {
+            Stamp { secs: self.secs, micros: self.micros + 1 }
+        } else {
+            Stamp { secs: self.secs + 1, micros: 0 }
+        }
+    }
+}
+
+/// One record as the wire carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    pub stamp: Stamp,
+}
+
+/// A client's request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// 0: answered with [`Response::Pong`].
+    Ping,
+    /// 1: answered with [`Response::Value`].
+    Get {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// 2: store a value (the daemon stamps it); answered with [`Response::Stored`].
+    Put {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// 3: answered with [`Response::Deleted`].
+    Delete {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// 4: records whose key starts with `prefix`, in key order, starting after the key `after`
+    /// (the previous page's `next`); answered with [`Response::Page`].
+    Scan {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        prefix: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
+    /// 5: drop records last written more than `older_than_secs` ago; answered with
+    /// [`Response::Tidied`].
+    Tidy { db: DbName, older_than_secs: u64 },
+    /// 6: write `value` (or delete, when `None`) only if the record's stamp is still `expected`
+    /// (`None`: only if there is no record); answered with [`Response::Swapped`] or
+    /// [`Response::Conflict`].
+    CompareAndSet {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        expected: Option<Stamp>,
+        #[serde(with = "serde_bytes")]
+        value: Option<Vec<u8>>,
+    },
+    /// 7: counters of one database, or of every running database; answered with
+    /// [`Response::Stats`].
+    Stats { db: Option<DbName> },
+}
+
+/// How many `Request` variants this crate knows; a higher index is an unknown request.
+pub const REQUEST_VARIANTS: u32 = 8;
+
+/// The daemon's answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// 0
+    Pong,
+    /// 1: the record, or `None` when the key is absent.
+    Value(Option<Record>),
+    /// 2: the stamp the daemon gave the write.
+    Stored(Stamp),
+    /// 3: whether there was a record to delete.
+    Deleted { existed: bool },
+    /// 4
+    Page(ScanPage),
+    /// 5: how many records were dropped.
+    Tidied { removed: u64 },
+    /// 6: the compare-and-set applied; the new stamp, or `None` when it deleted.
+    Swapped(Option<Stamp>),
+    /// 7: the compare-and-set did not apply; the record as it is now.
+    Conflict(Option<Record>),
+    /// 8
+    Stats(Vec<DbStats>),
+    /// 9
+    Error(ErrorReply),
+}
+
+/// One page of a scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPage {
+    pub records: Vec<Record>,
+    /// Where the next page starts (pass it as `after`); `None` on the last page.
+    #[serde(with = "serde_bytes")]
+    pub next: Option<Vec<u8>>,
+}
+
+/// Counters of one database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbStats {
+    pub db: DbName,
+    pub records: u64,
+    /// Bytes of keys and values held.
+    pub bytes: u64,
+    /// Operations handled since the database started, by kind (`get`, `put`, ...).
+    pub ops: Vec<OpCount>,
+}
+
+/// How many operations of one kind a database has handled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCount {
+    pub kind: String,
+    pub count: u64,
+}
+
+/// A request and the id its response will carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// A response and the id of the request it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub id: u64,
+    pub response: Response,
+}
+
+/// Why a request frame was refused, with its id when the frame showed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRefusal {
+    pub id: u64,
+    pub reply: ErrorReply,
+}
+
+impl Request {
+    /// The operation's name, as `stats` counts it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Get { .. } => "get",
+            Request::Put { .. } => "put",
+            Request::Delete { .. } => "delete",
+            Request::Scan { .. } => "scan",
+            Request::Tidy { .. } => "tidy",
+            Request::CompareAndSet { .. } => "cas",
+            Request::Stats { .. } => "stats",
+        }
+    }
+
+    /// The database the request is for, if it is for exactly one.
+    pub fn db(&self) -> Option<&DbName> {
+        match self {
+            Request::Ping | Request::Stats { .. } => None,
+            Request::Get { db, .. }
+            | Request::Put { db, .. }
+            | Request::Delete { db, .. }
+            | Request::Scan { db, .. }
+            | Request::Tidy { db, .. }
+            | Request::CompareAndSet { db, .. } => Some(db),
+        }
+    }
+
+    /// True when sending the request twice leaves the same state as sending it once, so a
+    /// client may resend it after a connection broke without knowing whether it arrived.
+    pub fn is_idempotent(&self) -> bool {
+        // Every operation of this version is: put writes the same value, delete and tidy
+        // converge, and compare-and-set is guarded by the stamp.
+        true
+    }
+
+    /// Checks every field against its limit.
+    ///
+    /// # Errors
+    /// The first field out of bounds, as an [`ErrorReply`] naming it.
+    pub fn validate(&self) -> Result<(), ErrorReply> {
+        if let Some(db) = self.db() {
+            db.check()?;
+        }
+        match self {
+            Request::Ping | Request::Tidy { .. } => Ok(()),
+            Request::Stats { db } => db.as_ref().map_or(Ok(()), DbName::check),
+            Request::Get { key, .. } | Request::Delete { key, .. } => check_key(key),
+            Request::Put { key, value, .. } => {
+                check_key(key)?;
+                check_value(value)
+            }
+            Request::CompareAndSet { key, value, .. } => {
+                check_key(key)?;
+                value.as_deref().map_or(Ok(()), check_value)
+            }
+            Request::Scan { prefix, after, limit, .. } => {
+                if prefix.len() > KEY_BYTES_MAX {
+                    return Err(ErrorReply::new(
+                        ErrorCode::BAD_KEY,
+                        format!("scan prefix is {} bytes, the limit is {KEY_BYTES_MAX}", prefix.len()),
+                    ));
+                }
+                if let Some(after) = after {
+                    check_key(after)?;
+                }
+                if !(1..=SCAN_PAGE_RECORDS_MAX).contains(limit) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::BAD_ARGUMENT,
+                        format!("scan limit {limit} is outside 1..={SCAN_PAGE_RECORDS_MAX}"),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<(), ErrorReply> {
+    if key.is_empty() {
+        return Err(ErrorReply::new(ErrorCode::BAD_KEY, "key is empty"));
+    }
+    if key.len() > KEY_BYTES_MAX {
+        return Err(ErrorReply::new(
+            ErrorCode::BAD_KEY,
+            format!("key is {} bytes, the limit is {KEY_BYTES_MAX}", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), ErrorReply> {
+    if value.len() > VALUE_BYTES_MAX {
+        return Err(ErrorReply::new(
+            ErrorCode::VALUE_TOO_LARGE,
+            format!("value is {} bytes, the limit is {VALUE_BYTES_MAX}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+impl RequestEnvelope {
+    /// Decodes and validates a request frame body, telling an unknown operation from a
+    /// damaged frame.
+    ///
+    /// # Errors
+    /// [`ErrorCode::BAD_FRAME`] when the body does not decode (with
+    /// [`CONNECTION_ERROR_ID`] if not even the id did), [`ErrorCode::UNKNOWN_REQUEST`] for a
+    /// variant index past [`REQUEST_VARIANTS`], and the field errors of [`Request::validate`].
+    pub fn decode(body: &[u8]) -> Result<RequestEnvelope, RequestRefusal> {
+        let refuse = |id, code, message: String| RequestRefusal { id, reply: ErrorReply::new(code, message) };
+        let Ok((id, rest)) = postcard::take_from_bytes::<u64>(body) else {
+            return Err(refuse(CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME, "request frame has no id".into()));
+        };
+        let Ok((variant, _)) = postcard::take_from_bytes::<u32>(rest) else {
+            return Err(refuse(id, ErrorCode::BAD_FRAME, "request frame has no operation".into()));
+        };
+        if variant >= REQUEST_VARIANTS {
+            return Err(refuse(
+                id,
+                ErrorCode::UNKNOWN_REQUEST,
+                format!("operation {variant} is not known to this daemon (it knows 0..{REQUEST_VARIANTS})"),
+            ));
+        }
+        let envelope: RequestEnvelope =
+            decode_body(body).map_err(|err| refuse(id, ErrorCode::BAD_FRAME, err.to_string()))?;
+        envelope.request.validate().map_err(|reply| RequestRefusal { id, reply })?;
+        Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> DbName {
+        DbName::new("misc").unwrap()
+    }
+
+    #[test]
+    fn an_unknown_operation_is_told_apart_from_a_damaged_frame() {
+        let unknown = [5u8, REQUEST_VARIANTS as u8, 1, 2, 3];
+        let refusal = RequestEnvelope::decode(&unknown).unwrap_err();
+        assert_eq!((refusal.id, refusal.reply.code), (5, ErrorCode::UNKNOWN_REQUEST));
+
+        let damaged = [6u8, 1, 200];
+        let refusal = RequestEnvelope::decode(&damaged).unwrap_err();
+        assert_eq!((refusal.id, refusal.reply.code), (6, ErrorCode::BAD_FRAME));
+
+        let refusal = RequestEnvelope::decode(&[]).unwrap_err();
+        assert_eq!((refusal.id, refusal.reply.code), (CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME));
+    }
+
+    #[test]
+    fn fields_over_their_limits_are_refused_by_name() {
+        let cases = [
+            (Request::Get { db: db(), key: vec![] }, ErrorCode::BAD_KEY),
+            (Request::Get { db: db(), key: vec![b'k'; KEY_BYTES_MAX + 1] }, ErrorCode::BAD_KEY),
+            (
+                Request::Put { db: db(), key: b"k".to_vec(), value: vec![0; VALUE_BYTES_MAX + 1] },
+                ErrorCode::VALUE_TOO_LARGE,
+            ),
+            (Request::Get { db: DbName("Bad Name".into()), key: b"k".to_vec() }, ErrorCode::BAD_DB_NAME),
+            (
+                Request::Scan { db: db(), prefix: vec![], after: None, limit: 0 },
+                ErrorCode::BAD_ARGUMENT,
+            ),
+            (
+                Request::Scan { db: db(), prefix: vec![], after: None, limit: SCAN_PAGE_RECORDS_MAX + 1 },
+                ErrorCode::BAD_ARGUMENT,
+            ),
+        ];
+        for (request, code) in cases {
+            let body = postcard::to_stdvec(&RequestEnvelope { id: 9, request: request.clone() }).unwrap();
+            let refusal = RequestEnvelope::decode(&body).unwrap_err();
+            assert_eq!((refusal.id, refusal.reply.code), (9, code), "{request:?}");
+        }
+    }
+
+    #[test]
+    fn stamps_step_by_one_microsecond_across_a_second() {
+        assert_eq!(Stamp { secs: 1, micros: 999_999 }.next(), Stamp { secs: 2, micros: 0 });
+        assert!(Stamp { secs: 1, micros: 5 } < Stamp { secs: 1, micros: 6 }.next());
+    }
+}

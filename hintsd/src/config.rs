@@ -1,0 +1,301 @@
+//! The daemon's configuration: a TOML file where every key is optional, command-line
+//! overrides, and embedded defaults that run as they are. Unknown keys and bad values are
+//! refused at start with a message naming the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hints_proto::DbName;
+use hints_proto::limits::STATS_DATABASES_MAX;
+use serde::Deserialize;
+
+/// Default and upper bound of `connections_max`.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+pub const CONNECTIONS_MAX_LIMIT: usize = 65_536;
+/// Default and upper bound of `mailbox_capacity` (requests queued per database).
+pub const MAILBOX_CAPACITY_DEFAULT: usize = 1024;
+pub const MAILBOX_CAPACITY_LIMIT: usize = 1 << 20;
+/// Default of `databases_max`; its bound is what one `stats` reply carries.
+pub const DATABASES_MAX_DEFAULT: usize = 256;
+/// Default and upper bound of `worker_threads` (the tokio pool for accept and hello).
+pub const WORKER_THREADS_DEFAULT: usize = 2;
+pub const WORKER_THREADS_LIMIT: usize = 64;
+/// The largest configuration file read.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
+/// Databases started at boot unless the file says otherwise: Exim's.
+pub const DATABASES_DEFAULT: [&str; 6] = hints_proto::db_name::EXIM_DATABASES;
+
+const _: () = assert!(DATABASES_MAX_DEFAULT <= STATS_DATABASES_MAX);
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Who may connect: a peer whose effective uid or gid is listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+}
+
+impl AccessPolicy {
+    /// True when the peer's uid or gid is on the list.
+    pub fn allows(&self, uid: Option<u32>, gid: Option<u32>) -> bool {
+        uid.is_some_and(|uid| self.uids.contains(&uid)) || gid.is_some_and(|gid| self.gids.contains(&gid))
+    }
+}
+
+/// The configuration in force, every value explicit.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub socket: PathBuf,
+    /// Group given to the socket and its directory; its members are also allowed to connect.
+    pub socket_group: Option<u32>,
+    pub access: AccessPolicy,
+    pub connections_max: usize,
+    pub mailbox_capacity: usize,
+    pub databases: Vec<DbName>,
+    pub databases_max: usize,
+    pub worker_threads: usize,
+    pub log_format: LogFormat,
+    /// Fault injection for tests: a get or put of this key panics inside its database.
+    pub fault_panic_key: Option<Vec<u8>>,
+}
+
+/// A configuration value that was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, or the file when the file itself is at fault.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration key `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A user or group, by number or by name.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Number(u32),
+    Name(String),
+}
+
+/// The file as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    socket: Option<PathBuf>,
+    socket_group: Option<Id>,
+    allow_uids: Option<Vec<Id>>,
+    allow_gids: Option<Vec<Id>>,
+    connections_max: Option<usize>,
+    mailbox_capacity: Option<usize>,
+    databases: Option<Vec<String>>,
+    databases_max: Option<usize>,
+    worker_threads: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// What the command line may override.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub socket: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub fault_panic_key: Option<Vec<u8>>,
+}
+
+impl Config {
+    /// Reads `path` (if given), applies `overrides`, and fills the rest from the defaults.
+    ///
+    /// # Errors
+    /// An unreadable file, TOML that does not parse, an unknown key, or a value out of range,
+    /// each naming the key.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::from_file(file, overrides)
+    }
+
+    /// Parses configuration text (for tests and `--check-config`).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
+        Config::from_file(parse_text(text, "configuration")?, overrides)
+    }
+
+    fn from_file(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigError> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let socket = hints_proto::socket_path::from_environment(overrides.socket.or(file.socket), euid);
+        let socket_group = file.socket_group.map(|id| resolve_gid("socket_group", &id)).transpose()?;
+        let mut uids = vec![0, euid];
+        for id in file.allow_uids.unwrap_or_default() {
+            uids.push(resolve_uid("allow_uids", &id)?);
+        }
+        let mut gids: Vec<u32> = socket_group.into_iter().collect();
+        for id in file.allow_gids.unwrap_or_default() {
+            gids.push(resolve_gid("allow_gids", &id)?);
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        gids.sort_unstable();
+        gids.dedup();
+        let databases_max = bounded("databases_max", file.databases_max, DATABASES_MAX_DEFAULT, STATS_DATABASES_MAX)?;
+        let names = file.databases.unwrap_or_else(|| DATABASES_DEFAULT.iter().map(|s| (*s).to_owned()).collect());
+        let mut databases = Vec::with_capacity(names.len());
+        for name in names {
+            let db = DbName::new(name).map_err(|err| ConfigError { key: "databases".into(), message: err.message })?;
+            if !databases.contains(&db) {
+                databases.push(db);
+            }
+        }
+        if databases.len() > databases_max {
+            return Err(ConfigError {
+                key: "databases".into(),
+                message: format!("{} databases listed, more than databases_max ({databases_max})", databases.len()),
+            });
+        }
+        Ok(Config {
+            socket,
+            socket_group,
+            access: AccessPolicy { uids, gids },
+            connections_max: bounded("connections_max", file.connections_max, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_MAX_LIMIT)?,
+            mailbox_capacity: bounded("mailbox_capacity", file.mailbox_capacity, MAILBOX_CAPACITY_DEFAULT, MAILBOX_CAPACITY_LIMIT)?,
+            databases,
+            databases_max,
+            worker_threads: bounded("worker_threads", file.worker_threads, WORKER_THREADS_DEFAULT, WORKER_THREADS_LIMIT)?,
+            log_format: overrides.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            fault_panic_key: overrides.fault_panic_key,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let file_error = |message: String| ConfigError { key: path.display().to_string(), message };
+    let meta = std::fs::metadata(path).map_err(|err| file_error(format!("cannot read the file: {err}")))?;
+    if meta.len() > CONFIG_FILE_BYTES_MAX {
+        return Err(file_error(format!("the file is over {CONFIG_FILE_BYTES_MAX} bytes")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|err| file_error(format!("cannot read the file: {err}")))?;
+    parse_text(&text, &path.display().to_string())
+}
+
+fn parse_text(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|err: toml::de::Error| {
+        // toml names the unknown or mistyped key in its message; lift it out for the prefix.
+        let message = err.message().to_owned();
+        let key = key_in_message(&message).unwrap_or_else(|| origin.to_owned());
+        let at = err.span().map(|span| line_of(text, span.start)).map(|line| format!(" (line {line})")).unwrap_or_default();
+        ConfigError { key, message: format!("{message}{at}") }
+    })
+}
+
+fn key_in_message(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn bounded(key: &str, value: Option<usize>, default: usize, max: usize) -> Result<usize, ConfigError> {
+    let value = value.unwrap_or(default);
+    if !(1..=max).contains(&value) {
+        return Err(ConfigError { key: key.into(), message: format!("{value} is outside 1..={max}") });
+    }
+    Ok(value)
+}
+
+fn resolve_uid(key: &str, id: &Id) -> Result<u32, ConfigError> {
+    match id {
+        Id::Number(uid) => Ok(*uid),
+        Id::Name(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok(user.uid.as_raw()),
+            Ok(None) => Err(ConfigError { key: key.into(), message: format!("no user named {name:?}") }),
+            Err(err) => Err(ConfigError { key: key.into(), message: format!("looking up user {name:?}: {err}") }),
+        },
+    }
+}
+
+fn resolve_gid(key: &str, id: &Id) -> Result<u32, ConfigError> {
+    match id {
+        Id::Number(gid) => Ok(*gid),
+        Id::Name(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(group)) => Ok(group.gid.as_raw()),
+            Ok(None) => Err(ConfigError { key: key.into(), message: format!("no group named {name:?}") }),
+            Err(err) => Err(ConfigError { key: key.into(), message: format!("looking up group {name:?}: {err}") }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Overrides { socket: Some("/tmp/t.sock".into()), ..Overrides::default() })
+    }
+
+    #[test]
+    fn an_empty_file_runs_on_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.connections_max, CONNECTIONS_MAX_DEFAULT);
+        assert_eq!(config.databases.len(), DATABASES_DEFAULT.len());
+        assert!(config.access.allows(Some(0), None));
+        assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let config = parse(
+            "socket = \"/x.sock\"\nsocket_group = 0\nallow_uids = [1234, \"root\"]\nallow_gids = [77]\nconnections_max = 10\n\
+             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"), "the command line wins");
+        assert!(config.access.allows(Some(1234), None));
+        assert!(config.access.allows(None, Some(77)));
+        assert!(config.access.allows(None, Some(0)), "the socket group may connect");
+        assert!(!config.access.allows(Some(4321), Some(4321)));
+        assert_eq!((config.connections_max, config.mailbox_capacity, config.databases_max), (10, 20, 30));
+        assert_eq!(config.databases.len(), 2);
+        assert_eq!((config.worker_threads, config.log_format), (1, LogFormat::Json));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        for (text, key) in [
+            ("conections_max = 5", "conections_max"),
+            ("connections_max = 0", "connections_max"),
+            ("connections_max = \"many\"", "connections_max"),
+            ("mailbox_capacity = 99999999999", "mailbox_capacity"),
+            ("databases = [\"Bad Name\"]", "databases"),
+            ("allow_uids = [\"no-such-user-hintsd\"]", "allow_uids"),
+            ("socket_group = \"no-such-group-hintsd\"", "socket_group"),
+            ("log_format = \"xml\"", "log_format"),
+            ("worker_threads = 65", "worker_threads"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn broken_toml_is_refused() {
+        assert!(parse("socket = ").is_err());
+    }
+}

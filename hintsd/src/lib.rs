@@ -1,0 +1,123 @@
+//! hintsd: one daemon per host that keeps an MTA's hints (retry, callout, ratelimit, seen,
+//! misc, tls, and any database a client names) in memory, one actix actor per database,
+//! behind a Unix socket. No file locks, no fsync on the request path.
+//!
+//! # Layout
+//! - [`config`]: the TOML file, command-line overrides, embedded defaults.
+//! - [`telemetry`]: tracing-subscriber setup.
+//! - [`listener`]: the socket, its modes, credentials and the connection limit.
+//! - [`connection`]: one client's frames, answered in order, on its database's thread.
+//! - [`registry`]: the supervisor that starts a database's actor on its own arbiter.
+//! - [`db`]: the database actor (actix messages and handlers only).
+//! - [`store`]: the records of one database, a plain struct with time passed in.
+
+pub mod config;
+pub mod connection;
+pub mod db;
+pub mod listener;
+pub mod registry;
+pub mod store;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::connection::ConnectionContext;
+use crate::registry::{DbSettings, Registry};
+
+/// How long shutdown waits for connections to finish what they were doing.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug)]
+pub enum RunError {
+    Bind(listener::BindError),
+    Database(hints_proto::ErrorReply),
+    Runtime(std::io::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Bind(err) => err.fmt(f),
+            RunError::Database(err) => write!(f, "starting a configured database: {err}"),
+            RunError::Runtime(err) => write!(f, "runtime: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs the daemon until SIGINT or SIGTERM: binds the socket, starts the configured
+/// databases, serves, then stops accepting, lets requests in flight finish, removes the socket
+/// and returns.
+///
+/// # Errors
+/// The socket could not be set up, or the runtime failed.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let worker_threads = config.worker_threads;
+    let system = actix::System::with_tokio_rt(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads)
+            .thread_name("hintsd-pool")
+            .enable_all()
+            .build()
+            .expect("building the tokio runtime")
+    });
+    system.block_on(start(config))?;
+    system.run().map_err(RunError::Runtime)
+}
+
+async fn start(config: Config) -> Result<(), RunError> {
+    let listener = listener::bind(&config.socket, config.socket_group).map_err(RunError::Bind)?;
+    let registry = Registry::start(DbSettings {
+        mailbox_capacity: config.mailbox_capacity,
+        databases_max: config.databases_max,
+        panic_key: config.fault_panic_key.clone(),
+    });
+    for db in &config.databases {
+        registry.open(db).await.map_err(RunError::Database)?;
+    }
+    let databases: Vec<&str> = config.databases.iter().map(|db| db.as_str()).collect();
+    tracing::info!(
+        socket = %config.socket.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        databases = ?databases,
+        connections_max = config.connections_max,
+        allow_uids = ?config.access.uids,
+        allow_gids = ?config.access.gids,
+        "hintsd listening"
+    );
+    let ctx = ConnectionContext { registry: registry.clone(), shutdown: CancellationToken::new(), tracker: TaskTracker::new() };
+    let system = actix::System::current();
+    let accept = tokio::spawn(listener::accept_loop(listener, config.access.clone(), config.connections_max, ctx.clone()));
+    tokio::spawn(async move {
+        let signal = wait_for_stop_signal().await;
+        tracing::info!(signal, "stopping: no new connections, finishing requests in flight");
+        ctx.shutdown.cancel();
+        let _ = accept.await;
+        ctx.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_DRAIN_MAX, ctx.tracker.wait()).await.is_err() {
+            tracing::warn!(open = ctx.tracker.len(), "connections still busy after the drain wait; closing them");
+        }
+        registry.stop_all().await;
+        tracing::info!("hintsd stopped");
+        system.stop();
+    });
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop hintsd with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

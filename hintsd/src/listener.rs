@@ -1,0 +1,159 @@
+//! The Unix socket: its directory and modes, stale-socket handling, the accept loop, the
+//! peer-credential check and the connection limit.
+
+use std::io;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hints_proto::frame::encode_frame;
+use hints_proto::{ErrorCode, ErrorReply, HelloReply};
+use interprocess::local_socket::traits::StreamCommon;
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use interprocess::os::unix::uds_local_socket::tokio::{Listener, Stream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use crate::config::AccessPolicy;
+use crate::connection::{ConnectionContext, Peer, serve_new};
+
+/// Mode of a socket directory that the daemon creates.
+pub const SOCKET_DIR_MODE: u32 = 0o750;
+/// Mode of the socket itself.
+pub const SOCKET_MODE: u32 = 0o660;
+/// How long a refused client has to read the refusal and close.
+const REFUSAL_WAIT_MAX: Duration = Duration::from_secs(1);
+/// Pause after a failed accept (out of file descriptors, say) before trying again.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why the socket could not be set up.
+#[derive(Debug)]
+pub struct BindError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// Creates the socket's directory (mode 0750, given group) if missing, clears a stale socket
+/// left by a daemon that died, and binds the socket with mode 0660 and the given group.
+///
+/// # Errors
+/// Another daemon is listening on the path, the path is not a socket, or a system call failed.
+pub fn bind(path: &Path, group: Option<u32>) -> Result<Listener, BindError> {
+    let fail = |reason: String| BindError { path: path.to_owned(), reason };
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|err| fail(format!("creating {}: {err}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SOCKET_DIR_MODE))
+            .map_err(|err| fail(format!("setting the mode of {}: {err}", dir.display())))?;
+        if group.is_some() {
+            chown(dir, None, group).map_err(|err| fail(format!("setting the group of {}: {err}", dir.display())))?;
+        }
+    }
+    clear_stale_socket(path).map_err(fail)?;
+    let name = path.to_fs_name::<GenericFilePath>().map_err(|err| fail(err.to_string()))?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(SOCKET_MODE)
+        .create_tokio_as::<Listener>()
+        .map_err(|err| fail(err.to_string()))?;
+    // The umask applies to the mode given at bind; set it outright.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(|err| fail(format!("setting the socket's mode: {err}")))?;
+    if group.is_some() {
+        chown(path, None, group).map_err(|err| fail(format!("setting the socket's group: {err}")))?;
+    }
+    Ok(listener)
+}
+
+fn clear_stale_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err.to_string()),
+    };
+    if !meta.file_type().is_socket() {
+        return Err("the path exists and is not a socket".to_owned());
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err("another hintsd is already listening there".to_owned());
+    }
+    tracing::info!(socket = %path.display(), "removing stale socket left by a daemon that stopped");
+    std::fs::remove_file(path).map_err(|err| format!("removing the stale socket: {err}"))
+}
+
+/// Accepts connections until shutdown, then drops the listener (which removes the socket).
+pub async fn accept_loop(listener: Listener, access: AccessPolicy, connections_max: usize, ctx: ConnectionContext) {
+    let slots = Arc::new(Semaphore::new(connections_max));
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        let creds = stream.peer_creds();
+        let peer = Peer {
+            pid: creds.as_ref().ok().and_then(|c| c.pid()),
+            uid: creds.as_ref().ok().and_then(|c| c.euid()),
+            client_name: String::new(),
+        };
+        let gid = creds.as_ref().ok().and_then(|c| c.egid());
+        if !access.allows(peer.uid, gid) {
+            tracing::warn!(pid = ?peer.pid, uid = ?peer.uid, gid = ?gid, "refusing peer not on the allow list");
+            let reply = ErrorReply::new(
+                ErrorCode::NOT_ALLOWED,
+                format!("uid {:?} gid {:?} is not allowed by this hintsd (see allow_uids, allow_gids)", peer.uid, gid),
+            );
+            ctx.tracker.spawn(refuse(stream, reply));
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(pid = ?peer.pid, uid = ?peer.uid, connections_max, "refusing connection: at the connection limit");
+            let reply = ErrorReply::new(
+                ErrorCode::TOO_MANY_CONNECTIONS,
+                format!("hintsd is at its limit of {connections_max} connections (connections_max)"),
+            );
+            ctx.tracker.spawn(refuse(stream, reply));
+            continue;
+        };
+        tracing::debug!(pid = ?peer.pid, uid = ?peer.uid, "connection accepted");
+        ctx.tracker.spawn(serve_new(stream, peer, permit, ctx.clone()));
+    }
+    drop(listener);
+    tracing::info!("no longer accepting connections");
+}
+
+/// Answers the hello that the client is about to send with a refusal, and closes once the
+/// client has read it (closing with its hello unread would reset the connection on Linux and
+/// the client could lose the reason).
+async fn refuse(mut stream: Stream, reply: ErrorReply) {
+    let mut frame = Vec::new();
+    encode_frame(&HelloReply::Refused(reply), &mut frame).expect("a refusal fits a frame");
+    let _ = tokio::time::timeout(REFUSAL_WAIT_MAX, async {
+        stream.write_all(&frame).await?;
+        let mut sink = [0u8; 256];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+}

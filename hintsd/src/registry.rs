@@ -1,0 +1,159 @@
+//! The supervisor: starts each database's actor on an arbiter (thread) of its own when the
+//! database is first used, keeps the table of running databases, and revives an actor whose
+//! mailbox has closed.
+//!
+//! Lookups go through [`Registry::lookup`], a read lock on a shared table, so the request path
+//! asks the supervisor actor only the first time a database is used (or after it died).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Handler, Message, Supervisor};
+use hints_proto::{DbName, ErrorCode, ErrorReply};
+
+use crate::db::DbActor;
+
+/// How a connection reaches a database: its actor and the arbiter that runs it.
+#[derive(Clone, Debug)]
+pub struct DbHandle {
+    pub addr: Addr<DbActor>,
+    pub arbiter: ArbiterHandle,
+    /// Tells arbiters apart, so a connection knows whether it runs beside the actor.
+    pub arbiter_id: usize,
+}
+
+/// Settings every database actor is started with.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    pub mailbox_capacity: usize,
+    pub databases_max: usize,
+    pub panic_key: Option<Vec<u8>>,
+}
+
+/// A cheap, cloneable view of the running databases, for connection tasks on any thread.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    table: Arc<RwLock<HashMap<DbName, DbHandle>>>,
+    supervisor: Addr<DbSupervisor>,
+}
+
+/// Asks the supervisor for a database, starting (or reviving) it if need be.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<DbHandle, ErrorReply>")]
+struct Open(DbName);
+
+/// Stops every arbiter (at shutdown, after the connections have drained).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopAll;
+
+/// The actor that owns the arbiters. It runs on the system arbiter.
+#[derive(Debug)]
+pub struct DbSupervisor {
+    table: Arc<RwLock<HashMap<DbName, DbHandle>>>,
+    arbiters: Vec<Arbiter>,
+    settings: DbSettings,
+}
+
+static NEXT_ARBITER_ID: AtomicUsize = AtomicUsize::new(1);
+
+impl Registry {
+    /// Starts the supervisor on the current (system) arbiter.
+    pub fn start(settings: DbSettings) -> Registry {
+        let table = Arc::new(RwLock::new(HashMap::new()));
+        let supervisor = DbSupervisor { table: Arc::clone(&table), arbiters: Vec::new(), settings }.start();
+        Registry { table, supervisor }
+    }
+
+    /// The running database `db`, started on first use.
+    ///
+    /// # Errors
+    /// `TOO_MANY_CONNECTIONS`-style refusals are not used here; a full table gives
+    /// [`ErrorCode::BAD_ARGUMENT`] naming the limit, and a stopped system gives
+    /// [`ErrorCode::SHUTTING_DOWN`].
+    pub async fn open(&self, db: &DbName) -> Result<DbHandle, ErrorReply> {
+        if let Some(handle) = self.lookup(db) {
+            return Ok(handle);
+        }
+        match self.supervisor.send(Open(db.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(ErrorReply::new(ErrorCode::SHUTTING_DOWN, "the daemon is stopping")),
+        }
+    }
+
+    /// The running database `db`, if it is running and its actor is alive.
+    pub fn lookup(&self, db: &DbName) -> Option<DbHandle> {
+        let table = self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        table.get(db).filter(|handle| handle.addr.connected()).cloned()
+    }
+
+    /// Every running database, in name order.
+    pub fn all(&self) -> Vec<(DbName, DbHandle)> {
+        let table = self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut all: Vec<_> = table.iter().map(|(db, handle)| (db.clone(), handle.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Stops every database arbiter.
+    pub async fn stop_all(&self) {
+        let _ = self.supervisor.send(StopAll).await;
+    }
+}
+
+impl Actor for DbSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Open> for DbSupervisor {
+    type Result = Result<DbHandle, ErrorReply>;
+
+    fn handle(&mut self, Open(db): Open, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut table = self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dead_arbiter = match table.get(&db) {
+            Some(handle) if handle.addr.connected() => return Ok(handle.clone()),
+            Some(handle) => Some((handle.arbiter.clone(), handle.arbiter_id)),
+            None => None,
+        };
+        let (arbiter, arbiter_id) = match dead_arbiter {
+            Some(found) => {
+                tracing::warn!(db = %db, "database actor had died; starting it again");
+                found
+            }
+            None => {
+                if table.len() >= self.settings.databases_max {
+                    return Err(ErrorReply::new(
+                        ErrorCode::BAD_ARGUMENT,
+                        format!("this daemon runs at most {} databases (databases_max)", self.settings.databases_max),
+                    ));
+                }
+                let arbiter = Arbiter::new();
+                let handle = arbiter.handle();
+                self.arbiters.push(arbiter);
+                (handle, NEXT_ARBITER_ID.fetch_add(1, Ordering::Relaxed))
+            }
+        };
+        let capacity = self.settings.mailbox_capacity;
+        let panic_key = self.settings.panic_key.clone();
+        let actor_db = db.clone();
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |ctx| {
+            ctx.set_mailbox_capacity(capacity);
+            DbActor::new(actor_db, panic_key)
+        });
+        tracing::info!(db = %db, "database started");
+        let handle = DbHandle { addr, arbiter, arbiter_id };
+        table.insert(db, handle.clone());
+        Ok(handle)
+    }
+}
+
+impl Handler<StopAll> for DbSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopAll, _ctx: &mut Context<Self>) {
+        for arbiter in self.arbiters.drain(..) {
+            arbiter.stop();
+        }
+    }
+}

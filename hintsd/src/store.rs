@@ -1,0 +1,276 @@
+//! The hints store of one database: records in key order, stamped on every write.
+//!
+//! A plain struct with no actix, no I/O and no clock: the caller passes the time in, so its
+//! semantics are tested directly. The actor in `db.rs` owns one and applies requests to it in
+//! mailbox order, which is the whole of hintsd's locking.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use hints_proto::Stamp;
+use hints_proto::limits::SCAN_PAGE_BYTES_MAX;
+
+/// One stored record's value and stamp (the key is the map's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Box<[u8]>,
+    pub stamp: Stamp,
+}
+
+/// A record as a scan returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanItem {
+    pub key: Box<[u8]>,
+    pub entry: Entry,
+}
+
+/// One page of a scan: the records, and the key to resume after when more may follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<ScanItem>,
+    pub next: Option<Box<[u8]>>,
+}
+
+/// What a compare-and-set did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasResult {
+    /// It applied; the new stamp, or `None` when it deleted.
+    Swapped(Option<Stamp>),
+    /// The record's stamp was not the expected one; here is the record as it is.
+    Conflict(Option<Entry>),
+}
+
+/// The records of one database.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// A B-tree, not a hash map: scans by prefix and cursor walk keys in order.
+    records: BTreeMap<Box<[u8]>, Entry>,
+    /// Bytes of keys and values held, kept in step with `records` on every change.
+    bytes: u64,
+    /// The last stamp handed out; every write gets a later one, even if the clock steps back,
+    /// so that a stamp names exactly one version of a record.
+    last_stamp: Stamp,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// How many records are held.
+    pub fn len(&self) -> u64 {
+        self.records.len() as u64
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The record under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.records.get(key)
+    }
+
+    /// Stores `value` under `key`, stamped `now` (or just after the last stamp, if later).
+    pub fn put(&mut self, key: &[u8], value: &[u8], now: Stamp) -> Stamp {
+        let stamp = self.next_stamp(now);
+        let entry = Entry { value: value.into(), stamp };
+        self.insert(key, entry);
+        stamp
+    }
+
+    /// Removes the record under `key`, saying whether there was one.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        match self.records.remove(key) {
+            Some(entry) => {
+                self.forget_bytes(key, &entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes `value` (or deletes, for `None`) only if the record's stamp is `expected`
+    /// (`None`: only if there is no record).
+    pub fn compare_and_set(
+        &mut self,
+        key: &[u8],
+        expected: Option<Stamp>,
+        value: Option<&[u8]>,
+        now: Stamp,
+    ) -> CasResult {
+        let current = self.records.get(key);
+        if current.map(|entry| entry.stamp) != expected {
+            return CasResult::Conflict(current.cloned());
+        }
+        match value {
+            Some(value) => CasResult::Swapped(Some(self.put(key, value, now))),
+            None => {
+                self.delete(key);
+                CasResult::Swapped(None)
+            }
+        }
+    }
+
+    /// Up to `limit` records whose key starts with `prefix`, in key order, after the key
+    /// `after` when given. A page also stops once its keys and values pass
+    /// [`SCAN_PAGE_BYTES_MAX`], so it always fits a frame.
+    pub fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Page {
+        assert!(limit > 0, "scan limit is checked at the protocol boundary");
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut matching = self
+            .records
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix));
+        let mut items = Vec::new();
+        let mut page_bytes = 0;
+        for (key, entry) in matching.by_ref() {
+            page_bytes += key.len() + entry.value.len();
+            items.push(ScanItem { key: key.clone(), entry: entry.clone() });
+            if items.len() >= limit as usize || page_bytes >= SCAN_PAGE_BYTES_MAX {
+                break;
+            }
+        }
+        let more = matching.next().is_some();
+        let next = if more { items.last().map(|item| item.key.clone()) } else { None };
+        Page { items, next }
+    }
+
+    /// Drops every record stamped before `cutoff`, returning how many.
+    pub fn tidy(&mut self, cutoff: Stamp) -> u64 {
+        let before = self.records.len();
+        let mut freed = 0u64;
+        self.records.retain(|key, entry| {
+            let keep = entry.stamp >= cutoff;
+            if !keep {
+                freed += (key.len() + entry.value.len()) as u64;
+            }
+            keep
+        });
+        self.bytes -= freed;
+        (before - self.records.len()) as u64
+    }
+
+    fn next_stamp(&mut self, now: Stamp) -> Stamp {
+        let stamp = if now > self.last_stamp { now } else { self.last_stamp.next() };
+        self.last_stamp = stamp;
+        stamp
+    }
+
+    fn insert(&mut self, key: &[u8], entry: Entry) {
+        self.bytes += (key.len() + entry.value.len()) as u64;
+        if let Some(old) = self.records.insert(key.into(), entry) {
+            self.forget_bytes(key, &old);
+        }
+    }
+
+    fn forget_bytes(&mut self, key: &[u8], entry: &Entry) {
+        let size = (key.len() + entry.value.len()) as u64;
+        assert!(self.bytes >= size, "byte count fell below a record's size");
+        self.bytes -= size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Stamp {
+        Stamp { secs, micros: 0 }
+    }
+
+    fn keys(page: &Page) -> Vec<&[u8]> {
+        page.items.iter().map(|item| &*item.key).collect()
+    }
+
+    #[test]
+    fn a_put_is_read_back_with_its_stamp() {
+        let mut store = Store::new();
+        let stamp = store.put(b"k", b"v", at(100));
+        assert_eq!(stamp, at(100));
+        assert_eq!(store.get(b"k"), Some(&Entry { value: (*b"v").into(), stamp }));
+        assert_eq!((store.len(), store.bytes()), (1, 2));
+    }
+
+    #[test]
+    fn stamps_increase_even_when_the_clock_steps_back() {
+        let mut store = Store::new();
+        let first = store.put(b"a", b"1", at(100));
+        let second = store.put(b"b", b"2", at(50));
+        let third = store.put(b"a", b"3", at(100));
+        assert!(first < second && second < third, "{first:?} {second:?} {third:?}");
+    }
+
+    #[test]
+    fn overwrite_and_delete_keep_the_byte_count() {
+        let mut store = Store::new();
+        store.put(b"key", b"12345", at(1));
+        store.put(b"key", b"1", at(2));
+        assert_eq!(store.bytes(), 4);
+        assert!(store.delete(b"key"));
+        assert!(!store.delete(b"key"));
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn compare_and_set_applies_only_on_the_expected_stamp() {
+        let mut store = Store::new();
+        assert_eq!(store.compare_and_set(b"k", None, Some(b"1"), at(1)), CasResult::Swapped(Some(at(1))));
+        let conflict = store.compare_and_set(b"k", None, Some(b"2"), at(2));
+        assert_eq!(conflict, CasResult::Conflict(Some(Entry { value: (*b"1").into(), stamp: at(1) })));
+        assert_eq!(store.compare_and_set(b"k", Some(at(1)), Some(b"2"), at(2)), CasResult::Swapped(Some(at(2))));
+        assert!(matches!(store.compare_and_set(b"k", Some(at(1)), None, at(3)), CasResult::Conflict(_)));
+        assert_eq!(store.compare_and_set(b"k", Some(at(2)), None, at(3)), CasResult::Swapped(None));
+        assert_eq!(store.get(b"k"), None);
+    }
+
+    #[test]
+    fn scan_pages_through_a_prefix_in_key_order() {
+        let mut store = Store::new();
+        for key in ["a", "b1", "b2", "b3", "b4", "c"] {
+            store.put(key.as_bytes(), b"v", at(1));
+        }
+        let first = store.scan(b"b", None, 3);
+        assert_eq!(keys(&first), [b"b1", b"b2", b"b3"]);
+        let second = store.scan(b"b", first.next.as_deref(), 3);
+        assert_eq!(keys(&second), [b"b4"]);
+        assert_eq!(second.next, None);
+        let exact = store.scan(b"b", None, 4);
+        assert_eq!((exact.items.len(), exact.next), (4, None));
+        assert_eq!(store.scan(b"", None, 100).items.len(), 6);
+        assert!(store.scan(b"zz", None, 10).items.is_empty());
+    }
+
+    #[test]
+    fn a_scan_page_stops_at_its_byte_budget() {
+        let mut store = Store::new();
+        let value = vec![0u8; 200 * 1024];
+        for key in ["a", "b", "c", "d"] {
+            store.put(key.as_bytes(), &value, at(1));
+        }
+        let page = store.scan(b"", None, 100);
+        assert_eq!(keys(&page), [b"a", b"b", b"c"]);
+        assert_eq!(page.next.as_deref(), Some(&b"c"[..]));
+    }
+
+    #[test]
+    fn tidy_drops_only_records_older_than_the_cutoff() {
+        let mut store = Store::new();
+        store.put(b"old", b"1", at(10));
+        store.put(b"new", b"2", at(20));
+        assert_eq!(store.tidy(at(15)), 1);
+        assert_eq!(store.get(b"old"), None);
+        assert!(store.get(b"new").is_some());
+        assert_eq!(store.bytes(), 4);
+    }
+}

@@ -1,0 +1,1 @@
+//! The root package holds only tests and benches.
