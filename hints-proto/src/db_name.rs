@@ -44,15 +44,11 @@ impl DbName {
                 format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", bytes.len()),
             ));
         }
-        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-';
-        if let Some(bad) = bytes.iter().find(|b| !allowed(b)) {
+        let allowed = |c: &char| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-';
+        if let Some(bad) = self.0.chars().find(|c| !allowed(c)) {
             return Err(ErrorReply::new(
                 ErrorCode::BAD_DB_NAME,
-                format!(
-                    "database name {:?} has {:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'",
-                    self.0.escape_debug().to_string(),
-                    char::from(*bad)
-                ),
+                format!("database name {:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'", self.0),
             ));
         }
         Ok(())

@@ -79,7 +79,9 @@ mod tests {
 
     #[test]
     fn exim_durations_parse_to_seconds() {
-        for (text, secs) in [("30d", 2_592_000), ("1d12h", 129_600), ("90", 90), ("2w", 1_209_600), ("1h30m5s", 5_405), ("0s", 0)] {
+        for (text, secs) in
+            [("30d", 2_592_000), ("1d12h", 129_600), ("90", 90), ("2w", 1_209_600), ("1h30m5s", 5_405), ("0s", 0)]
+        {
             assert_eq!(parse_duration_secs(text), Ok(secs), "{text}");
         }
     }

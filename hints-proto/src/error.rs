@@ -47,6 +47,8 @@ impl ErrorCode {
     pub const NOT_FOUND: ErrorCode = ErrorCode(15);
     /// Something inside the daemon went wrong that is not the client's doing.
     pub const INTERNAL: ErrorCode = ErrorCode(16);
+    /// The daemon already runs as many databases as it may (`databases_max`).
+    pub const TOO_MANY_DATABASES: ErrorCode = ErrorCode(17);
 
     /// A short name for logs and CLI output.
     pub fn name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl ErrorCode {
             ErrorCode::SHUTTING_DOWN => "shutting down",
             ErrorCode::NOT_FOUND => "not found",
             ErrorCode::INTERNAL => "internal error",
+            ErrorCode::TOO_MANY_DATABASES => "too many databases",
             _ => "unknown error code",
         }
     }

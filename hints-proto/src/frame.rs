@@ -21,6 +21,8 @@ pub enum FrameError {
     Decode(String),
     /// The body decoded but left bytes over.
     TrailingBytes { extra: usize },
+    /// The message could not be encoded.
+    Encode(String),
 }
 
 impl fmt::Display for FrameError {
@@ -33,6 +35,7 @@ impl fmt::Display for FrameError {
             FrameError::TrailingBytes { extra } => {
                 write!(f, "frame decoded with {extra} bytes left over")
             }
+            FrameError::Encode(why) => write!(f, "message did not encode: {why}"),
         }
     }
 }
@@ -47,14 +50,11 @@ impl std::error::Error for FrameError {}
 pub fn encode_frame<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
-    let encoded = postcard::to_extend(msg, std::mem::take(out));
-    *out = match encoded {
-        Ok(buf) => buf,
-        Err(err) => {
-            // postcard only fails to encode on types we never put on the wire.
-            return Err(FrameError::Decode(err.to_string()));
-        }
-    };
+    if let Err(err) = postcard::serialize_with_flavor(msg, AppendFlavor(out)) {
+        // postcard fails to encode only types we never put on the wire.
+        out.truncate(start);
+        return Err(FrameError::Encode(err.to_string()));
+    }
     let len = out.len() - start - FRAME_PREFIX_BYTES;
     if len > FRAME_BYTES_MAX {
         out.truncate(start);
@@ -62,6 +62,27 @@ pub fn encode_frame<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Fram
     }
     out[start..start + FRAME_PREFIX_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
+}
+
+/// A postcard output that appends to a caller's vector, so frames are built in place.
+struct AppendFlavor<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendFlavor<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads a length prefix, refusing one over [`FRAME_BYTES_MAX`].
@@ -100,8 +121,7 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
 /// # Errors
 /// [`FrameError::Decode`] or [`FrameError::TrailingBytes`].
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    let (msg, rest) =
-        postcard::take_from_bytes::<T>(body).map_err(|err| FrameError::Decode(err.to_string()))?;
+    let (msg, rest) = postcard::take_from_bytes::<T>(body).map_err(|err| FrameError::Decode(err.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::TrailingBytes { extra: rest.len() });
     }
@@ -112,11 +132,7 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 ///
 /// # Errors
 /// I/O errors, and [`io::ErrorKind::InvalidInput`] for a message over the frame limit.
-pub fn write_frame<T: Serialize>(
-    writer: &mut impl Write,
-    msg: &T,
-    scratch: &mut Vec<u8>,
-) -> io::Result<()> {
+pub fn write_frame<T: Serialize>(writer: &mut impl Write, msg: &T, scratch: &mut Vec<u8>) -> io::Result<()> {
     scratch.clear();
     encode_frame(msg, scratch).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
     writer.write_all(scratch)

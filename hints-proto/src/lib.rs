@@ -30,7 +30,4 @@ pub mod socket_path;
 pub use db_name::DbName;
 pub use error::{ErrorCode, ErrorReply};
 pub use hello::{Hello, HelloReply, PROTOCOL_MAGIC, PROTOCOL_VERSION};
-pub use message::{
-    DbStats, OpCount, Record, Request, RequestEnvelope, Response, ResponseEnvelope, ScanPage,
-    Stamp,
-};
+pub use message::{DbStats, OpCount, Record, Request, RequestEnvelope, Response, ResponseEnvelope, ScanPage, Stamp};

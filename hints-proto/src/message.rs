@@ -32,10 +32,10 @@ impl Stamp {
 
     /// The stamp one microsecond later.
     pub fn next(self) -> Stamp {
-        if self.micros + 1 < 1_000_000 {
+        if self.micros < 999_999 {
             Stamp { secs: self.secs, micros: self.micros + 1 }
         } else {
-            Stamp { secs: self.secs + 1, micros: 0 }
+            Stamp { secs: self.secs.saturating_add(1), micros: 0 }
         }
     }
 }
@@ -208,11 +208,13 @@ impl Request {
         }
     }
 
-    /// True when sending the request twice leaves the same state as sending it once, so a
+    /// True when sending the request twice leaves the same records as sending it once, so a
     /// client may resend it after a connection broke without knowing whether it arrived.
+    /// The second answer may differ (a resent put gets a newer stamp, a resent delete says
+    /// nothing existed, a resent compare-and-set that had applied reports a conflict), but
+    /// the data converge.
     pub fn is_idempotent(&self) -> bool {
-        // Every operation of this version is: put writes the same value, delete and tidy
-        // converge, and compare-and-set is guarded by the stamp.
+        // Every operation of this version is; counters and the like, when they come, are not.
         true
     }
 
@@ -343,10 +345,7 @@ mod tests {
                 ErrorCode::VALUE_TOO_LARGE,
             ),
             (Request::Get { db: DbName("Bad Name".into()), key: b"k".to_vec() }, ErrorCode::BAD_DB_NAME),
-            (
-                Request::Scan { db: db(), prefix: vec![], after: None, limit: 0 },
-                ErrorCode::BAD_ARGUMENT,
-            ),
+            (Request::Scan { db: db(), prefix: vec![], after: None, limit: 0 }, ErrorCode::BAD_ARGUMENT),
             (
                 Request::Scan { db: db(), prefix: vec![], after: None, limit: SCAN_PAGE_RECORDS_MAX + 1 },
                 ErrorCode::BAD_ARGUMENT,

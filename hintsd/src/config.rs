@@ -35,6 +35,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where connection tasks run (see ARCHITECTURE.md, "Threads").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionPlacement {
+    /// On the arbiter of the database the connection uses: no thread hand-off per request.
+    Database,
+    /// On the tokio pool, sending each request across threads (kept to measure the difference).
+    Pool,
+}
+
 /// Who may connect: a peer whose effective uid or gid is listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessPolicy {
@@ -62,6 +72,8 @@ pub struct Config {
     pub databases_max: usize,
     pub worker_threads: usize,
     pub log_format: LogFormat,
+    /// Where connection tasks run: on their database's thread, or on the tokio pool.
+    pub connection_placement: ConnectionPlacement,
     /// Fault injection for tests: a get or put of this key panics inside its database.
     pub fault_panic_key: Option<Vec<u8>>,
 }
@@ -104,6 +116,7 @@ struct FileConfig {
     databases_max: Option<usize>,
     worker_threads: Option<usize>,
     log_format: Option<LogFormat>,
+    connection_placement: Option<ConnectionPlacement>,
 }
 
 /// What the command line may override.
@@ -171,12 +184,28 @@ impl Config {
             socket,
             socket_group,
             access: AccessPolicy { uids, gids },
-            connections_max: bounded("connections_max", file.connections_max, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_MAX_LIMIT)?,
-            mailbox_capacity: bounded("mailbox_capacity", file.mailbox_capacity, MAILBOX_CAPACITY_DEFAULT, MAILBOX_CAPACITY_LIMIT)?,
+            connections_max: bounded(
+                "connections_max",
+                file.connections_max,
+                CONNECTIONS_MAX_DEFAULT,
+                CONNECTIONS_MAX_LIMIT,
+            )?,
+            mailbox_capacity: bounded(
+                "mailbox_capacity",
+                file.mailbox_capacity,
+                MAILBOX_CAPACITY_DEFAULT,
+                MAILBOX_CAPACITY_LIMIT,
+            )?,
             databases,
             databases_max,
-            worker_threads: bounded("worker_threads", file.worker_threads, WORKER_THREADS_DEFAULT, WORKER_THREADS_LIMIT)?,
+            worker_threads: bounded(
+                "worker_threads",
+                file.worker_threads,
+                WORKER_THREADS_DEFAULT,
+                WORKER_THREADS_LIMIT,
+            )?,
             log_format: overrides.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            connection_placement: file.connection_placement.unwrap_or(ConnectionPlacement::Database),
             fault_panic_key: overrides.fault_panic_key,
         })
     }
@@ -194,10 +223,16 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 fn parse_text(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
     toml::from_str(text).map_err(|err: toml::de::Error| {
-        // toml names the unknown or mistyped key in its message; lift it out for the prefix.
         let message = err.message().to_owned();
-        let key = key_in_message(&message).unwrap_or_else(|| origin.to_owned());
-        let at = err.span().map(|span| line_of(text, span.start)).map(|line| format!(" (line {line})")).unwrap_or_default();
+        let line = err.span().map(|span| line_at(text, span.start));
+        // toml names an unknown key in backticks; for a bad value, the key is the one on the
+        // line the error points at.
+        let unknown_key = message.starts_with("unknown field").then(|| key_in_message(&message)).flatten();
+        let key = unknown_key
+            .or_else(|| line.and_then(|(_, line_text)| line_text.split_once('=')).map(|(key, _)| key.trim().to_owned()))
+            .filter(|key| !key.is_empty())
+            .unwrap_or_else(|| origin.to_owned());
+        let at = line.map(|(number, _)| format!(" (line {number})")).unwrap_or_default();
         ConfigError { key, message: format!("{message}{at}") }
     })
 }
@@ -208,8 +243,12 @@ fn key_in_message(message: &str) -> Option<String> {
     Some(message[start..start + len].to_owned())
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// The 1-based number and the text of the line holding byte `offset`.
+fn line_at(text: &str, offset: usize) -> (usize, &str) {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |at| at + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |at| offset + at);
+    (text[..offset].matches('\n').count() + 1, &text[start..end])
 }
 
 fn bounded(key: &str, value: Option<usize>, default: usize, max: usize) -> Result<usize, ConfigError> {
@@ -263,7 +302,7 @@ mod tests {
     fn every_key_is_read() {
         let config = parse(
             "socket = \"/x.sock\"\nsocket_group = 0\nallow_uids = [1234, \"root\"]\nallow_gids = [77]\nconnections_max = 10\n\
-             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nlog_format = \"json\"\n",
+             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
         )
         .unwrap();
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"), "the command line wins");
@@ -274,6 +313,7 @@ mod tests {
         assert_eq!((config.connections_max, config.mailbox_capacity, config.databases_max), (10, 20, 30));
         assert_eq!(config.databases.len(), 2);
         assert_eq!((config.worker_threads, config.log_format), (1, LogFormat::Json));
+        assert_eq!(config.connection_placement, ConnectionPlacement::Pool);
     }
 
     #[test]

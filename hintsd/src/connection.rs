@@ -47,6 +47,9 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct ConnectionContext {
     pub registry: Registry,
+    /// Move each connection to its database's arbiter (the default); off, connections stay
+    /// on the tokio pool, which exists to measure what the move saves.
+    pub follow_database: bool,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -193,6 +196,9 @@ impl Connection {
 
     /// The arbiter to move to before answering `batch`, if it is not this one.
     fn move_target(&self, ctx: &ConnectionContext, batch: &Batch) -> Option<DbHandle> {
+        if !ctx.follow_database {
+            return None;
+        }
         let db = batch.requests.first()?.request.db()?;
         let handle = ctx.registry.lookup(db)?;
         (Some(handle.arbiter_id) != self.home).then_some(handle)
@@ -253,7 +259,12 @@ impl Connection {
             } else {
                 match tokio::time::timeout(FRAME_WAIT_MAX, self.stream.read_buf(&mut self.read_buf)).await {
                     Ok(read) => read,
-                    Err(_) => return Fill::Broken(refusal(ErrorCode::BAD_FRAME, "the rest of the frame did not arrive in time")),
+                    Err(_) => {
+                        return Fill::Broken(refusal(
+                            ErrorCode::BAD_FRAME,
+                            "the rest of the frame did not arrive in time",
+                        ));
+                    }
                 }
             };
             match read {
@@ -291,7 +302,7 @@ fn refusal(code: ErrorCode, message: &str) -> RequestRefusal {
 fn frame_refusal(err: &FrameError) -> RequestRefusal {
     let code = match err {
         FrameError::TooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
-        FrameError::Decode(_) | FrameError::TrailingBytes { .. } => ErrorCode::BAD_FRAME,
+        FrameError::Decode(_) | FrameError::TrailingBytes { .. } | FrameError::Encode(_) => ErrorCode::BAD_FRAME,
     };
     refusal(code, &err.to_string())
 }

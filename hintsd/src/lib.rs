@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, ConnectionPlacement};
 use crate::connection::ConnectionContext;
 use crate::registry::{DbSettings, Registry};
 
@@ -91,9 +91,15 @@ async fn start(config: Config) -> Result<(), RunError> {
         allow_gids = ?config.access.gids,
         "hintsd listening"
     );
-    let ctx = ConnectionContext { registry: registry.clone(), shutdown: CancellationToken::new(), tracker: TaskTracker::new() };
+    let ctx = ConnectionContext {
+        registry: registry.clone(),
+        follow_database: config.connection_placement == ConnectionPlacement::Database,
+        shutdown: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+    };
     let system = actix::System::current();
-    let accept = tokio::spawn(listener::accept_loop(listener, config.access.clone(), config.connections_max, ctx.clone()));
+    let accept =
+        tokio::spawn(listener::accept_loop(listener, config.access.clone(), config.connections_max, ctx.clone()));
     tokio::spawn(async move {
         let signal = wait_for_stop_signal().await;
         tracing::info!(signal, "stopping: no new connections, finishing requests in flight");

@@ -69,9 +69,8 @@ impl Registry {
     /// The running database `db`, started on first use.
     ///
     /// # Errors
-    /// `TOO_MANY_CONNECTIONS`-style refusals are not used here; a full table gives
-    /// [`ErrorCode::BAD_ARGUMENT`] naming the limit, and a stopped system gives
-    /// [`ErrorCode::SHUTTING_DOWN`].
+    /// [`ErrorCode::TOO_MANY_DATABASES`] when `databases_max` are running, and
+    /// [`ErrorCode::SHUTTING_DOWN`] once the supervisor has stopped.
     pub async fn open(&self, db: &DbName) -> Result<DbHandle, ErrorReply> {
         if let Some(handle) = self.lookup(db) {
             return Ok(handle);
@@ -124,7 +123,7 @@ impl Handler<Open> for DbSupervisor {
             None => {
                 if table.len() >= self.settings.databases_max {
                     return Err(ErrorReply::new(
-                        ErrorCode::BAD_ARGUMENT,
+                        ErrorCode::TOO_MANY_DATABASES,
                         format!("this daemon runs at most {} databases (databases_max)", self.settings.databases_max),
                     ));
                 }

@@ -128,10 +128,8 @@ impl Store {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
         };
-        let mut matching = self
-            .records
-            .range::<[u8], _>((start, Bound::Unbounded))
-            .take_while(|(key, _)| key.starts_with(prefix));
+        let mut matching =
+            self.records.range::<[u8], _>((start, Bound::Unbounded)).take_while(|(key, _)| key.starts_with(prefix));
         let mut items = Vec::new();
         let mut page_bytes = 0;
         for (key, entry) in matching.by_ref() {

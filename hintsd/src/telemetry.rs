@@ -23,7 +23,9 @@ pub fn init(format: LogFormat) -> Result<(), String> {
         .map_err(|err| format!("{LOG_ENV} is not a valid filter: {err}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let layer = match format {
-        LogFormat::Json => fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => {
+            fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr).boxed()
+        }
         LogFormat::Text => fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed(),
     };
     tracing_subscriber::registry().with(filter).with(layer).try_init().map_err(|err| err.to_string())

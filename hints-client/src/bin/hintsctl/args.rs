@@ -1,0 +1,246 @@
+//! hintsctl's command line: global options and subcommands as clap derives them, and the
+//! parsers that check database names and durations before anything is sent.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hints_client::DbName;
+use hints_proto::duration::parse_duration_secs;
+
+use crate::failure::EXIT_STATUS_HELP;
+
+/// The per-call timeout unless `--timeout` or `--timeout-ms` says otherwise. Longer than the
+/// library's default, since an operator's tidy or scan page may take a while on a big
+/// database.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `--socket`'s help: the default is the rule hintsd listens by.
+const SOCKET_HELP: &str = "The daemon's socket [default: $HINTSD_SOCKET, else $XDG_RUNTIME_DIR/hintsd/hintsd.sock, \
+                           else /run/hintsd/hintsd.sock for root and /tmp/hintsd-<uid>/hintsd.sock for others: \
+                           the rule hintsd listens by]";
+
+/// The help of `get`'s database argument, which names Exim's databases.
+const DB_HELP: &str = "The database (retry, callout, ratelimit, seen, misc, tls, wait-<transport>, or any other \
+                       name of a-z, 0-9, _ and -)";
+
+/// Inspect and manage the hints databases of a running hintsd.
+#[derive(Debug, Parser)]
+#[command(name = "hintsctl", version, after_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    #[arg(long, global = true, value_name = "PATH", help = SOCKET_HELP)]
+    pub socket: Option<PathBuf>,
+
+    /// How long each call to hintsd may take, in Exim's time syntax (5s, 1m, 1m30s) [default: 5s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// The same in milliseconds, for timeouts under a second
+    #[arg(long, global = true, value_name = "MS", value_parser = parse_timeout_ms, conflicts_with = "timeout")]
+    pub timeout_ms: Option<Duration>,
+
+    /// Give keys, prefixes and values as hex, and print them as hex
+    #[arg(long, global = true)]
+    pub hex: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The per-call timeout the options choose.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.or(self.timeout_ms).unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that hintsd answers, and print its version and the round-trip time.
+    Ping,
+
+    #[command(
+        about = "Print the value stored under KEY (exit status 1 when there is none)",
+        long_about = "Print the value stored under KEY (exit status 1 when there is none).\n\n\
+                      The value is printed escaped (printable ASCII as itself, \\\\ \\n \\t \\r, \
+                      other bytes as \\xNN), or as hex with --hex, followed by a newline."
+    )]
+    Get {
+        #[arg(value_parser = parse_db, help = DB_HELP)]
+        db: DbName,
+        /// The key (its bytes as given, or hex with --hex)
+        key: OsString,
+    },
+
+    /// Store VALUE under KEY, and print the stamp hintsd gave the write.
+    ///
+    /// The stamp is printed as RFC 3339 in UTC with microseconds, a TAB, and epoch seconds
+    /// with six decimals.
+    Put {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// The key (its bytes as given, or hex with --hex)
+        key: OsString,
+        /// The value (its bytes as given, or hex with --hex)
+        value: OsString,
+    },
+
+    /// Delete the record under KEY (exit status 1 when there was none).
+    Del {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// The key (its bytes as given, or hex with --hex)
+        key: OsString,
+    },
+
+    #[command(
+        about = "Print the records whose key starts with a prefix, in key order, one key<TAB>value line each",
+        long_about = "Print the records whose key starts with a prefix, in key order, one key<TAB>value line each.\n\n\
+                      Keys and values are escaped as get prints them (hex with --hex). Pages are fetched \
+                      until --limit records are printed or there are no more."
+    )]
+    Scan {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// Only keys that start with this (hex with --hex) [default: every key]
+        #[arg(long, value_name = "PREFIX", default_value = "", hide_default_value = true)]
+        prefix: OsString,
+        /// Print at most this many records [default: all]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
+
+    #[command(
+        about = "Print every record of a database with its stamp, one line each",
+        long_about = "Print every record of a database with its stamp, one line each.\n\n\
+                      Lines are key<TAB>stamp<TAB>epoch<TAB>value: the stamp in RFC 3339 UTC with \
+                      microseconds, the epoch as seconds with six decimals, key and value escaped as get \
+                      prints them (hex with --hex). With --json, one JSON object a line instead: \
+                      {\"key\":..,\"key_hex\":..,\"stamp\":\"2026-..Z\",\"epoch\":SECS,\"micros\":N,\
+                      \"value\":..,\"value_hex\":..}, key and value as escaped strings and as hex."
+    )]
+    Dump {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// One JSON object a line (JSON Lines)
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Remove records last written longer ago than --older-than, and print how many went.
+    Tidy {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// The age past which records go, in Exim's time syntax (30d, 1d12h, 2w)
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        older_than: Duration,
+    },
+
+    /// Print each database's record count, bytes held and operation counts.
+    ///
+    /// A table by default: db, records, bytes, then one column per kind of operation. With
+    /// --json, one JSON object per database a line (JSON Lines):
+    /// {"db":..,"records":N,"bytes":N,"ops":{"get":N,"put":N,..}}.
+    Stats {
+        /// Only this database [default: every running database]
+        #[arg(value_parser = parse_db)]
+        db: Option<DbName>,
+        /// One JSON object per database a line (JSON Lines)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A database name, checked as the daemon checks it.
+fn parse_db(text: &str) -> Result<DbName, String> {
+    DbName::new(text).map_err(|reply| reply.message)
+}
+
+/// A duration in Exim's time syntax.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    parse_duration_secs(text).map(Duration::from_secs).map_err(|err| err.to_string())
+}
+
+/// A timeout in Exim's time syntax, more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_age(text)?;
+    if timeout.is_zero() {
+        return Err("a timeout must be longer than 0s (use --timeout-ms for less than a second)".into());
+    }
+    Ok(timeout)
+}
+
+/// A timeout in milliseconds, more than zero.
+fn parse_timeout_ms(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("a timeout must be longer than 0 ms".into()),
+        Ok(millis) => Ok(Duration::from_millis(millis)),
+        Err(_) => Err(format!("{text:?} is not a whole number of milliseconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hintsctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_a_sentence_of_help() {
+        for sub in Cli::command().get_subcommands() {
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            // clap drops the sentence's full stop.
+            let capitalised = about.starts_with(|c: char| c.is_ascii_uppercase());
+            assert!(capitalised && about.split(' ').count() >= 5, "{}: {about:?}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors_with_status_2() {
+        for args in [
+            &["get", "Bad Name", "k"][..],
+            &["tidy", "misc", "--older-than", "30x"],
+            &["tidy", "misc"],
+            &["--timeout", "0", "ping"],
+            &["--timeout", "1s", "--timeout-ms", "5", "ping"],
+            &["--timeout-ms", "soon", "ping"],
+            &["scan", "misc", "--limit", "0"],
+            &["frobnicate"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+            assert_ne!(err.kind(), ErrorKind::DisplayHelp);
+        }
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = parse(&["get", "misc", "k", "--hex", "--socket", "/s.sock", "--timeout-ms", "250"]).unwrap();
+        assert!(cli.hex);
+        assert_eq!(cli.socket, Some(PathBuf::from("/s.sock")));
+        assert_eq!(cli.timeout(), Duration::from_millis(250));
+        let cli = parse(&["--timeout", "1m30s", "tidy", "misc", "--older-than", "30d"]).unwrap();
+        assert_eq!(cli.timeout(), Duration::from_secs(90));
+        assert!(
+            matches!(cli.command, Command::Tidy { older_than, .. } if older_than == Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(parse(&["ping"]).unwrap().timeout(), DEFAULT_TIMEOUT);
+    }
+}

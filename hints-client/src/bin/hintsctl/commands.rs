@@ -1,0 +1,132 @@
+//! Each subcommand: its arguments turned into client calls, and the answers printed.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+use hints_client::config::resolve_socket;
+use hints_client::{Client, ClientConfig, DbName, Error, Record};
+use hints_proto::limits::SCAN_PAGE_RECORDS_MAX;
+
+use crate::args::{Cli, Command};
+use crate::bytes::parse_hex;
+use crate::failure::Failure;
+use crate::render::{Shown, dump_json, dump_line, scan_line, stamp_line, stats_json, stats_table};
+
+/// Runs the command `cli` names against the daemon, printing to `out`.
+///
+/// # Errors
+/// A [`Failure`] whose exit code says what went wrong.
+pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), Failure> {
+    let config =
+        ClientConfig::new(resolve_socket(cli.socket.clone())).with_timeout(cli.timeout()).with_client_name("hintsctl");
+    let mut client = Client::new(config);
+    let shown = if cli.hex { Shown::Hex } else { Shown::Escaped };
+    let input = |arg: &OsStr, what: &str| input_bytes(arg, cli.hex, what);
+    match &cli.command {
+        Command::Ping => ping(&mut client, out)?,
+        Command::Get { db, key } => {
+            let key = input(key, "KEY")?;
+            let Some(record) = client.get(db, &key)? else {
+                return Err(no_record(db, &key, shown));
+            };
+            writeln!(out, "{}", shown.text(&record.value))?;
+        }
+        Command::Put { db, key, value } => {
+            let (key, value) = (input(key, "KEY")?, input(value, "VALUE")?);
+            let stamp = client.put(db, &key, &value)?;
+            writeln!(out, "{}", stamp_line(stamp))?;
+        }
+        Command::Del { db, key } => {
+            let key = input(key, "KEY")?;
+            if !client.delete(db, &key)? {
+                return Err(no_record(db, &key, shown));
+            }
+        }
+        Command::Scan { db, prefix, limit } => {
+            let prefix = input(prefix, "--prefix")?;
+            each_record(&mut client, db, &prefix, *limit, |record| {
+                writeln!(out, "{}", scan_line(record, shown)).map_err(Failure::from)
+            })?;
+        }
+        Command::Dump { db, json } => {
+            each_record(&mut client, db, b"", None, |record| {
+                let line =
+                    if *json { dump_json(record).map_err(std::io::Error::other)? } else { dump_line(record, shown) };
+                writeln!(out, "{line}").map_err(Failure::from)
+            })?;
+        }
+        Command::Tidy { db, older_than } => {
+            let removed = client.tidy(db, *older_than)?;
+            writeln!(out, "{removed}")?;
+        }
+        Command::Stats { db, json } => {
+            let all = client.stats(db.as_ref())?;
+            if *json {
+                for stats in &all {
+                    writeln!(out, "{}", stats_json(stats).map_err(std::io::Error::other)?)?;
+                }
+            } else {
+                write!(out, "{}", stats_table(&all))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Connects with one ping, then times a second.
+fn ping(client: &mut Client, out: &mut impl Write) -> Result<(), Failure> {
+    client.ping()?;
+    let started = Instant::now();
+    client.ping()?;
+    let round_trip = started.elapsed();
+    let version = client.daemon_version().unwrap_or("(unknown version)");
+    let socket = client.config().socket.display();
+    writeln!(out, "pong from hintsd {version} at {socket}: round trip {round_trip:?}")?;
+    Ok(())
+}
+
+/// An argument's bytes: as given, or decoded from hex with `--hex`.
+fn input_bytes(arg: &OsStr, hex: bool, what: &str) -> Result<Vec<u8>, Failure> {
+    if !hex {
+        return Ok(arg.as_bytes().to_vec());
+    }
+    let text = arg.to_str().ok_or_else(|| Failure::Usage(format!("{what} is not hex: it is not even text")))?;
+    parse_hex(text).map_err(|why| Failure::Usage(format!("{what}: {why}")))
+}
+
+fn no_record(db: &DbName, key: &[u8], shown: Shown) -> Failure {
+    Failure::NotFound(format!("no record in {db} under {}", shown.text(key)))
+}
+
+/// Calls `visit` for each record whose key starts with `prefix`, in key order, up to `limit`
+/// records, fetching pages of up to [`SCAN_PAGE_RECORDS_MAX`] and following their cursors.
+fn each_record(
+    client: &mut Client,
+    db: &DbName,
+    prefix: &[u8],
+    limit: Option<u64>,
+    mut visit: impl FnMut(&Record) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut left = limit.unwrap_or(u64::MAX);
+    let mut after: Option<Vec<u8>> = None;
+    while left > 0 {
+        let ask = u32::try_from(left).unwrap_or(u32::MAX).min(SCAN_PAGE_RECORDS_MAX);
+        let page = client.scan(db, prefix, after.as_deref(), ask)?;
+        for record in page.records.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
+            visit(record)?;
+            left -= 1;
+        }
+        let Some(next) = page.next else {
+            break;
+        };
+        if after.as_ref().is_some_and(|previous| next <= *previous) {
+            let why = "a scan cursor that does not move forward".to_owned();
+            return Err(Failure::Client(Error::Protocol(why)));
+        }
+        after = Some(next);
+    }
+    Ok(())
+}

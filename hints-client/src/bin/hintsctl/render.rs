@@ -1,0 +1,213 @@
+//! How hintsctl prints what hintsd answers: record lines, JSON lines and the stats table.
+
+use hints_client::{DbStats, OpCount, Record, Stamp};
+use serde::Serialize;
+use serde::ser::Serializer;
+
+use crate::bytes::{escape, to_hex};
+use crate::time::{epoch_micros, rfc3339_micros};
+
+/// How keys and values are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// Printable-escaped (see [`escape`]).
+    Escaped,
+    /// Lower-case hex.
+    Hex,
+}
+
+impl Shown {
+    /// `bytes` as this says.
+    pub fn text(self, bytes: &[u8]) -> String {
+        match self {
+            Shown::Escaped => escape(bytes),
+            Shown::Hex => to_hex(bytes),
+        }
+    }
+}
+
+/// `rfc3339<TAB>epoch`, as `put` prints a stamp.
+pub fn stamp_line(stamp: Stamp) -> String {
+    format!("{}\t{}", rfc3339_micros(stamp), epoch_micros(stamp))
+}
+
+/// `key<TAB>value`, as `scan` prints a record.
+pub fn scan_line(record: &Record, shown: Shown) -> String {
+    format!("{}\t{}", shown.text(&record.key), shown.text(&record.value))
+}
+
+/// `key<TAB>rfc3339<TAB>epoch<TAB>value`, as `dump` prints a record.
+pub fn dump_line(record: &Record, shown: Shown) -> String {
+    format!("{}\t{}\t{}", shown.text(&record.key), stamp_line(record.stamp), shown.text(&record.value))
+}
+
+/// One record as `dump --json` prints it, fields in this order.
+#[derive(Serialize)]
+struct DumpJson {
+    key: String,
+    key_hex: String,
+    stamp: String,
+    epoch: u64,
+    micros: u32,
+    value: String,
+    value_hex: String,
+}
+
+/// One JSON object, as `dump --json` prints a record.
+///
+/// # Errors
+/// None in practice: every field is a string or an integer.
+pub fn dump_json(record: &Record) -> serde_json::Result<String> {
+    let line = DumpJson {
+        key: escape(&record.key),
+        key_hex: to_hex(&record.key),
+        stamp: rfc3339_micros(record.stamp),
+        epoch: record.stamp.secs,
+        micros: record.stamp.micros,
+        value: escape(&record.value),
+        value_hex: to_hex(&record.value),
+    };
+    serde_json::to_string(&line)
+}
+
+/// One database's counters as `stats --json` prints them.
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    db: &'a str,
+    records: u64,
+    bytes: u64,
+    #[serde(serialize_with = "ops_as_object")]
+    ops: &'a [OpCount],
+}
+
+/// `{"get": 3, "put": 1}`, in the daemon's order.
+fn ops_as_object<S: Serializer>(ops: &&[OpCount], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(ops.iter().map(|op| (op.kind.as_str(), op.count)))
+}
+
+/// One JSON object, as `stats --json` prints a database.
+///
+/// # Errors
+/// None in practice: every field is a string or an integer.
+pub fn stats_json(stats: &DbStats) -> serde_json::Result<String> {
+    serde_json::to_string(&StatsJson {
+        db: stats.db.as_str(),
+        records: stats.records,
+        bytes: stats.bytes,
+        ops: &stats.ops,
+    })
+}
+
+/// The `stats` table: `db`, `records`, `bytes`, then one column per kind of operation (in the
+/// order the kinds first appear), numbers right-aligned. Ends with a newline; empty when there
+/// are no databases.
+pub fn stats_table(all: &[DbStats]) -> String {
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for op in all.iter().flat_map(|stats| &stats.ops) {
+        if !kinds.contains(&op.kind.as_str()) {
+            kinds.push(&op.kind);
+        }
+    }
+    let header: Vec<String> =
+        ["db", "records", "bytes"].into_iter().chain(kinds.iter().copied()).map(String::from).collect();
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|stats| {
+            let count_of = |kind: &str| stats.ops.iter().filter(|op| op.kind == kind).map(|op| op.count).sum::<u64>();
+            [stats.db.to_string(), stats.records.to_string(), stats.bytes.to_string()]
+                .into_iter()
+                .chain(kinds.iter().map(|kind| count_of(kind).to_string()))
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| std::iter::once(&header).chain(&rows).map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(
+                |(column, (cell, &width))| {
+                    if column == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
+                },
+            )
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use hints_client::DbName;
+
+    use super::*;
+
+    fn record() -> Record {
+        Record { key: b"k\t1".to_vec(), value: b"v\\\xff".to_vec(), stamp: Stamp { secs: 1_767_323_045, micros: 6 } }
+    }
+
+    #[test]
+    fn record_lines_are_tab_separated_and_escaped() {
+        assert_eq!(scan_line(&record(), Shown::Escaped), "k\\t1\tv\\\\\\xff");
+        assert_eq!(scan_line(&record(), Shown::Hex), "6b0931\t765cff");
+        assert_eq!(
+            dump_line(&record(), Shown::Escaped),
+            "k\\t1\t2026-01-02T03:04:05.000006Z\t1767323045.000006\tv\\\\\\xff"
+        );
+    }
+
+    #[test]
+    fn dump_json_carries_escaped_and_hex_forms_in_order() {
+        assert_eq!(
+            dump_json(&record()).unwrap(),
+            r#"{"key":"k\\t1","key_hex":"6b0931","stamp":"2026-01-02T03:04:05.000006Z","epoch":1767323045,"micros":6,"value":"v\\\\\\xff","value_hex":"765cff"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&dump_json(&record()).unwrap()).unwrap();
+        assert_eq!(parsed["key"], "k\\t1");
+    }
+
+    fn stats() -> Vec<DbStats> {
+        let op = |kind: &str, count| OpCount { kind: kind.into(), count };
+        vec![
+            DbStats {
+                db: DbName::new("misc").unwrap(),
+                records: 12,
+                bytes: 3456,
+                ops: vec![op("get", 10), op("put", 2)],
+            },
+            DbStats {
+                db: DbName::new("ratelimit").unwrap(),
+                records: 0,
+                bytes: 0,
+                ops: vec![op("put", 7), op("scan", 1)],
+            },
+        ]
+    }
+
+    #[test]
+    fn stats_json_is_one_object_per_database_with_ops_as_an_object() {
+        assert_eq!(
+            stats_json(&stats()[0]).unwrap(),
+            r#"{"db":"misc","records":12,"bytes":3456,"ops":{"get":10,"put":2}}"#
+        );
+    }
+
+    #[test]
+    fn the_stats_table_has_a_column_per_kind_and_aligned_numbers() {
+        let want = "\
+db         records  bytes  get  put  scan
+misc            12   3456   10    2     0
+ratelimit        0      0    0    7     1
+";
+        assert_eq!(stats_table(&stats()), want);
+        assert_eq!(stats_table(&[]), "");
+    }
+}

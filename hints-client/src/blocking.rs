@@ -1,0 +1,608 @@
+//! The blocking client an MTA worker links: no threads, no runtime, safe across `fork()`, and
+//! never a `SIGPIPE` in the host process.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use hints_proto::limits::PIPELINE_DEPTH_MAX;
+use hints_proto::{DbName, DbStats, Record, Request, Response, ScanPage, Stamp};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::codec::{Codec, Failure, describe_io, unavailable, validate_all};
+use crate::config::ClientConfig;
+use crate::error::Error;
+use crate::ops::{self, CasOutcome};
+
+/// How far the socket's read timeout may drift from a call's remaining time before it is set
+/// again. A call ends at most this long after its deadline; in exchange the usual call, whose
+/// reply comes in one read, costs no `setsockopt`.
+const REARM_SLACK: Duration = Duration::from_millis(5);
+
+/// A connection to hintsd for one process.
+///
+/// The connection is made by the first call, kept for the next ones, and made anew when it
+/// broke, when a call timed out, or when the process has forked since (the child never
+/// writes to its parent's connection). A call on a kept connection that finds it broken
+/// before any reply came back (the daemon restarted) is sent once more on a new connection.
+///
+/// Every call takes at most [`ClientConfig::timeout`] in all, connecting included, and then
+/// fails with [`Error::Unavailable`].
+///
+/// ```no_run
+/// use hints_client::{Client, ClientConfig};
+/// use hints_proto::DbName;
+///
+/// let mut client = Client::new(ClientConfig::from_environment());
+/// let db = DbName::new("misc")?;
+/// client.put(&db, b"greylist/192.0.2.1", b"1")?;
+/// let record = client.get(&db, b"greylist/192.0.2.1")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Client {
+    config: ClientConfig,
+    codec: Codec,
+    connection: Option<Connection>,
+    /// Reused by single calls, so a call allocates no reply vector.
+    responses: Vec<Response>,
+}
+
+/// An open socket and the process that opened it.
+struct Connection {
+    socket: Socket,
+    pid: u32,
+    /// The socket's read timeout as last set.
+    armed: Duration,
+}
+
+impl Client {
+    /// A client for `config`. Does not connect: the first call does.
+    pub fn new(config: ClientConfig) -> Client {
+        Client { config, codec: Codec::new(), connection: None, responses: Vec::with_capacity(1) }
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// True while a connection is open (it may still turn out to be broken).
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// The daemon's version, as its hello reply gave it, while connected.
+    pub fn daemon_version(&self) -> Option<&str> {
+        self.connection.as_ref().and(self.codec.daemon_version())
+    }
+
+    /// Closes the connection; the next call opens a new one.
+    pub fn disconnect(&mut self) {
+        self.connection = None;
+    }
+
+    /// Checks that the daemon answers.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it does not; [`Error::Refused`] when it will not talk to
+    /// this client.
+    pub fn ping(&mut self) -> Result<(), Error> {
+        self.call_typed(&ops::ping(), ops::pong)
+    }
+
+    /// The record stored under `key`, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty or overlong key; otherwise as [`Client::call`].
+    pub fn get(&mut self, db: &DbName, key: &[u8]) -> Result<Option<Record>, Error> {
+        self.call_typed(&ops::get(db, key), ops::value)
+    }
+
+    /// Stores `value` under `key`; returns the stamp the daemon gave the write.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key or an oversized value; otherwise as [`Client::call`].
+    pub fn put(&mut self, db: &DbName, key: &[u8], value: &[u8]) -> Result<Stamp, Error> {
+        self.call_typed(&ops::put(db, key, value), ops::stored)
+    }
+
+    /// Deletes the record under `key`; returns whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key; otherwise as [`Client::call`].
+    pub fn delete(&mut self, db: &DbName, key: &[u8]) -> Result<bool, Error> {
+        self.call_typed(&ops::delete(db, key), ops::deleted)
+    }
+
+    /// Up to `limit` records whose key starts with `prefix`, in key order, after the key
+    /// `after` (pass the previous page's [`ScanPage::next`]; `None` to start).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a limit outside `1..=SCAN_PAGE_RECORDS_MAX` or an overlong
+    /// prefix; otherwise as [`Client::call`].
+    pub fn scan(&mut self, db: &DbName, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Result<ScanPage, Error> {
+        self.call_typed(&ops::scan(db, prefix, after, limit), ops::page)
+    }
+
+    /// Drops records last written more than `older_than` ago (whole seconds); returns how
+    /// many went.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn tidy(&mut self, db: &DbName, older_than: Duration) -> Result<u64, Error> {
+        self.call_typed(&ops::tidy(db, older_than), ops::tidied)
+    }
+
+    /// Writes `value` (or deletes, for `None`) only if the record's stamp is still `expected`
+    /// (`None`: only if there is no record).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key or an oversized value; otherwise as
+    /// [`Client::call`]. A stamp that no longer matches is not an error but
+    /// [`CasOutcome::Conflict`].
+    pub fn compare_and_set(
+        &mut self,
+        db: &DbName,
+        key: &[u8],
+        expected: Option<Stamp>,
+        value: Option<&[u8]>,
+    ) -> Result<CasOutcome, Error> {
+        self.call_typed(&ops::compare_and_set(db, key, expected, value), ops::swapped)
+    }
+
+    /// Counters of `db`, or of every running database for `None`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn stats(&mut self, db: Option<&DbName>) -> Result<Vec<DbStats>, Error> {
+        self.call_typed(&ops::stats(db), ops::db_stats)
+    }
+
+    /// Sends one request and returns its answer. An error reply is returned as its
+    /// [`Error`], never as `Ok(Response::Error(..))`.
+    ///
+    /// # Errors
+    /// - [`Error::Unavailable`]: no daemon at the socket, the connect or the call timed out,
+    ///   or the connection broke and could not be resent.
+    /// - [`Error::Refused`]: the daemon will not talk to this client.
+    /// - [`Error::BadRequest`], [`Error::NotFound`], [`Error::Daemon`]: the daemon's error
+    ///   reply (bad requests are mostly caught before sending).
+    /// - [`Error::Protocol`]: the daemon's answer could not be read.
+    pub fn call(&mut self, request: Request) -> Result<Response, Error> {
+        self.call_typed(&request, ops::answer)
+    }
+
+    /// Sends every request before reading any reply, and returns the replies in order. Error
+    /// replies stay in the list as [`Response::Error`] (`Error::from(reply)` maps one). More
+    /// than [`PIPELINE_DEPTH_MAX`] requests go in chunks of that many, and the timeout applies
+    /// to each chunk.
+    ///
+    /// # Errors
+    /// As [`Client::call`], for the pipeline as a whole: a request over the protocol's limits
+    /// fails it before anything is sent, and a failure part way loses the replies gathered.
+    pub fn pipeline(&mut self, requests: &[Request]) -> Result<Vec<Response>, Error> {
+        let mut responses = Vec::with_capacity(requests.len());
+        self.exchange(requests, &mut responses)?;
+        Ok(responses)
+    }
+
+    /// One request, its answer mapped by `map` (a function of [`ops`]).
+    fn call_typed<T>(&mut self, request: &Request, map: fn(Response) -> Result<T, Error>) -> Result<T, Error> {
+        let mut responses = std::mem::take(&mut self.responses);
+        responses.clear();
+        let result = self.exchange(std::slice::from_ref(request), &mut responses);
+        let response = responses.pop();
+        self.responses = responses;
+        result?;
+        let response = response.ok_or_else(|| Error::Protocol("no reply to the request".into()))?;
+        map(response)
+    }
+
+    fn exchange(&mut self, requests: &[Request], out: &mut Vec<Response>) -> Result<(), Error> {
+        validate_all(requests)?;
+        for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
+            let deadline = Instant::now() + self.config.call_timeout();
+            self.exchange_chunk(chunk, deadline, out)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `requests` and reads their replies on the kept connection or a new one, resending
+    /// once on a new connection when [`Codec::may_resend`] allows.
+    fn exchange_chunk(
+        &mut self,
+        requests: &[Request],
+        deadline: Instant,
+        out: &mut Vec<Response>,
+    ) -> Result<(), Error> {
+        let kept = self.take_reusable_connection();
+        let mut reused = kept.is_some();
+        let mut connection = match kept {
+            Some(connection) => connection,
+            None => self.connect(deadline)?,
+        };
+        loop {
+            self.codec.queue(requests)?;
+            let answered = out.len();
+            match connection.pump(&mut self.codec, deadline, out) {
+                Ok(()) => {
+                    if self.codec.is_clean() {
+                        self.codec.shrink_buffers();
+                        self.connection = Some(connection);
+                    }
+                    return Ok(());
+                }
+                Err(failure) if self.codec.may_resend(&failure, reused, requests) => {
+                    out.truncate(answered);
+                    reused = false;
+                    connection = self.connect(deadline)?;
+                }
+                Err(failure) => return Err(failure.into_error(&self.config.socket, self.config.call_timeout())),
+            }
+        }
+    }
+
+    /// The kept connection if this process opened it and its last call finished cleanly.
+    /// Otherwise it is closed here: after a fork the child's copy of the parent's socket is
+    /// closed without a byte written to it (the parent's stays open).
+    fn take_reusable_connection(&mut self) -> Option<Connection> {
+        let connection = self.connection.take()?;
+        (connection.pid == std::process::id() && self.codec.is_clean()).then_some(connection)
+    }
+
+    /// Connects and says hello, within `deadline`.
+    fn connect(&mut self, deadline: Instant) -> Result<Connection, Error> {
+        let socket_path = &self.config.socket;
+        let timeout = self.config.call_timeout();
+        let io_failed = |err: io::Error| unavailable(socket_path, describe_io(&err));
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(unavailable(socket_path, format!("no answer within {timeout:?}")));
+        }
+        let address = SockAddr::unix(socket_path).map_err(io_failed)?;
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io_failed)?;
+        socket.connect_timeout(&address, remaining).map_err(io_failed)?;
+        socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
+        socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
+        let mut connection = Connection { socket, pid: std::process::id(), armed: timeout };
+        self.codec.start_handshake(&self.config.client_name)?;
+        connection
+            .pump(&mut self.codec, deadline, &mut Vec::new())
+            .map_err(|failure| failure.into_error(socket_path, timeout))?;
+        Ok(connection)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Writes what the codec has queued and reads until it has every reply it expects.
+    ///
+    /// Writes never block and never raise `SIGPIPE` (`MSG_DONTWAIT | MSG_NOSIGNAL`): when
+    /// the socket is full, `poll` waits for room or for replies, and replies are read while
+    /// writing, so a long pipeline cannot deadlock against a daemon that is itself blocked
+    /// writing replies. Once everything is written, reads block with the socket's timeout.
+    fn pump(&mut self, codec: &mut Codec, deadline: Instant, out: &mut Vec<Response>) -> Result<(), Failure> {
+        loop {
+            let answered = codec.progress(out)?;
+            if codec.unsent().is_empty() {
+                if answered {
+                    return Ok(());
+                }
+                self.read_blocking(codec, deadline)?;
+                continue;
+            }
+            match self.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
+                Ok(n) => codec.advance_sent(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if self.wait_for_room_or_replies(deadline)? {
+                        self.read_ready(codec)?;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Failure::Broken(err)),
+            }
+        }
+    }
+
+    /// One read that may block until the deadline.
+    fn read_blocking(&mut self, codec: &mut Codec, deadline: Instant) -> Result<(), Failure> {
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Failure::TimedOut);
+            }
+            if self.armed.abs_diff(remaining) > REARM_SLACK {
+                self.socket.set_read_timeout(Some(remaining)).map_err(Failure::Broken)?;
+                self.armed = remaining;
+            }
+            match (&self.socket).read(codec.recv_space()) {
+                Ok(0) => return Err(Failure::closed()),
+                Ok(n) => {
+                    codec.received(n);
+                    return Ok(());
+                }
+                // The socket's timeout fired (EAGAIN), or a signal came: look at the deadline.
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => return Err(Failure::Broken(err)),
+            }
+        }
+    }
+
+    /// One read of what `poll` said is there.
+    fn read_ready(&mut self, codec: &mut Codec) -> Result<(), Failure> {
+        match (&self.socket).read(codec.recv_space()) {
+            Ok(0) => Err(Failure::closed()),
+            Ok(n) => {
+                codec.received(n);
+                Ok(())
+            }
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
+            Err(err) => Err(Failure::Broken(err)),
+        }
+    }
+
+    /// Waits until the socket can take more bytes or has bytes to read.
+    ///
+    /// # Returns
+    /// Whether there is something to read (replies, EOF or an error).
+    fn wait_for_room_or_replies(&self, deadline: Instant) -> Result<bool, Failure> {
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Failure::TimedOut);
+            }
+            // Rounded up, so the last sub-millisecond does not spin; capped, so it loops.
+            let millis = remaining.as_micros().div_ceil(1000);
+            let timeout = PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX));
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT)];
+            match poll(&mut fds, timeout) {
+                Ok(0) | Err(Errno::EINTR) => {}
+                Ok(_) => {
+                    let events = fds[0].revents().unwrap_or(PollFlags::empty());
+                    return Ok(events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR));
+                }
+                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use hints_proto::{ErrorCode, ErrorReply};
+
+    use super::*;
+    use crate::fake_daemon::{FakeDaemon, Peer, Script, simple_answer};
+
+    fn client_for(socket: &Path) -> Client {
+        Client::new(ClientConfig::new(socket).with_timeout(Duration::from_millis(300)).with_client_name("test"))
+    }
+
+    fn db() -> DbName {
+        DbName::new("misc").unwrap()
+    }
+
+    fn script(f: impl FnOnce(&mut Peer) + Send + 'static) -> Script {
+        Box::new(f)
+    }
+
+    #[test]
+    fn no_connection_is_made_until_the_first_call_and_then_it_is_kept() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            peer.answer_all(simple_answer);
+        })]);
+        let mut client = client_for(daemon.socket());
+        assert!(!client.is_connected());
+        client.ping().unwrap();
+        assert_eq!(client.daemon_version(), Some("fake"));
+        assert_eq!(client.get(&db(), b"k").unwrap(), None);
+        assert_eq!(client.put(&db(), b"k", b"v").unwrap(), Stamp { secs: 1_700_000_000, micros: 42 });
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_missing_daemon_is_unavailable_and_names_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("hintsd.sock");
+        let err = client_for(&socket).ping().unwrap_err();
+        assert_eq!(err, Error::Unavailable { socket: socket.clone(), reason: "No such file or directory".into() });
+        assert!(err.to_string().contains(&socket.display().to_string()));
+    }
+
+    #[test]
+    fn a_kept_connection_that_died_with_a_restart_is_resent_on_a_new_one() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(1, simple_answer);
+                // The daemon restarts: this connection closes with the client none the wiser.
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer_all(simple_answer);
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        client.ping().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(client.get(&db(), b"k").unwrap(), None, "resent on a new connection");
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_fresh_connection_that_breaks_is_not_resent() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            let _ = peer.request();
+        })]);
+        let err = client_for(daemon.socket()).ping().unwrap_err();
+        assert!(
+            matches!(&err, Error::Unavailable { reason, .. } if reason == "the daemon closed the connection"),
+            "{err}"
+        );
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_timeout_drops_the_connection_so_a_late_reply_is_never_read() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                let first = peer.request().unwrap();
+                std::thread::sleep(Duration::from_millis(400));
+                // Too late: the client has given up on this connection.
+                peer.reply_late(first.id, Response::Value(None));
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer_all(|_| Response::Pong);
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        let started = Instant::now();
+        let err = client.get(&db(), b"k").unwrap_err();
+        assert!(matches!(&err, Error::Unavailable { reason, .. } if reason == "no answer within 300ms"), "{err}");
+        // Well before the late reply at 400 ms (with room for a loaded test machine).
+        assert!(started.elapsed() < Duration::from_millis(380), "{:?}", started.elapsed());
+        assert!(!client.is_connected());
+        client.ping().unwrap();
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_forked_child_connects_anew_and_leaves_its_parents_connection_alone() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                // The parent's ping before the fork and after it, and nothing of the child's.
+                peer.answer(2, |request| {
+                    assert_eq!(request, &Request::Ping, "the child wrote to its parent's connection");
+                    Response::Pong
+                });
+                assert!(peer.request().is_none());
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer_all(simple_answer);
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        client.ping().unwrap();
+        // SAFETY: the child only uses this client and then leaves with _exit, running no
+        // destructor or atexit handler of the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                client.get(&db(), b"k").is_ok() && client.is_connected()
+            }));
+            // SAFETY: _exit ends the child at once, as a forked child of a threaded process must.
+            unsafe { libc::_exit(if worked.unwrap_or(false) { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child's call failed: {status}");
+        // The parent's connection was not written to by the child, so it is still in step.
+        client.ping().unwrap();
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_refused_hello_is_refused() {
+        let reply = ErrorReply::new(ErrorCode::NOT_ALLOWED, "uid 1000 is not allowed");
+        let refusal = reply.clone();
+        let daemon = FakeDaemon::start(vec![script(move |peer| peer.refuse_hello(refusal))]);
+        let mut client = client_for(daemon.socket());
+        assert_eq!(client.ping().unwrap_err(), Error::Refused(reply));
+        assert!(!client.is_connected());
+        daemon.finish();
+    }
+
+    #[test]
+    fn an_error_reply_is_the_call_error_and_the_connection_is_kept() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            peer.answer(1, |_| Response::Error(ErrorReply::new(ErrorCode::BUSY, "full")));
+            peer.answer_all(simple_answer);
+        })]);
+        let mut client = client_for(daemon.socket());
+        assert_eq!(client.ping().unwrap_err(), Error::Daemon(ErrorReply::new(ErrorCode::BUSY, "full")));
+        assert!(client.is_connected());
+        client.ping().unwrap();
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_bad_request_is_refused_without_connecting() {
+        let mut client = client_for(Path::new("/nonexistent/hintsd.sock"));
+        let err = client.get(&db(), b"").unwrap_err();
+        assert!(matches!(err, Error::BadRequest(reply) if reply.code == ErrorCode::BAD_KEY));
+    }
+
+    #[test]
+    fn a_pipeline_deeper_than_the_limit_goes_in_chunks_and_keeps_order() {
+        let depth = PIPELINE_DEPTH_MAX * 2 + 3;
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            peer.answer_all(|request| match request {
+                Request::Tidy { older_than_secs, .. } => Response::Tidied { removed: *older_than_secs },
+                _ => Response::Pong,
+            });
+        })]);
+        let mut client = client_for(daemon.socket());
+        let requests: Vec<Request> = (0..depth as u64).map(|n| ops::tidy(&db(), Duration::from_secs(n))).collect();
+        let responses = client.pipeline(&requests).unwrap();
+        let want: Vec<Response> = (0..depth as u64).map(|removed| Response::Tidied { removed }).collect();
+        assert_eq!(responses, want);
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn large_requests_and_large_replies_pipelined_do_not_deadlock() {
+        let value = vec![b'v'; 200 * 1024];
+        let big = value.clone();
+        let daemon = FakeDaemon::start(vec![script(move |peer| {
+            peer.accept_hello();
+            // A daemon that answers each request before it reads the next one.
+            peer.answer_all(move |request| {
+                let key = match request {
+                    Request::Put { key, .. } => key.clone(),
+                    _ => b"?".to_vec(),
+                };
+                Response::Value(Some(Record { key, value: big.clone(), stamp: Stamp::default() }))
+            });
+        })]);
+        let mut client = Client::new(ClientConfig::new(daemon.socket()).with_timeout(Duration::from_secs(10)));
+        let requests: Vec<Request> = (0..64u32).map(|n| ops::put(&db(), &n.to_be_bytes(), &value)).collect();
+        let responses = client.pipeline(&requests).unwrap();
+        assert_eq!(responses.len(), 64);
+        drop(client);
+        daemon.finish();
+    }
+}

@@ -1,1 +1,0 @@
-//! The root package holds only tests and benches.

@@ -1,0 +1,254 @@
+//! The real daemon driven by the real client, across processes: every operation, concurrent
+//! compare-and-set from eight processes, fork safety, reconnecting after a restart, a clean
+//! stop, a panicking database, and the peer-credential check.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, HINTS_BENCH, db, exists, stderr, stdout, wait_with_deadline};
+use hints_client::{CasOutcome, Error};
+use hints_proto::ErrorCode;
+
+#[test]
+fn every_operation_works_through_the_client() {
+    let daemon = Daemon::start(&[]);
+    let mut client = daemon.client();
+    let misc = db("misc");
+    client.ping().unwrap();
+
+    let first = client.put(&misc, b"host-serialize-mx1", b"1").unwrap();
+    let record = client.get(&misc, b"host-serialize-mx1").unwrap().expect("stored");
+    assert_eq!((record.value.as_slice(), record.stamp), (&b"1"[..], first));
+    let second = client.put(&misc, b"host-serialize-mx1", b"2").unwrap();
+    assert!(second > first, "stamps move forward");
+    assert_eq!(client.get(&misc, b"absent").unwrap(), None);
+
+    assert!(client.delete(&misc, b"host-serialize-mx1").unwrap());
+    assert!(!client.delete(&misc, b"host-serialize-mx1").unwrap());
+
+    for n in 0..25u32 {
+        client.put(&misc, format!("tpt-serialize-{n:02}").as_bytes(), b"x").unwrap();
+    }
+    client.put(&misc, b"other", b"x").unwrap();
+    let mut keys = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = client.scan(&misc, b"tpt-serialize-", after.as_deref(), 10).unwrap();
+        keys.extend(page.records.iter().map(|r| String::from_utf8(r.key.clone()).unwrap()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25u32).map(|n| format!("tpt-serialize-{n:02}")).collect();
+    assert_eq!(keys, expected);
+
+    match client.compare_and_set(&misc, b"cas", None, Some(b"a")).unwrap() {
+        CasOutcome::Swapped(Some(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    let current = match client.compare_and_set(&misc, b"cas", None, Some(b"b")).unwrap() {
+        CasOutcome::Conflict(Some(record)) => record,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(current.value, b"a");
+    assert!(matches!(
+        client.compare_and_set(&misc, b"cas", Some(current.stamp), None).unwrap(),
+        CasOutcome::Swapped(None)
+    ));
+
+    let stats = client.stats(Some(&misc)).unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].records, 26);
+    let count = |kind: &str| stats[0].ops.iter().find(|op| op.kind == kind).map_or(0, |op| op.count);
+    assert_eq!(count("put"), 28);
+    assert_eq!(count("delete"), 2);
+    assert_eq!(count("cas"), 3);
+    let all = client.stats(None).unwrap();
+    assert!(all.iter().any(|s| s.db.as_str() == "retry"), "configured databases are running");
+
+    // Nothing here is older than an hour, and everything is older than zero seconds.
+    assert_eq!(client.tidy(&misc, Duration::from_secs(3600)).unwrap(), 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(client.tidy(&misc, Duration::from_secs(1)).unwrap(), 26);
+    assert_eq!(client.stats(Some(&misc)).unwrap()[0].records, 0);
+}
+
+#[test]
+fn eight_processes_of_compare_and_set_increments_lose_none() {
+    let daemon = Daemon::start(&[]);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(HINTS_BENCH)
+                .args(["cas-increment", "--db", "misc", "--key", "counter", "--count", "10000", "--socket"])
+                .arg(&daemon.socket)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut conflicts = 0u64;
+    for worker in workers {
+        let output = worker.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        conflicts += stdout(&output).trim().parse::<u64>().unwrap();
+    }
+    let record = daemon.client().get(&db("misc"), b"counter").unwrap().unwrap();
+    assert_eq!(std::str::from_utf8(&record.value).unwrap(), "80000", "after {conflicts} conflicts");
+}
+
+#[test]
+fn a_forked_child_opens_its_own_connection() {
+    let daemon = Daemon::start(&[]);
+    let output = Command::new(HINTS_BENCH).args(["fork-check", "--socket"]).arg(&daemon.socket).output().unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    // Parent and child each wrote their own 2000 records through one Client value.
+    assert_eq!(daemon.client().stats(Some(&db("forkcheck"))).unwrap()[0].records, 4000);
+}
+
+#[test]
+fn the_client_reconnects_by_itself_after_a_daemon_restart() {
+    let mut daemon = Daemon::start(&[]);
+    let mut client = daemon.client();
+    client.put(&db("misc"), b"before", b"1").unwrap();
+    assert!(daemon.stop().success());
+    assert!(matches!(client.get(&db("misc"), b"before"), Err(Error::Unavailable { .. })));
+    daemon.launch();
+    // The same client value, without being told, reaches the new daemon.
+    client.put(&db("misc"), b"after", b"2").unwrap();
+    assert_eq!(client.get(&db("misc"), b"after").unwrap().unwrap().value, b"2");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_removes_the_socket() {
+    let mut daemon = Daemon::start(&[]);
+    let mut idle = daemon.client();
+    idle.ping().unwrap();
+    assert!(exists(&daemon.socket));
+    let status = daemon.stop();
+    assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log_text());
+    assert!(!exists(&daemon.socket), "socket left behind");
+    let log = daemon.log_text();
+    assert!(log.contains("hintsd listening") && log.contains("hintsd stopped"), "{log}");
+}
+
+#[test]
+fn the_socket_directory_and_socket_have_their_modes() {
+    let daemon = Daemon::start(&[]);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(daemon.socket.parent().unwrap()), 0o750);
+    assert_eq!(mode(&daemon.socket), 0o660);
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_refuses_to_start() {
+    let daemon = Daemon::start(&[]);
+    let output = Command::new(common::hintsd_bin()).arg("--socket").arg(&daemon.socket).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("already listening"), "{}", stderr(&output));
+    daemon.client().ping().unwrap();
+}
+
+#[test]
+fn a_panic_in_one_database_leaves_the_others_serving() {
+    let daemon = Daemon::start(&["--fault-panic-key", "boom"]);
+    let mut client = daemon.client();
+    client.put(&db("retry"), b"R:example.net", b"kept").unwrap();
+    client.put(&db("misc"), b"lost-with-the-restart", b"x").unwrap();
+    match client.put(&db("misc"), b"boom", b"x") {
+        Err(Error::Daemon(reply)) => assert_eq!(reply.code, ErrorCode::DATABASE_FAILED),
+        other => panic!("expected DATABASE_FAILED, got {other:?}"),
+    }
+    // The failed database was restarted and serves again; the other kept its data.
+    client.put(&db("misc"), b"after", b"y").unwrap();
+    assert_eq!(client.get(&db("misc"), b"after").unwrap().unwrap().value, b"y");
+    assert_eq!(client.get(&db("retry"), b"R:example.net").unwrap().unwrap().value, b"kept");
+    assert!(daemon.log_text().contains("panicked"), "the panic is logged");
+}
+
+#[test]
+fn a_peer_not_on_the_allow_list_is_refused() {
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a nobody user");
+    if !nix::unistd::geteuid().is_root() {
+        // Switching to another uid takes root; CI runs as root. Say so rather than pass.
+        panic!("this test must run as root to start a client as nobody");
+    }
+    let config_dir = tempfile::tempdir().unwrap();
+    let allowing = config_dir.path().join("allow.toml");
+    std::fs::write(&allowing, format!("allow_uids = [{}]\n", nobody.uid)).unwrap();
+    for (extra, allowed) in [(vec![], false), (vec!["--config", allowing.to_str().unwrap()], true)] {
+        let daemon = Daemon::start(&extra);
+        // Open the filesystem so that only the credential check stands between nobody and us.
+        std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(daemon.socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let output = Command::new(common::hintsctl_bin())
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .arg("ping")
+            .uid(nobody.uid.as_raw())
+            .gid(nobody.gid.as_raw())
+            .output()
+            .unwrap();
+        if allowed {
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        } else {
+            assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+            assert!(stderr(&output).contains("not allowed"), "{}", stderr(&output));
+            assert!(daemon.log_text().contains("refusing peer"), "the refusal is logged");
+        }
+        daemon.client().ping().unwrap();
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [("conections_max = 5\n", "conections_max"), ("connections_max = 0\n", "connections_max")] {
+        let path = dir.path().join("hintsd.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut child = Command::new(common::hintsd_bin())
+            .arg("--config")
+            .arg(&path)
+            .arg("--socket")
+            .arg(dir.path().join("s.sock"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_with_deadline(&mut child);
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains(key), "{err}");
+    }
+    let output = Command::new(common::hintsd_bin()).arg("--no-such-flag").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn the_async_client_does_the_same_operations() {
+    let daemon = Daemon::start(&[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut client = hints_client::AsyncClient::new(daemon.client_config());
+        let misc = db("misc");
+        client.ping().await.unwrap();
+        let stamp = client.put(&misc, b"async", b"1").await.unwrap();
+        let record = client.get(&misc, b"async").await.unwrap().unwrap();
+        assert_eq!((record.value.as_slice(), record.stamp), (&b"1"[..], stamp));
+        match client.compare_and_set(&misc, b"async", Some(stamp), Some(b"2")).await.unwrap() {
+            CasOutcome::Swapped(Some(newer)) => assert!(newer > stamp),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(client.scan(&misc, b"as", None, 10).await.unwrap().records.len(), 1);
+        assert_eq!(client.stats(Some(&misc)).await.unwrap()[0].records, 1);
+        assert!(client.delete(&misc, b"async").await.unwrap());
+        assert_eq!(client.tidy(&misc, Duration::from_secs(60)).await.unwrap(), 0);
+    });
+    // The blocking client sees what the async one left.
+    assert_eq!(daemon.client().get(&db("misc"), b"async").unwrap(), None);
+}

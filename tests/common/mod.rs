@@ -1,0 +1,209 @@
+//! Shared test harness: start the real `hintsd` binary on a private socket, reach it with the
+//! real client and the real `hintsctl`, stop it with a signal.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hints_client::{Client, ClientConfig};
+
+/// How long a daemon may take to come up or go down before the test fails.
+pub const DAEMON_WAIT_MAX: Duration = Duration::from_secs(20);
+
+pub const HINTS_BENCH: &str = env!("CARGO_BIN_EXE_hints-bench");
+
+/// The `hintsd` binary of this build, built first if need be.
+pub fn hintsd_bin() -> PathBuf {
+    workspace_bin("hintsd")
+}
+
+/// The `hintsctl` binary of this build, built first if need be.
+pub fn hintsctl_bin() -> PathBuf {
+    workspace_bin("hintsctl")
+}
+
+/// Binaries of other packages are not given to this package's tests by Cargo, so build them
+/// (a no-op when up to date) into the same target directory as `hints-bench`, once per run.
+fn workspace_bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let dir = Path::new(HINTS_BENCH).parent().expect("target dir").to_owned();
+    BUILT.get_or_init(|| {
+        let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cargo.args(["build", "--bins", "-p", "hintsd", "-p", "hints-client"]);
+        if dir.file_name().is_some_and(|profile| profile == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo build");
+        assert!(status.success(), "building hintsd and hintsctl failed");
+    });
+    dir.join(name)
+}
+
+/// A running daemon in its own temporary directory; stopped (SIGKILL) on drop if still up.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `hintsd --socket <tmp>/run/hintsd.sock` with `extra_args`, and waits until it
+    /// answers a ping.
+    pub fn start(extra_args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run").join("hintsd.sock");
+        let log = dir.path().join("hintsd.log");
+        let mut daemon =
+            Daemon { dir, socket, child: None, extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(), log };
+        daemon.launch();
+        daemon
+    }
+
+    /// Starts the daemon again on the same socket (after [`Daemon::stop`]).
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(hintsd_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(&self.extra_args)
+            .env("HINTSD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hintsd");
+        self.child = Some(child);
+        let deadline = Instant::now() + DAEMON_WAIT_MAX;
+        loop {
+            if self.client().ping().is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hintsd exited during start with {status}; log:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hintsd did not answer within {DAEMON_WAIT_MAX:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A client for this daemon.
+    pub fn client(&self) -> Client {
+        Client::new(self.client_config())
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::from_environment().with_socket(self.socket.clone()).with_timeout(Duration::from_secs(5))
+    }
+
+    /// Runs `hintsctl --socket <socket> args...`.
+    pub fn hintsctl(&self, args: &[&str]) -> Output {
+        Command::new(hintsctl_bin()).arg("--socket").arg(&self.socket).args(args).output().expect("run hintsctl")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .expect("signal hintsd");
+        wait_with_deadline(&mut child)
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// A raw connection to the socket, for bad-input tests.
+    pub fn raw(&self) -> UnixStream {
+        let stream = UnixStream::connect(&self.socket).expect("connect");
+        stream.set_read_timeout(Some(DAEMON_WAIT_MAX)).unwrap();
+        stream
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for a child to exit, failing the test past [`DAEMON_WAIT_MAX`].
+pub fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + DAEMON_WAIT_MAX;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {DAEMON_WAIT_MAX:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The text of a command's stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of a command's stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn db(name: &str) -> hints_proto::DbName {
+    hints_proto::DbName::new(name).expect("valid name")
+}
+
+pub fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Writes one frame holding `msg` to a raw stream.
+pub fn send<T: serde::Serialize>(stream: &mut UnixStream, msg: &T) {
+    hints_proto::frame::write_frame(stream, msg, &mut Vec::new()).expect("write frame");
+}
+
+/// Reads one frame from a raw stream and decodes it as `T`.
+pub fn receive<T: serde::de::DeserializeOwned>(stream: &mut UnixStream) -> T {
+    let mut body = Vec::new();
+    hints_proto::frame::read_frame(stream, &mut body).expect("read frame");
+    hints_proto::frame::decode_body(&body).expect("decode frame")
+}
+
+/// Sends a hello and checks that it was accepted.
+pub fn hello(stream: &mut UnixStream) {
+    send(stream, &hints_proto::Hello::new("raw-test"));
+    match receive::<hints_proto::HelloReply>(stream) {
+        hints_proto::HelloReply::Accepted { .. } => {}
+        refused => panic!("hello refused: {refused:?}"),
+    }
+}
+
+/// True when the daemon has closed the stream (reads end of file, or a reset).
+pub fn closed_by_daemon(stream: &mut UnixStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0) | Err(_))
+}
