@@ -252,3 +252,15 @@ fn the_async_client_does_the_same_operations() {
     // The blocking client sees what the async one left.
     assert_eq!(daemon.client().get(&db("misc"), b"async").unwrap(), None);
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_naming_the_socket() {
+    let mut daemon = Daemon::start(&["--log-format", "json"]);
+    assert!(daemon.stop().success());
+    let log = daemon.log_text();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    let listening = lines.iter().find(|line| line["fields"]["message"] == "hintsd listening").expect("start line");
+    assert_eq!(listening["fields"]["socket"], daemon.socket.to_str().unwrap());
+    assert!(listening["fields"]["databases"].as_str().unwrap().contains("retry"));
+}
