@@ -48,6 +48,27 @@ enum Cmd {
         #[arg(long)]
         count: u64,
     },
+    /// Add 1 to a counter COUNT times (the daemon's atomic add).
+    CounterAdd {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        db: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        count: u64,
+    },
+    /// Take and give back a serialize slot ROUNDS times; while holding one, count the holders
+    /// through an independent counter and fail if more than LIMIT hold at once.
+    SerializeWorker {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        rounds: u32,
+        #[arg(long)]
+        limit: u32,
+    },
     /// The echo floor's server (started by `run`).
     EchoServer {
         #[arg(long)]
@@ -157,6 +178,8 @@ fn main() {
         Cmd::CasIncrement { socket, db, key, count } => cas_increment(socket, &db, &key, count),
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
         Cmd::EchoServer { socket } => echo_server(&socket),
+        Cmd::CounterAdd { socket, db, key, count } => counter_add(socket, &db, &key, count),
+        Cmd::SerializeWorker { socket, rounds, limit } => serialize_worker(socket, rounds, limit),
     };
     if let Err(err) = result {
         eprintln!("hints-bench: {err}");
@@ -489,6 +512,41 @@ fn cas_increment(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
         }
     }
     println!("{conflicts}");
+    Ok(())
+}
+
+fn counter_add(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
+    let mut client = client(socket);
+    let db = DbName::new(db)?;
+    let mut last = 0;
+    for _ in 0..count {
+        last = client.counter(&db, key.as_bytes(), 1, None, None)?;
+    }
+    println!("{last}");
+    Ok(())
+}
+
+fn serialize_worker(socket: PathBuf, rounds: u32, limit: u32) -> Res<()> {
+    let mut client = client(socket);
+    let misc = DbName::new("misc")?;
+    let inside = DbName::new("serialize_check")?;
+    let (mut taken, mut most_inside) = (0u32, 0i64);
+    for _ in 0..rounds {
+        let slot = client.serialize_take(&misc, b"host-serialize-mx.example.net", limit)?;
+        if !slot.held {
+            std::thread::yield_now();
+            continue;
+        }
+        taken += 1;
+        let now_inside = client.counter(&inside, b"holders", 1, None, None)?;
+        most_inside = most_inside.max(now_inside);
+        if now_inside > i64::from(limit) {
+            return Err(format!("{now_inside} holders at once with a limit of {limit}").into());
+        }
+        client.counter(&inside, b"holders", -1, None, None)?;
+        client.serialize_release(&misc, b"host-serialize-mx.example.net")?;
+    }
+    println!("{taken} {most_inside}");
     Ok(())
 }
 

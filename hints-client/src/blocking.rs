@@ -15,7 +15,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::codec::{Codec, Failure, describe_io, unavailable, validate_all};
 use crate::config::ClientConfig;
 use crate::error::Error;
-use crate::ops::{self, CasOutcome};
+use crate::ops::{self, CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
 
 /// How far the socket's read timeout may drift from a call's remaining time before it is set
 /// again. A call ends at most this long after its deadline; in exchange the usual call, whose
@@ -31,6 +31,23 @@ const REARM_SLACK: Duration = Duration::from_millis(5);
 ///
 /// Every call takes at most [`ClientConfig::timeout`] in all, connecting included, and then
 /// fails with [`Error::Unavailable`].
+///
+/// A call that counts or holds ([`Client::ratelimit`], [`Client::counter`], the serialize and
+/// lock calls, and any such request in [`Client::call`] or [`Client::pipeline`]) is never
+/// resent: it may have been applied before the connection broke, so it fails with
+/// [`Error::Unavailable`] instead.
+///
+/// # Slots and sessions belong to the connection
+/// A serialize slot ([`Client::serialize_take`]) and an exclusive session ([`Client::lock`])
+/// are the daemon's for as long as this client's connection lasts, and are freed when it
+/// closes. The client connects anew without being asked when the daemon restarts, after a
+/// `fork()`, and after a call that timed out or broke; whatever the old connection held is
+/// then gone, and nothing says so: the call that reconnected (even one that then succeeded,
+/// such as a `get` resent after a daemon restart) cannot know the old connection held
+/// anything. [`Client::unlock`] answers `false` for a session that was lost this way;
+/// [`Client::serialize_release`] cannot tell. A caller holding a slot or a session across
+/// calls should keep those calls few and short, and read any [`Error::Unavailable`] on the
+/// way as having lost it.
 ///
 /// ```no_run
 /// use hints_client::{Client, ClientConfig};
@@ -159,6 +176,144 @@ impl Client {
     /// As [`Client::call`].
     pub fn stats(&mut self, db: Option<&DbName>) -> Result<Vec<DbStats>, Error> {
         self.call_typed(&ops::stats(db), ops::db_stats)
+    }
+
+    /// Applies Exim's `ratelimit` condition (`100 / 1h / strict / per_rcpt / 192.0.2.1`: limit,
+    /// period, options, key) atomically in the `ratelimit` database, as at `at` (the MTA's
+    /// clock at the event; the daemon's clock for `None`).
+    ///
+    /// The event counts once at most: if the connection breaks before the answer comes back,
+    /// the call fails with [`Error::Unavailable`] rather than being sent again, since the
+    /// daemon may already have counted it.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a condition over [`hints_proto::limits::CONDITION_BYTES_MAX`]
+    /// or one the daemon cannot parse; [`Error::Unavailable`] when the connection broke under
+    /// the call (never resent); otherwise as [`Client::call`].
+    pub fn ratelimit(&mut self, condition: &str, at: Option<Stamp>) -> Result<RateOutcome, Error> {
+        self.call_typed(&ops::ratelimit(condition, at), ops::rate)
+    }
+
+    /// Applies Exim's `seen` condition (`-5m / key=K`, `1d / key=K / readonly`) in the `seen`
+    /// database, as at `at` (the daemon's clock for `None`).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a condition over [`hints_proto::limits::CONDITION_BYTES_MAX`]
+    /// or one the daemon cannot parse; otherwise as [`Client::call`].
+    pub fn seen(&mut self, condition: &str, at: Option<Stamp>) -> Result<SeenOutcome, Error> {
+        self.call_typed(&ops::seen(condition, at), ops::seen_result)
+    }
+
+    /// Checks the greylist triplet under `key` in `db`, as at `at` (the daemon's clock for
+    /// `None`): the first attempt is deferred, a retry once `delay` has passed passes and is
+    /// remembered, and a triplet unseen for `expiry` is forgotten. Both are whole seconds.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for an empty or overlong key; otherwise as [`Client::call`].
+    pub fn greylist(
+        &mut self,
+        db: &DbName,
+        key: &[u8],
+        delay: Duration,
+        expiry: Duration,
+        at: Option<Stamp>,
+    ) -> Result<GreylistOutcome, Error> {
+        self.call_typed(&ops::greylist(db, key, delay, expiry, at), ops::greylisted)
+    }
+
+    /// Takes one of `limit` slots under `key` (Exim's serialize and ETRN records);
+    /// [`SlotOutcome::held`] says whether this connection got one.
+    ///
+    /// The slot belongs to this client's **connection**, not to the process: it is freed by
+    /// [`Client::serialize_release`], when the connection closes ([`Client::disconnect`],
+    /// dropping the client, a call that timed out, the process exiting), or when it ages out.
+    /// If the client later connects anew (the daemon restarted, the process forked, a call
+    /// timed out or broke), the slot is gone, and a later call that reconnected cannot tell
+    /// (see [Slots and sessions belong to the connection](Client#slots-and-sessions-belong-to-the-connection)).
+    /// A forked child never holds its parent's slots. The call is never resent on a new
+    /// connection.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key or a `limit` of 0; [`Error::Unavailable`] when the
+    /// connection broke under the call (whether a slot was taken is unknown, and if it was,
+    /// it went with the connection); otherwise as [`Client::call`].
+    pub fn serialize_take(&mut self, db: &DbName, key: &[u8], limit: u32) -> Result<SlotOutcome, Error> {
+        self.call_typed(&ops::serialize_take(db, key, limit), ops::slot)
+    }
+
+    /// Gives back the slot this connection holds under `key`; the answer has `held: false`,
+    /// and `holders` counts the connections still holding one. It does not say whether this
+    /// connection had a slot: one taken on an earlier connection went when that connection
+    /// closed, and releasing it now is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key; [`Error::Unavailable`] when the connection broke
+    /// under the call (never resent; the slot went with the connection); otherwise as
+    /// [`Client::call`].
+    pub fn serialize_release(&mut self, db: &DbName, key: &[u8]) -> Result<SlotOutcome, Error> {
+        self.call_typed(&ops::serialize_release(db, key), ops::slot)
+    }
+
+    /// Adds `delta` (which may be negative) to the 64-bit counter under `key` (a missing
+    /// counter starts at 0) and returns its new value. A counter this creates lives `expiry`
+    /// (whole seconds) when given; `at` is the MTA's clock (the daemon's for `None`).
+    ///
+    /// The add applies once at most: if the connection breaks before the answer comes back,
+    /// the call fails with [`Error::Unavailable`] rather than being sent again.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a bad key; [`Error::Unavailable`] when the connection broke
+    /// under the call (never resent: the add may or may not have applied); otherwise as
+    /// [`Client::call`].
+    pub fn counter(
+        &mut self,
+        db: &DbName,
+        key: &[u8],
+        delta: i64,
+        expiry: Option<Duration>,
+        at: Option<Stamp>,
+    ) -> Result<i64, Error> {
+        self.call_typed(&ops::counter(db, key, delta, expiry, at), ops::counted)
+    }
+
+    /// Holds `db` exclusively for `lease` (for legacy read-modify-write code written against
+    /// Exim's lockfile): other clients' requests to it wait, in order, until [`Client::unlock`],
+    /// the lease's end, or this connection's close. Returns the lease granted, from now. The
+    /// lease travels in milliseconds, rounded up, and must be within
+    /// `1..=`[`LEASE_MS_MAX`](hints_proto::limits::LEASE_MS_MAX) ms.
+    ///
+    /// The session belongs to this client's **connection**: if the client connects anew (the
+    /// daemon restarted, the process forked, a call timed out or broke, [`Client::disconnect`]),
+    /// the session is gone and other clients go ahead, and a later call that reconnected
+    /// cannot tell; [`Client::unlock`] then answers `false`. A forked child never holds its
+    /// parent's session. The call is never resent on a new connection.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a lease of 0 or past
+    /// [`LEASE_MS_MAX`](hints_proto::limits::LEASE_MS_MAX) ms (before sending);
+    /// [`Error::Unavailable`] when the connection broke under the call (never resent);
+    /// otherwise as [`Client::call`].
+    pub fn lock(&mut self, db: &DbName, lease: Duration) -> Result<Duration, Error> {
+        self.call_typed(&ops::lock(db, lease), ops::locked)
+    }
+
+    /// Ends this connection's exclusive session on `db`; returns whether it held one (false
+    /// when the lease had ended, or the session went with an earlier connection).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the connection broke under the call (never resent; the
+    /// session went with the connection); otherwise as [`Client::call`].
+    pub fn unlock(&mut self, db: &DbName) -> Result<bool, Error> {
+        self.call_typed(&ops::unlock(db), ops::unlocked)
+    }
+
+    /// Makes the daemon write snapshots now, of `db` or of every database for `None`; returns
+    /// how many databases and records were written.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn snapshot(&mut self, db: Option<&DbName>) -> Result<(u32, u64), Error> {
+        self.call_typed(&ops::snapshot(db), ops::snapshotted)
     }
 
     /// Sends one request and returns its answer. An error reply is returned as its
@@ -447,6 +602,87 @@ mod tests {
         assert_eq!(client.get(&db(), b"k").unwrap(), None, "resent on a new connection");
         drop(client);
         daemon.finish();
+    }
+
+    /// Answers the typed operations as a daemon would, with fixed values.
+    fn typed_answer(request: &Request) -> Response {
+        match request {
+            Request::Ratelimit { .. } => {
+                Response::Rate { rate: 2.5, over: true, key: "1h/per_mail/k".into(), written: false }
+            }
+            Request::Seen { .. } => Response::Seen { result: true, written: true },
+            Request::Greylist { delay_secs, .. } => Response::Greylist { pass: false, retry_after_secs: *delay_secs },
+            Request::SerializeTake { limit, .. } => Response::Slot { held: true, holders: *limit },
+            Request::SerializeRelease { .. } => Response::Slot { held: false, holders: 0 },
+            Request::Counter { delta, .. } => Response::Counter(*delta),
+            Request::Lock { lease_ms, .. } => Response::Locked { lease_ms: *lease_ms },
+            Request::Unlock { .. } => Response::Unlocked { held: true },
+            Request::Snapshot { .. } => Response::Snapshotted { databases: 2, records: 9 },
+            other => simple_answer(other),
+        }
+    }
+
+    #[test]
+    fn each_typed_operation_sends_its_request_and_maps_its_answer() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            peer.answer_all(typed_answer);
+        })]);
+        let mut client = client_for(daemon.socket());
+        let at = Some(Stamp { secs: 1_700_000_000, micros: 1 });
+        let rate = client.ratelimit("10 / 1h / k", at).unwrap();
+        assert_eq!(rate, RateOutcome { rate: 2.5, over: true, key: "1h/per_mail/k".into(), written: false });
+        assert_eq!(client.seen("5m / key=k", None).unwrap(), SeenOutcome { result: true, written: true });
+        let grey = client.greylist(&db(), b"t", Duration::from_secs(300), Duration::from_secs(3600), at).unwrap();
+        assert_eq!(grey, GreylistOutcome { pass: false, retry_after_secs: 300 });
+        assert_eq!(client.serialize_take(&db(), b"s", 3).unwrap(), SlotOutcome { held: true, holders: 3 });
+        assert_eq!(client.serialize_release(&db(), b"s").unwrap(), SlotOutcome { held: false, holders: 0 });
+        assert_eq!(client.counter(&db(), b"c", -3, Some(Duration::from_secs(60)), at).unwrap(), -3);
+        assert_eq!(client.lock(&db(), Duration::from_micros(2_500)).unwrap(), Duration::from_millis(3));
+        assert!(client.unlock(&db()).unwrap());
+        assert_eq!(client.snapshot(None).unwrap(), (2, 9));
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_counter_on_a_kept_connection_that_died_is_not_resent() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(1, simple_answer);
+                // The daemon restarts: the add that follows may or may not have applied.
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                // Only the second add arrives here; the first was not sent again.
+                peer.answer(1, |request| {
+                    assert!(matches!(request, Request::Counter { delta: 2, .. }), "{request:?}");
+                    typed_answer(request)
+                });
+                assert!(peer.request().is_none(), "a request came twice");
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        client.ping().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let err = client.counter(&db(), b"c", 1, None, None).unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        assert!(!client.is_connected());
+        assert_eq!(client.counter(&db(), b"c", 2, None, None).unwrap(), 2, "the next call connects anew");
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_lease_out_of_range_is_refused_without_connecting() {
+        let mut client = client_for(Path::new("/nonexistent/hintsd.sock"));
+        for lease in [Duration::ZERO, Duration::from_secs(3600)] {
+            let err = client.lock(&db(), lease).unwrap_err();
+            assert!(matches!(&err, Error::BadRequest(reply) if reply.code == ErrorCode::BAD_ARGUMENT), "{err}");
+        }
+        let err = client.serialize_take(&db(), b"s", 0).unwrap_err();
+        assert!(matches!(&err, Error::BadRequest(reply) if reply.code == ErrorCode::BAD_ARGUMENT), "{err}");
     }
 
     #[test]

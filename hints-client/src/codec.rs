@@ -280,7 +280,10 @@ impl Codec {
     /// Whether a call that failed with `failure` may be sent again on a new connection: only
     /// when the connection was reused from an earlier call (a fresh one failing says the
     /// daemon is not well), it broke before any byte of the reply came back, and every
-    /// request is idempotent. This is how a client rides over a daemon restart.
+    /// request is idempotent ([`Request::is_idempotent`]). This is how a client rides over a
+    /// daemon restart. A ratelimit event or a counter add is never resent, since it may have
+    /// been applied before the connection broke and would then count twice; nor is a
+    /// serialize or lock request, whose slot or session belonged to the connection that broke.
     pub(crate) fn may_resend(&self, failure: &Failure, reused: bool, requests: &[Request]) -> bool {
         reused
             && self.phase == Phase::Ready
@@ -372,6 +375,7 @@ mod tests {
     use hints_proto::{DbName, RequestEnvelope};
 
     use super::*;
+    use crate::ops;
 
     fn frame_of<T: serde::Serialize>(msg: &T) -> Vec<u8> {
         let mut out = Vec::new();
@@ -529,6 +533,34 @@ mod tests {
         codec.recv_space()[0] = 1;
         codec.received(1);
         assert!(!codec.may_resend(&broken(), true, &[get(b"a")]), "a reply had started");
+    }
+
+    #[test]
+    fn a_call_that_counts_or_holds_is_never_resent_so_it_never_applies_twice() {
+        let broken = || Failure::Broken(io::Error::from(io::ErrorKind::BrokenPipe));
+        let db = DbName::new("misc").unwrap();
+        let mut codec = ready_codec();
+        codec.queue(&[get(b"a")]).unwrap();
+        let once_only = [
+            ops::ratelimit("10 / 1h / 192.0.2.1", None),
+            ops::counter(&db, b"c", 1, None, None),
+            ops::serialize_take(&db, b"s", 1),
+            ops::serialize_release(&db, b"s"),
+            ops::lock(&db, Duration::from_secs(1)),
+            ops::unlock(&db),
+        ];
+        for request in once_only {
+            assert!(!codec.may_resend(&broken(), true, std::slice::from_ref(&request)), "{request:?}");
+            assert!(!codec.may_resend(&Failure::closed(), true, &[get(b"a"), request.clone()]), "{request:?}");
+        }
+        let safe = [
+            ops::seen("5m / key=k", None),
+            ops::greylist(&db, b"t", Duration::from_secs(300), Duration::from_secs(86_400), None),
+            ops::snapshot(None),
+        ];
+        for request in safe {
+            assert!(codec.may_resend(&broken(), true, std::slice::from_ref(&request)), "{request:?}");
+        }
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //!   connection on the first call, notices a `fork()` (the child connects anew and never
 //!   writes to its parent's socket), writes with `MSG_NOSIGNAL` so a dead daemon cannot kill
 //!   a C host with `SIGPIPE`, and resends an idempotent call once when a kept connection
-//!   turns out to have died with a daemon restart.
+//!   turns out to have died with a daemon restart (never one that counts or holds: a
+//!   ratelimit event, a counter add, a serialize slot or a lock).
 //! - [`AsyncClient`] (feature `tokio`, on by default) has the same calls and rules.
+//!
+//! A serialize slot and an exclusive session belong to the client's connection, and go when
+//! it is made anew (a daemon restart, a `fork()`, a timed-out call): see
+//! [`Client#slots-and-sessions-belong-to-the-connection`].
 //!
 //! Every call has one overall timeout ([`ClientConfig::timeout`], 1 s by default) and then
 //! fails with [`Error::Unavailable`], which an MTA should read as "no hint".
@@ -15,8 +20,9 @@
 //! # Layout
 //! - [`config`]: [`ClientConfig`] and the socket rule (shared with the daemon via hints-proto).
 //! - [`error`]: [`Error`], one variant per kind of failure.
-//! - `ops`: the one mapping between typed calls and `Request`/`Response` (and
-//!   [`CasOutcome`]).
+//! - `ops`: the one mapping between typed calls and `Request`/`Response` (and the typed
+//!   results: [`CasOutcome`], [`RateOutcome`], [`SeenOutcome`], [`GreylistOutcome`],
+//!   [`SlotOutcome`]).
 //! - `codec`: the sans-IO half of a connection both clients share: frames, ids, handshake,
 //!   the resend rule.
 //! - [`blocking`] and [`nonblocking`]: the two clients, which only move bytes.
@@ -49,7 +55,11 @@ pub use config::{ClientConfig, DEFAULT_TIMEOUT};
 pub use error::Error;
 #[cfg(feature = "tokio")]
 pub use nonblocking::Client as AsyncClient;
-pub use ops::CasOutcome;
+pub use ops::{CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
+
+/// Exim's hints record layouts (retry, callout, wait, seen, serialize, EHLO, ratelimit):
+/// encode and decode the values Exim stores, so a caller can read and write them byte-exact.
+pub use hints_proto::exim;
 
 /// The wire types the calls take and return, so a caller needs no direct hints-proto import.
 pub use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};

@@ -15,7 +15,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::codec::{Codec, Failure, describe_io, unavailable, validate_all};
 use crate::config::ClientConfig;
 use crate::error::Error;
-use crate::ops::{self, CasOutcome};
+use crate::ops::{self, CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
 
 /// An async connection to hintsd. The same rules as the blocking [`crate::Client`]: the first
 /// call connects, a broken or timed-out connection is dropped and the next call connects
@@ -24,6 +24,10 @@ use crate::ops::{self, CasOutcome};
 ///
 /// A call whose future is dropped before it finished leaves the connection half used; the
 /// next call notices and connects anew, so a late reply is never read as another's answer.
+///
+/// A call that counts or holds (ratelimit, counter, serialize, lock) is never resent, and a
+/// serialize slot or exclusive session belongs to the connection, gone when the client
+/// connects anew: see [`crate::Client#slots-and-sessions-belong-to-the-connection`].
 ///
 /// The client is for one task at a time (`&mut self`); give each task its own.
 pub struct Client {
@@ -133,6 +137,110 @@ impl Client {
     /// As [`crate::Client::stats`].
     pub async fn stats(&mut self, db: Option<&DbName>) -> Result<Vec<DbStats>, Error> {
         self.call_typed(&ops::stats(db), ops::db_stats).await
+    }
+
+    /// Applies Exim's `ratelimit` condition in the `ratelimit` database, as at `at` (the
+    /// daemon's clock for `None`). Never resent: the event counts once at most.
+    ///
+    /// # Errors
+    /// As [`crate::Client::ratelimit`].
+    pub async fn ratelimit(&mut self, condition: &str, at: Option<Stamp>) -> Result<RateOutcome, Error> {
+        self.call_typed(&ops::ratelimit(condition, at), ops::rate).await
+    }
+
+    /// Applies Exim's `seen` condition in the `seen` database, as at `at` (the daemon's clock
+    /// for `None`).
+    ///
+    /// # Errors
+    /// As [`crate::Client::seen`].
+    pub async fn seen(&mut self, condition: &str, at: Option<Stamp>) -> Result<SeenOutcome, Error> {
+        self.call_typed(&ops::seen(condition, at), ops::seen_result).await
+    }
+
+    /// Checks the greylist triplet under `key` with a `delay` and an `expiry` (whole seconds),
+    /// as at `at`.
+    ///
+    /// # Errors
+    /// As [`crate::Client::greylist`].
+    pub async fn greylist(
+        &mut self,
+        db: &DbName,
+        key: &[u8],
+        delay: Duration,
+        expiry: Duration,
+        at: Option<Stamp>,
+    ) -> Result<GreylistOutcome, Error> {
+        self.call_typed(&ops::greylist(db, key, delay, expiry, at), ops::greylisted).await
+    }
+
+    /// Takes one of `limit` slots under `key`.
+    ///
+    /// The slot belongs to this client's **connection**: it is freed by
+    /// [`Client::serialize_release`], when the connection closes (a dropped client, a call
+    /// that timed out, a call whose future was dropped half way), or when it ages out. If the
+    /// client connects anew (the daemon restarted, a call timed out or was abandoned), the
+    /// slot is gone and a later call that reconnected cannot tell; see
+    /// [`crate::Client#slots-and-sessions-belong-to-the-connection`]. Never resent.
+    ///
+    /// # Errors
+    /// As [`crate::Client::serialize_take`].
+    pub async fn serialize_take(&mut self, db: &DbName, key: &[u8], limit: u32) -> Result<SlotOutcome, Error> {
+        self.call_typed(&ops::serialize_take(db, key, limit), ops::slot).await
+    }
+
+    /// Gives back the slot this connection holds under `key`. Never resent.
+    ///
+    /// # Errors
+    /// As [`crate::Client::serialize_release`].
+    pub async fn serialize_release(&mut self, db: &DbName, key: &[u8]) -> Result<SlotOutcome, Error> {
+        self.call_typed(&ops::serialize_release(db, key), ops::slot).await
+    }
+
+    /// Adds `delta` to the counter under `key` and returns its new value. Never resent: the
+    /// add applies once at most.
+    ///
+    /// # Errors
+    /// As [`crate::Client::counter`].
+    pub async fn counter(
+        &mut self,
+        db: &DbName,
+        key: &[u8],
+        delta: i64,
+        expiry: Option<Duration>,
+        at: Option<Stamp>,
+    ) -> Result<i64, Error> {
+        self.call_typed(&ops::counter(db, key, delta, expiry, at), ops::counted).await
+    }
+
+    /// Holds `db` exclusively for `lease` (milliseconds on the wire, rounded up, within
+    /// `1..=`[`hints_proto::limits::LEASE_MS_MAX`]); returns the lease granted.
+    ///
+    /// The session belongs to this client's **connection**: if the client connects anew (the
+    /// daemon restarted, a call timed out or was abandoned), the session is gone and a later
+    /// call that reconnected cannot tell ([`Client::unlock`] then answers `false`). Never
+    /// resent.
+    ///
+    /// # Errors
+    /// As [`crate::Client::lock`].
+    pub async fn lock(&mut self, db: &DbName, lease: Duration) -> Result<Duration, Error> {
+        self.call_typed(&ops::lock(db, lease), ops::locked).await
+    }
+
+    /// Ends this connection's exclusive session on `db`; returns whether it held one.
+    ///
+    /// # Errors
+    /// As [`crate::Client::unlock`].
+    pub async fn unlock(&mut self, db: &DbName) -> Result<bool, Error> {
+        self.call_typed(&ops::unlock(db), ops::unlocked).await
+    }
+
+    /// Makes the daemon write snapshots now, of `db` or of all; returns how many databases
+    /// and records were written.
+    ///
+    /// # Errors
+    /// As [`crate::Client::snapshot`].
+    pub async fn snapshot(&mut self, db: Option<&DbName>) -> Result<(u32, u64), Error> {
+        self.call_typed(&ops::snapshot(db), ops::snapshotted).await
     }
 
     /// Sends one request and returns its answer; an error reply is returned as its [`Error`].
@@ -329,6 +437,65 @@ mod tests {
         client.ping().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(client.get(&db(), b"k").await.unwrap(), None);
+        drop(client);
+        daemon.finish();
+    }
+
+    #[tokio::test]
+    async fn typed_operations_map_their_answers() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            peer.answer_all(|request| match request {
+                Request::Ratelimit { .. } => Response::Rate { rate: 0.5, over: false, key: "k".into(), written: true },
+                Request::Seen { .. } => Response::Seen { result: false, written: true },
+                Request::Greylist { .. } => Response::Greylist { pass: true, retry_after_secs: 0 },
+                Request::SerializeTake { .. } => Response::Slot { held: false, holders: 4 },
+                Request::SerializeRelease { .. } => Response::Slot { held: false, holders: 3 },
+                Request::Counter { delta, .. } => Response::Counter(100 + delta),
+                Request::Lock { .. } => Response::Locked { lease_ms: 250 },
+                Request::Unlock { .. } => Response::Unlocked { held: false },
+                Request::Snapshot { db } => Response::Snapshotted { databases: u32::from(db.is_some()), records: 5 },
+                other => simple_answer(other),
+            });
+        })]);
+        let mut client = client_for(daemon.socket());
+        let rate = client.ratelimit("1 / 1s / k", None).await.unwrap();
+        assert_eq!(rate, RateOutcome { rate: 0.5, over: false, key: "k".into(), written: true });
+        assert_eq!(client.seen("5m / key=k", None).await.unwrap(), SeenOutcome { result: false, written: true });
+        let grey = client.greylist(&db(), b"t", Duration::ZERO, Duration::ZERO, None).await.unwrap();
+        assert_eq!(grey, GreylistOutcome { pass: true, retry_after_secs: 0 });
+        assert_eq!(client.serialize_take(&db(), b"s", 4).await.unwrap(), SlotOutcome { held: false, holders: 4 });
+        assert_eq!(client.serialize_release(&db(), b"s").await.unwrap(), SlotOutcome { held: false, holders: 3 });
+        assert_eq!(client.counter(&db(), b"c", -1, None, None).await.unwrap(), 99);
+        assert_eq!(client.lock(&db(), Duration::from_millis(250)).await.unwrap(), Duration::from_millis(250));
+        assert!(!client.unlock(&db()).await.unwrap());
+        assert_eq!(client.snapshot(Some(&db())).await.unwrap(), (1, 5));
+        drop(client);
+        daemon.finish();
+    }
+
+    #[tokio::test]
+    async fn a_ratelimit_event_on_a_kept_connection_that_died_is_not_resent() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(1, simple_answer);
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(1, |request| {
+                    assert_eq!(request, &Request::Ping, "the ratelimit event was sent again");
+                    Response::Pong
+                });
+                assert!(peer.request().is_none());
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        client.ping().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let err = client.ratelimit("10 / 1h / k", None).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        client.ping().await.unwrap();
         drop(client);
         daemon.finish();
     }

@@ -18,6 +18,50 @@ pub enum CasOutcome {
     Conflict(Option<Record>),
 }
 
+/// What a `ratelimit` condition found: Exim's smoothed rate after this event, and whether it
+/// is over the limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateOutcome {
+    /// The smoothed rate after the event, in events per period (as Exim's `$sender_rate`).
+    pub rate: f64,
+    /// Whether the rate is over the limit (`rate >= limit`, Exim's rule): the condition is
+    /// true.
+    pub over: bool,
+    /// The database key the condition used (`<period>/<mode>/[unique/]<key>`, as Exim's).
+    pub key: String,
+    /// Whether the record was written: never for `readonly`, and in `leaky` mode (the
+    /// default) only when the event is under the limit, as in Exim.
+    pub written: bool,
+}
+
+/// What a `seen` condition found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenOutcome {
+    /// The condition's result, as Exim's `seen` condition would give it.
+    pub result: bool,
+    /// Whether the record was written (not for `readonly`).
+    pub written: bool,
+}
+
+/// What a greylist check decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GreylistOutcome {
+    /// Let the message through: the triplet was seen before and its delay is over.
+    pub pass: bool,
+    /// When deferred, how many seconds of the delay are left (0 when it passes).
+    pub retry_after_secs: u64,
+}
+
+/// A serialize slot's state after a take or a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotOutcome {
+    /// Whether this connection holds a slot under the key now: after a take, whether it got
+    /// one (false: every slot is taken); after a release, false.
+    pub held: bool,
+    /// How many slots under the key are held now, by every connection.
+    pub holders: u32,
+}
+
 // ---- requests ------------------------------------------------------------------------------
 
 pub(crate) fn ping() -> Request {
@@ -51,6 +95,54 @@ pub(crate) fn compare_and_set(db: &DbName, key: &[u8], expected: Option<Stamp>, 
 
 pub(crate) fn stats(db: Option<&DbName>) -> Request {
     Request::Stats { db: db.cloned() }
+}
+
+pub(crate) fn ratelimit(condition: &str, at: Option<Stamp>) -> Request {
+    Request::Ratelimit { condition: condition.to_owned(), at }
+}
+
+pub(crate) fn seen(condition: &str, at: Option<Stamp>) -> Request {
+    Request::Seen { condition: condition.to_owned(), at }
+}
+
+/// Whole seconds for the delay and the expiry.
+pub(crate) fn greylist(db: &DbName, key: &[u8], delay: Duration, expiry: Duration, at: Option<Stamp>) -> Request {
+    Request::Greylist {
+        db: db.clone(),
+        key: key.to_vec(),
+        delay_secs: delay.as_secs(),
+        expiry_secs: expiry.as_secs(),
+        at,
+    }
+}
+
+pub(crate) fn serialize_take(db: &DbName, key: &[u8], limit: u32) -> Request {
+    Request::SerializeTake { db: db.clone(), key: key.to_vec(), limit }
+}
+
+pub(crate) fn serialize_release(db: &DbName, key: &[u8]) -> Request {
+    Request::SerializeRelease { db: db.clone(), key: key.to_vec() }
+}
+
+/// Whole seconds for the expiry.
+pub(crate) fn counter(db: &DbName, key: &[u8], delta: i64, expiry: Option<Duration>, at: Option<Stamp>) -> Request {
+    Request::Counter { db: db.clone(), key: key.to_vec(), delta, expiry_secs: expiry.map(|e| e.as_secs()), at }
+}
+
+/// The lease in milliseconds, rounded up (so a lease under a millisecond is not 0). A lease
+/// past [`u32::MAX`] ms saturates rather than wrapping, so `validate` refuses it as it refuses
+/// anything past [`hints_proto::limits::LEASE_MS_MAX`].
+pub(crate) fn lock(db: &DbName, lease: Duration) -> Request {
+    let lease_ms = u32::try_from(lease.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
+    Request::Lock { db: db.clone(), lease_ms }
+}
+
+pub(crate) fn unlock(db: &DbName) -> Request {
+    Request::Unlock { db: db.clone() }
+}
+
+pub(crate) fn snapshot(db: Option<&DbName>) -> Request {
+    Request::Snapshot { db: db.cloned() }
 }
 
 // ---- responses -----------------------------------------------------------------------------
@@ -112,6 +204,63 @@ pub(crate) fn db_stats(response: Response) -> Result<Vec<DbStats>, Error> {
     }
 }
 
+pub(crate) fn rate(response: Response) -> Result<RateOutcome, Error> {
+    match response {
+        Response::Rate { rate, over, key, written } => Ok(RateOutcome { rate, over, key, written }),
+        other => Err(unexpected("Rate", other)),
+    }
+}
+
+pub(crate) fn seen_result(response: Response) -> Result<SeenOutcome, Error> {
+    match response {
+        Response::Seen { result, written } => Ok(SeenOutcome { result, written }),
+        other => Err(unexpected("Seen", other)),
+    }
+}
+
+pub(crate) fn greylisted(response: Response) -> Result<GreylistOutcome, Error> {
+    match response {
+        Response::Greylist { pass, retry_after_secs } => Ok(GreylistOutcome { pass, retry_after_secs }),
+        other => Err(unexpected("Greylist", other)),
+    }
+}
+
+pub(crate) fn slot(response: Response) -> Result<SlotOutcome, Error> {
+    match response {
+        Response::Slot { held, holders } => Ok(SlotOutcome { held, holders }),
+        other => Err(unexpected("Slot", other)),
+    }
+}
+
+pub(crate) fn counted(response: Response) -> Result<i64, Error> {
+    match response {
+        Response::Counter(value) => Ok(value),
+        other => Err(unexpected("Counter", other)),
+    }
+}
+
+/// The lease granted, from now.
+pub(crate) fn locked(response: Response) -> Result<Duration, Error> {
+    match response {
+        Response::Locked { lease_ms } => Ok(Duration::from_millis(u64::from(lease_ms))),
+        other => Err(unexpected("Locked", other)),
+    }
+}
+
+pub(crate) fn unlocked(response: Response) -> Result<bool, Error> {
+    match response {
+        Response::Unlocked { held } => Ok(held),
+        other => Err(unexpected("Unlocked", other)),
+    }
+}
+
+pub(crate) fn snapshotted(response: Response) -> Result<(u32, u64), Error> {
+    match response {
+        Response::Snapshotted { databases, records } => Ok((databases, records)),
+        other => Err(unexpected("Snapshotted", other)),
+    }
+}
+
 /// Passes any answer through except an error reply, which becomes its [`Error`] variant.
 pub(crate) fn answer(response: Response) -> Result<Response, Error> {
     match response {
@@ -138,22 +287,7 @@ pub(crate) fn error_from_reply(reply: ErrorReply) -> Error {
 fn unexpected(wanted: &str, response: Response) -> Error {
     match response {
         Response::Error(reply) => error_from_reply(reply),
-        other => Error::Protocol(format!("expected a {wanted} response, got {}", variant_name(&other))),
-    }
-}
-
-fn variant_name(response: &Response) -> &'static str {
-    match response {
-        Response::Pong => "Pong",
-        Response::Value(_) => "Value",
-        Response::Stored(_) => "Stored",
-        Response::Deleted { .. } => "Deleted",
-        Response::Page(_) => "Page",
-        Response::Tidied { .. } => "Tidied",
-        Response::Swapped(_) => "Swapped",
-        Response::Conflict(_) => "Conflict",
-        Response::Stats(_) => "Stats",
-        Response::Error(_) => "Error",
+        other => Error::Protocol(format!("expected a {wanted} response, got {}", other.kind())),
     }
 }
 
@@ -191,9 +325,43 @@ mod tests {
         assert_eq!(swapped(Response::Swapped(None)), Ok(CasOutcome::Swapped(None)));
         assert_eq!(swapped(Response::Conflict(Some(record()))), Ok(CasOutcome::Conflict(Some(record()))));
         assert_eq!(swapped(Response::Conflict(None)), Ok(CasOutcome::Conflict(None)));
-        let counters =
-            vec![DbStats { db: db(), records: 1, bytes: 2, ops: vec![OpCount { kind: "get".into(), count: 3 }] }];
+        let counters = vec![DbStats {
+            db: db(),
+            records: 1,
+            bytes: 2,
+            ops: vec![OpCount { kind: "get".into(), count: 3 }],
+            records_max: 4,
+            expired: 5,
+            evicted: 6,
+            slots_held: 7,
+        }];
         assert_eq!(db_stats(Response::Stats(counters.clone())), Ok(counters));
+    }
+
+    #[test]
+    fn each_new_answer_maps_to_its_typed_result() {
+        let key = "1h/per_mail/192.0.2.1".to_owned();
+        assert_eq!(
+            rate(Response::Rate { rate: 0.1 + 0.2, over: true, key: key.clone(), written: false }),
+            Ok(RateOutcome { rate: 0.1 + 0.2, over: true, key, written: false }),
+            "the rate is passed on bit for bit"
+        );
+        assert_eq!(
+            seen_result(Response::Seen { result: true, written: false }),
+            Ok(SeenOutcome { result: true, written: false })
+        );
+        assert_eq!(
+            greylisted(Response::Greylist { pass: false, retry_after_secs: 299 }),
+            Ok(GreylistOutcome { pass: false, retry_after_secs: 299 })
+        );
+        assert_eq!(slot(Response::Slot { held: true, holders: 2 }), Ok(SlotOutcome { held: true, holders: 2 }));
+        assert_eq!(slot(Response::Slot { held: false, holders: 0 }), Ok(SlotOutcome { held: false, holders: 0 }));
+        assert_eq!(counted(Response::Counter(-3)), Ok(-3));
+        assert_eq!(counted(Response::Counter(i64::MAX)), Ok(i64::MAX));
+        assert_eq!(locked(Response::Locked { lease_ms: 1500 }), Ok(Duration::from_millis(1500)));
+        assert_eq!(unlocked(Response::Unlocked { held: true }), Ok(true));
+        assert_eq!(unlocked(Response::Unlocked { held: false }), Ok(false));
+        assert_eq!(snapshotted(Response::Snapshotted { databases: 3, records: 1 << 40 }), Ok((3, 1 << 40)));
     }
 
     #[test]
@@ -244,6 +412,14 @@ mod tests {
         assert_eq!(tidied(busy()).map(drop), want);
         assert_eq!(swapped(busy()).map(drop), want);
         assert_eq!(db_stats(busy()).map(drop), want);
+        assert_eq!(rate(busy()).map(drop), want);
+        assert_eq!(seen_result(busy()).map(drop), want);
+        assert_eq!(greylisted(busy()).map(drop), want);
+        assert_eq!(slot(busy()).map(drop), want);
+        assert_eq!(counted(busy()).map(drop), want);
+        assert_eq!(locked(busy()).map(drop), want);
+        assert_eq!(unlocked(busy()).map(drop), want);
+        assert_eq!(snapshotted(busy()).map(drop), want);
         assert_eq!(answer(busy()).map(drop), want);
         assert_eq!(answer(Response::Pong), Ok(Response::Pong));
     }
@@ -255,6 +431,15 @@ mod tests {
         assert!(matches!(stored(Response::Value(None)), Err(Error::Protocol(_))));
         assert!(matches!(swapped(Response::Stored(Stamp::default())), Err(Error::Protocol(_))));
         assert!(matches!(pong(Response::Tidied { removed: 0 }), Err(Error::Protocol(_))));
+        let err = rate(Response::Seen { result: true, written: true }).unwrap_err();
+        assert_eq!(err, Error::Protocol("expected a Rate response, got Seen".into()));
+        assert!(matches!(seen_result(Response::Pong), Err(Error::Protocol(_))));
+        assert!(matches!(greylisted(Response::Counter(1)), Err(Error::Protocol(_))));
+        assert!(matches!(slot(Response::Unlocked { held: true }), Err(Error::Protocol(_))));
+        assert!(matches!(counted(Response::Slot { held: true, holders: 1 }), Err(Error::Protocol(_))));
+        assert!(matches!(locked(Response::Unlocked { held: true }), Err(Error::Protocol(_))));
+        assert!(matches!(unlocked(Response::Locked { lease_ms: 1 }), Err(Error::Protocol(_))));
+        assert!(matches!(snapshotted(Response::Stats(Vec::new())), Err(Error::Protocol(_))));
     }
 
     #[test]
@@ -275,5 +460,50 @@ mod tests {
         );
         assert_eq!(stats(None), Request::Stats { db: None });
         assert_eq!(stats(Some(&db())), Request::Stats { db: Some(db()) });
+    }
+
+    #[test]
+    fn new_requests_carry_their_arguments() {
+        let at = Some(Stamp { secs: 1_700_000_000, micros: 5 });
+        let condition = "100 / 1h / strict / 192.0.2.1";
+        assert_eq!(ratelimit(condition, at), Request::Ratelimit { condition: condition.into(), at });
+        assert_eq!(seen("-5m / key=k", None), Request::Seen { condition: "-5m / key=k".into(), at: None });
+        assert_eq!(
+            greylist(&db(), b"t", Duration::from_millis(300_900), Duration::from_secs(86_400), at),
+            Request::Greylist { db: db(), key: b"t".to_vec(), delay_secs: 300, expiry_secs: 86_400, at }
+        );
+        assert_eq!(serialize_take(&db(), b"s", 2), Request::SerializeTake { db: db(), key: b"s".to_vec(), limit: 2 });
+        assert_eq!(serialize_release(&db(), b"s"), Request::SerializeRelease { db: db(), key: b"s".to_vec() });
+        assert_eq!(
+            counter(&db(), b"c", -3, Some(Duration::from_secs(60)), at),
+            Request::Counter { db: db(), key: b"c".to_vec(), delta: -3, expiry_secs: Some(60), at }
+        );
+        assert_eq!(
+            counter(&db(), b"c", 1, None, None),
+            Request::Counter { db: db(), key: b"c".to_vec(), delta: 1, expiry_secs: None, at: None }
+        );
+        assert_eq!(lock(&db(), Duration::from_secs(2)), Request::Lock { db: db(), lease_ms: 2000 });
+        assert_eq!(unlock(&db()), Request::Unlock { db: db() });
+        assert_eq!(snapshot(None), Request::Snapshot { db: None });
+        assert_eq!(snapshot(Some(&db())), Request::Snapshot { db: Some(db()) });
+    }
+
+    #[test]
+    fn a_lease_is_whole_milliseconds_rounded_up_and_checked_against_the_limit() {
+        use hints_proto::limits::LEASE_MS_MAX;
+        let lease_ms = |lease| match lock(&db(), lease) {
+            Request::Lock { lease_ms, .. } => lease_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(lease_ms(Duration::from_micros(1)), 1, "under a millisecond is not 0");
+        assert_eq!(lease_ms(Duration::from_micros(1_500)), 2);
+        assert_eq!(lease_ms(Duration::ZERO), 0);
+        assert_eq!(lease_ms(Duration::from_secs(u64::MAX)), u32::MAX, "saturates, never wraps");
+        assert_eq!(lease_ms(Duration::from_millis(u64::from(u32::MAX) + 1)), u32::MAX);
+        assert!(lock(&db(), Duration::from_millis(u64::from(LEASE_MS_MAX))).validate().is_ok());
+        for lease in [Duration::ZERO, Duration::from_millis(u64::from(LEASE_MS_MAX) + 1), Duration::MAX] {
+            let reply = lock(&db(), lease).validate().unwrap_err();
+            assert_eq!(reply.code, ErrorCode::BAD_ARGUMENT, "{lease:?}");
+        }
     }
 }

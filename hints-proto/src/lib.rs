@@ -18,9 +18,11 @@
 //! Enum variants are append-only and struct fields never change; `tests/golden.rs` pins the
 //! bytes of every variant. A change of meaning takes a new variant and a new protocol version.
 
+pub mod condition;
 pub mod db_name;
 pub mod duration;
 pub mod error;
+pub mod exim;
 pub mod frame;
 pub mod hello;
 pub mod limits;

@@ -28,6 +28,10 @@ pub const RECORD_OVERHEAD_BYTES_MAX: usize = 32;
 /// The most requests a connection may have in flight (sent, not yet answered). Requests past
 /// this wait in the socket buffer; they are not refused.
 pub const PIPELINE_DEPTH_MAX: usize = 128;
+/// The longest `ratelimit` or `seen` condition text.
+pub const CONDITION_BYTES_MAX: usize = 1024;
+/// The longest exclusive-session lease a client may ask for, in milliseconds.
+pub const LEASE_MS_MAX: u32 = 60_000;
 /// The most databases `stats` reports in one reply.
 pub const STATS_DATABASES_MAX: usize = 1024;
 

@@ -9,7 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::db_name::DbName;
 use crate::error::{ErrorCode, ErrorReply};
 use crate::frame::decode_body;
-use crate::limits::{KEY_BYTES_MAX, SCAN_PAGE_RECORDS_MAX, VALUE_BYTES_MAX};
+use crate::limits::{CONDITION_BYTES_MAX, KEY_BYTES_MAX, LEASE_MS_MAX, SCAN_PAGE_RECORDS_MAX, VALUE_BYTES_MAX};
+
+/// The database `Request::Ratelimit` works in, as Exim's.
+pub const RATELIMIT_DB: &str = "ratelimit";
+/// The database `Request::Seen` works in, as Exim's.
+pub const SEEN_DB: &str = "seen";
 
 /// The id a daemon puts on an error that belongs to no request it could read (a frame that did
 /// not decode far enough to show its id). Clients number requests from 1.
@@ -102,13 +107,65 @@ pub enum Request {
     /// 7: counters of one database, or of every running database; answered with
     /// [`Response::Stats`].
     Stats { db: Option<DbName> },
+    /// 8: Exim's `ratelimit` condition (`100 / 1h / strict / per_rcpt / 192.0.2.1`), applied
+    /// atomically in the `ratelimit` database at `at` (the MTA's clock at the event; the
+    /// daemon's when `None`); answered with [`Response::Rate`].
+    Ratelimit { condition: String, at: Option<Stamp> },
+    /// 9: Exim's `seen` condition (`-5m / key=K`), in the `seen` database; answered with
+    /// [`Response::Seen`].
+    Seen { condition: String, at: Option<Stamp> },
+    /// 10: a greylist triplet under `key`: the first attempt is deferred, a retry after
+    /// `delay_secs` passes and is remembered, a triplet unseen for `expiry_secs` is forgotten;
+    /// answered with [`Response::Greylist`].
+    Greylist {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        delay_secs: u64,
+        expiry_secs: u64,
+        at: Option<Stamp>,
+    },
+    /// 11: take one of `limit` slots under `key` (Exim's serialize and ETRN records); the slot
+    /// is this connection's until released, the connection closes, or it ages out; answered
+    /// with [`Response::Slot`].
+    SerializeTake {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        limit: u32,
+    },
+    /// 12: give back a slot this connection holds under `key`; answered with
+    /// [`Response::Slot`].
+    SerializeRelease {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// 13: add `delta` to the 64-bit counter under `key` (created at 0); a new counter lives
+    /// `expiry_secs` when given; answered with [`Response::Counter`].
+    Counter {
+        db: DbName,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        delta: i64,
+        expiry_secs: Option<u64>,
+        at: Option<Stamp>,
+    },
+    /// 14: hold the database exclusively for `lease_ms` (legacy read-modify-write code written
+    /// against Exim's lockfile); other clients' requests to it wait, in order, until release,
+    /// the lease's end or this connection's close; answered with [`Response::Locked`].
+    Lock { db: DbName, lease_ms: u32 },
+    /// 15: end this connection's exclusive session; answered with [`Response::Unlocked`].
+    Unlock { db: DbName },
+    /// 16: write snapshots now, of one database or all; answered with [`Response::Snapshotted`].
+    Snapshot { db: Option<DbName> },
 }
 
 /// How many `Request` variants this crate knows; a higher index is an unknown request.
-pub const REQUEST_VARIANTS: u32 = 8;
+pub const REQUEST_VARIANTS: u32 = 17;
 
 /// The daemon's answer to one request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// 0
     Pong,
@@ -130,6 +187,49 @@ pub enum Response {
     Stats(Vec<DbStats>),
     /// 9
     Error(ErrorReply),
+    /// 10: the smoothed rate after the event, whether it is over the limit (`rate >= limit`),
+    /// and the record key and whether the record was written.
+    Rate { rate: f64, over: bool, key: String, written: bool },
+    /// 11: the `seen` condition's result, and whether the record was written.
+    Seen { result: bool, written: bool },
+    /// 12: pass, or defer with the seconds left of the delay.
+    Greylist { pass: bool, retry_after_secs: u64 },
+    /// 13: whether this connection holds a slot now, and how many holders there are.
+    Slot { held: bool, holders: u32 },
+    /// 14: the counter's new value.
+    Counter(i64),
+    /// 15: the session is this connection's until the lease ends (milliseconds from now).
+    Locked { lease_ms: u32 },
+    /// 16: whether this connection had held the session.
+    Unlocked { held: bool },
+    /// 17: how many databases and records were written.
+    Snapshotted { databases: u32, records: u64 },
+}
+
+impl Response {
+    /// The variant's name, for messages about unexpected answers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::Pong => "Pong",
+            Response::Value(_) => "Value",
+            Response::Stored(_) => "Stored",
+            Response::Deleted { .. } => "Deleted",
+            Response::Page(_) => "Page",
+            Response::Tidied { .. } => "Tidied",
+            Response::Swapped(_) => "Swapped",
+            Response::Conflict(_) => "Conflict",
+            Response::Stats(_) => "Stats",
+            Response::Error(_) => "Error",
+            Response::Rate { .. } => "Rate",
+            Response::Seen { .. } => "Seen",
+            Response::Greylist { .. } => "Greylist",
+            Response::Slot { .. } => "Slot",
+            Response::Counter(_) => "Counter",
+            Response::Locked { .. } => "Locked",
+            Response::Unlocked { .. } => "Unlocked",
+            Response::Snapshotted { .. } => "Snapshotted",
+        }
+    }
 }
 
 /// One page of a scan.
@@ -150,6 +250,14 @@ pub struct DbStats {
     pub bytes: u64,
     /// Operations handled since the database started, by kind (`get`, `put`, ...).
     pub ops: Vec<OpCount>,
+    /// The record limit past which the oldest records are evicted.
+    pub records_max: u64,
+    /// Records dropped by age (or their own expiry) since the daemon started.
+    pub expired: u64,
+    /// Records evicted at the record limit since the daemon started.
+    pub evicted: u64,
+    /// Serialize slots held now.
+    pub slots_held: u64,
 }
 
 /// How many operations of one kind a database has handled.
@@ -167,7 +275,7 @@ pub struct RequestEnvelope {
 }
 
 /// A response and the id of the request it answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseEnvelope {
     pub id: u64,
     pub response: Response,
@@ -192,19 +300,49 @@ impl Request {
             Request::Tidy { .. } => "tidy",
             Request::CompareAndSet { .. } => "cas",
             Request::Stats { .. } => "stats",
+            Request::Ratelimit { .. } => "ratelimit",
+            Request::Seen { .. } => "seen",
+            Request::Greylist { .. } => "greylist",
+            Request::SerializeTake { .. } => "serialize_take",
+            Request::SerializeRelease { .. } => "serialize_release",
+            Request::Counter { .. } => "counter",
+            Request::Lock { .. } => "lock",
+            Request::Unlock { .. } => "unlock",
+            Request::Snapshot { .. } => "snapshot",
         }
     }
 
-    /// The database the request is for, if it is for exactly one.
+    /// The database the request is for, if it names exactly one. `Ratelimit` and `Seen` go to
+    /// the `ratelimit` and `seen` databases (see [`Request::target_db`]).
     pub fn db(&self) -> Option<&DbName> {
         match self {
-            Request::Ping | Request::Stats { .. } => None,
+            Request::Ping
+            | Request::Stats { .. }
+            | Request::Snapshot { .. }
+            | Request::Ratelimit { .. }
+            | Request::Seen { .. } => None,
             Request::Get { db, .. }
             | Request::Put { db, .. }
             | Request::Delete { db, .. }
             | Request::Scan { db, .. }
             | Request::Tidy { db, .. }
-            | Request::CompareAndSet { db, .. } => Some(db),
+            | Request::CompareAndSet { db, .. }
+            | Request::Greylist { db, .. }
+            | Request::SerializeTake { db, .. }
+            | Request::SerializeRelease { db, .. }
+            | Request::Counter { db, .. }
+            | Request::Lock { db, .. }
+            | Request::Unlock { db } => Some(db),
+        }
+    }
+
+    /// The database whose actor handles the request, if one does.
+    pub fn target_db(&self) -> Option<DbName> {
+        match self {
+            Request::Ratelimit { .. } => Some(DbName(RATELIMIT_DB.to_owned())),
+            Request::Seen { .. } => Some(DbName(SEEN_DB.to_owned())),
+            Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } => Some(db.clone()),
+            other => other.db().cloned(),
         }
     }
 
@@ -214,8 +352,17 @@ impl Request {
     /// nothing existed, a resent compare-and-set that had applied reports a conflict), but
     /// the data converge.
     pub fn is_idempotent(&self) -> bool {
-        // Every operation of this version is; counters and the like, when they come, are not.
-        true
+        // A resent rate or counter event would count twice, and a resent slot or session
+        // request belongs to the broken connection's holdings, which are gone.
+        !matches!(
+            self,
+            Request::Ratelimit { .. }
+                | Request::Counter { .. }
+                | Request::SerializeTake { .. }
+                | Request::SerializeRelease { .. }
+                | Request::Lock { .. }
+                | Request::Unlock { .. }
+        )
     }
 
     /// Checks every field against its limit.
@@ -227,8 +374,33 @@ impl Request {
             db.check()?;
         }
         match self {
-            Request::Ping | Request::Tidy { .. } => Ok(()),
-            Request::Stats { db } => db.as_ref().map_or(Ok(()), DbName::check),
+            Request::Ping | Request::Tidy { .. } | Request::Unlock { .. } => Ok(()),
+            Request::Stats { db } | Request::Snapshot { db } => db.as_ref().map_or(Ok(()), DbName::check),
+            Request::Ratelimit { condition, at } | Request::Seen { condition, at } => {
+                check_condition(condition)?;
+                at.map_or(Ok(()), check_stamp)
+            }
+            Request::Greylist { key, at, .. } | Request::Counter { key, at, .. } => {
+                check_key(key)?;
+                at.map_or(Ok(()), check_stamp)
+            }
+            Request::SerializeTake { key, limit, .. } => {
+                check_key(key)?;
+                if *limit == 0 {
+                    return Err(ErrorReply::new(ErrorCode::BAD_ARGUMENT, "a serialize limit of 0 admits nobody"));
+                }
+                Ok(())
+            }
+            Request::SerializeRelease { key, .. } => check_key(key),
+            Request::Lock { lease_ms, .. } => {
+                if !(1..=LEASE_MS_MAX).contains(lease_ms) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::BAD_ARGUMENT,
+                        format!("a lease of {lease_ms} ms is outside 1..={LEASE_MS_MAX}"),
+                    ));
+                }
+                Ok(())
+            }
             Request::Get { key, .. } | Request::Delete { key, .. } => check_key(key),
             Request::Put { key, value, .. } => {
                 check_key(key)?;
@@ -268,6 +440,26 @@ fn check_key(key: &[u8]) -> Result<(), ErrorReply> {
         return Err(ErrorReply::new(
             ErrorCode::BAD_KEY,
             format!("key is {} bytes, the limit is {KEY_BYTES_MAX}", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_condition(condition: &str) -> Result<(), ErrorReply> {
+    if condition.len() > CONDITION_BYTES_MAX {
+        return Err(ErrorReply::new(
+            ErrorCode::BAD_ARGUMENT,
+            format!("condition is {} bytes, the limit is {CONDITION_BYTES_MAX}", condition.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_stamp(stamp: Stamp) -> Result<(), ErrorReply> {
+    if stamp.micros >= 1_000_000 {
+        return Err(ErrorReply::new(
+            ErrorCode::BAD_ARGUMENT,
+            format!("{} microseconds is not under a second", stamp.micros),
         ));
     }
     Ok(())

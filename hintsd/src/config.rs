@@ -2,8 +2,10 @@
 //! overrides, and embedded defaults that run as they are. Unknown keys and bad values are
 //! refused at start with a message naming the key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hints_proto::DbName;
 use hints_proto::limits::STATS_DATABASES_MAX;
@@ -22,6 +24,32 @@ pub const WORKER_THREADS_DEFAULT: usize = 2;
 pub const WORKER_THREADS_LIMIT: usize = 64;
 /// The largest configuration file read.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
+/// Default of a database's `records_max`.
+pub const RECORDS_MAX_DEFAULT: u64 = 1_000_000;
+/// The largest `records_max` accepted.
+pub const RECORDS_MAX_LIMIT: u64 = 1 << 32;
+/// Default of `snapshot_interval`.
+pub const SNAPSHOT_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// Default of `serialize_max_age`: a slot held longer is freed even if its holder lives.
+pub const SERIALIZE_MAX_AGE_DEFAULT: Duration = Duration::from_secs(3600);
+/// Default snapshot directory for root; others use `$XDG_STATE_HOME/hintsd` or
+/// `~/.local/state/hintsd`.
+pub const SNAPSHOT_DIR_ROOT: &str = "/var/lib/hintsd";
+
+/// How long a database keeps a record after its last write, unless configured: Exim's own
+/// horizons where Exim has them (retry data 7 days, callout 24 h for a positive result and
+/// 2 h for a negative one (set per record), seen 30 days after last use).
+pub fn max_age_default(db: &str) -> Duration {
+    const DAY: u64 = 86_400;
+    let days = match db {
+        "callout" | "tls" => 1,
+        "retry" | "misc" | "ratelimit" => 7,
+        db if db.starts_with("wait-") => 7,
+        _ => 30,
+    };
+    Duration::from_secs(days * DAY)
+}
+
 /// Databases started at boot unless the file says otherwise: Exim's.
 pub const DATABASES_DEFAULT: [&str; 6] = hints_proto::db_name::EXIM_DATABASES;
 
@@ -74,8 +102,31 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where connection tasks run: on their database's thread, or on the tokio pool.
     pub connection_placement: ConnectionPlacement,
+    /// Where snapshots are written and loaded from; `None` runs as a pure cache.
+    pub snapshot_dir: Option<PathBuf>,
+    pub snapshot_interval: Duration,
+    pub serialize_max_age: Duration,
+    /// Per-database settings given in `[db.<name>]`; others take the defaults.
+    pub per_db: BTreeMap<DbName, DbLimits>,
     /// Fault injection for tests: a get or put of this key panics inside its database.
     pub fault_panic_key: Option<Vec<u8>>,
+}
+
+/// Age and size bounds of one database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbLimits {
+    pub max_age: Duration,
+    pub records_max: u64,
+}
+
+impl Config {
+    /// The bounds of database `db`: its `[db.<name>]` table, else the defaults.
+    pub fn limits_for(&self, db: &DbName) -> DbLimits {
+        self.per_db
+            .get(db)
+            .copied()
+            .unwrap_or(DbLimits { max_age: max_age_default(db.as_str()), records_max: RECORDS_MAX_DEFAULT })
+    }
 }
 
 /// A configuration value that was refused.
@@ -117,12 +168,27 @@ struct FileConfig {
     worker_threads: Option<usize>,
     log_format: Option<LogFormat>,
     connection_placement: Option<ConnectionPlacement>,
+    snapshot_dir: Option<PathBuf>,
+    snapshot_interval: Option<String>,
+    serialize_max_age: Option<String>,
+    db: Option<BTreeMap<String, DbFileConfig>>,
+}
+
+/// A `[db.<name>]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbFileConfig {
+    max_age: Option<String>,
+    records_max: Option<u64>,
 }
 
 /// What the command line may override.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub socket: Option<PathBuf>,
+    pub snapshot_dir: Option<PathBuf>,
+    /// `--no-snapshot`: neither load nor write snapshots.
+    pub no_snapshot: bool,
     pub log_format: Option<LogFormat>,
     pub fault_panic_key: Option<Vec<u8>>,
 }
@@ -180,7 +246,44 @@ impl Config {
                 message: format!("{} databases listed, more than databases_max ({databases_max})", databases.len()),
             });
         }
+        let snapshot_dir = match (overrides.no_snapshot, overrides.snapshot_dir.or(file.snapshot_dir)) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir),
+            (false, None) => Some(default_snapshot_dir(euid)),
+        };
+        let mut per_db = BTreeMap::new();
+        for (name, table) in file.db.unwrap_or_default() {
+            let key = format!("db.{name}");
+            let db = DbName::new(name).map_err(|err| ConfigError { key: key.clone(), message: err.message })?;
+            let max_age = match table.max_age {
+                Some(text) => duration(&format!("{key}.max_age"), &text)?,
+                None => max_age_default(db.as_str()),
+            };
+            let records_max = table.records_max.unwrap_or(RECORDS_MAX_DEFAULT);
+            if !(1..=RECORDS_MAX_LIMIT).contains(&records_max) {
+                return Err(ConfigError {
+                    key: format!("{key}.records_max"),
+                    message: format!("{records_max} is outside 1..={RECORDS_MAX_LIMIT}"),
+                });
+            }
+            per_db.insert(db, DbLimits { max_age, records_max });
+        }
+        let snapshot_interval = match file.snapshot_interval {
+            Some(text) => duration("snapshot_interval", &text)?,
+            None => SNAPSHOT_INTERVAL_DEFAULT,
+        };
+        if snapshot_interval.is_zero() {
+            return Err(ConfigError { key: "snapshot_interval".into(), message: "must be more than 0s".into() });
+        }
+        let serialize_max_age = match file.serialize_max_age {
+            Some(text) => duration("serialize_max_age", &text)?,
+            None => SERIALIZE_MAX_AGE_DEFAULT,
+        };
         Ok(Config {
+            snapshot_dir,
+            snapshot_interval,
+            serialize_max_age,
+            per_db,
             socket,
             socket_group,
             access: AccessPolicy { uids, gids },
@@ -249,6 +352,26 @@ fn line_at(text: &str, offset: usize) -> (usize, &str) {
     let start = text[..offset].rfind('\n').map_or(0, |at| at + 1);
     let end = text[offset..].find('\n').map_or(text.len(), |at| offset + at);
     (text[..offset].matches('\n').count() + 1, &text[start..end])
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    hints_proto::duration::parse_duration_secs(text)
+        .map(Duration::from_secs)
+        .map_err(|err| ConfigError { key: key.into(), message: err.to_string() })
+}
+
+fn default_snapshot_dir(euid: u32) -> PathBuf {
+    let non_empty = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    if euid == 0 {
+        return PathBuf::from(SNAPSHOT_DIR_ROOT);
+    }
+    if let Some(state) = non_empty("XDG_STATE_HOME") {
+        return PathBuf::from(state).join("hintsd");
+    }
+    match non_empty("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/hintsd"),
+        None => std::env::temp_dir().join(format!("hintsd-{euid}-state")),
+    }
 }
 
 fn bounded(key: &str, value: Option<usize>, default: usize, max: usize) -> Result<usize, ConfigError> {
@@ -328,6 +451,42 @@ mod tests {
             ("socket_group = \"no-such-group-hintsd\"", "socket_group"),
             ("log_format = \"xml\"", "log_format"),
             ("worker_threads = 65", "worker_threads"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn per_database_limits_and_snapshots_are_read() {
+        let config = parse(
+            "snapshot_dir = \"/var/tmp/h\"\nsnapshot_interval = \"5m\"\nserialize_max_age = \"2h\"\n\
+             [db.greylist]\nmax_age = \"7d\"\nrecords_max = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(config.snapshot_dir.as_deref(), Some(Path::new("/var/tmp/h")));
+        assert_eq!(
+            (config.snapshot_interval, config.serialize_max_age),
+            (Duration::from_secs(300), Duration::from_secs(7200))
+        );
+        let greylist = config.limits_for(&DbName::new("greylist").unwrap());
+        assert_eq!(greylist, DbLimits { max_age: Duration::from_secs(7 * 86_400), records_max: 5000 });
+        let retry = config.limits_for(&DbName::new("retry").unwrap());
+        assert_eq!(retry, DbLimits { max_age: Duration::from_secs(7 * 86_400), records_max: RECORDS_MAX_DEFAULT });
+        let seen = config.limits_for(&DbName::new("seen").unwrap());
+        assert_eq!(seen.max_age, Duration::from_secs(30 * 86_400));
+        let off = Config::parse("", Overrides { no_snapshot: true, ..Overrides::default() }).unwrap();
+        assert_eq!(off.snapshot_dir, None);
+    }
+
+    #[test]
+    fn bad_per_database_values_name_their_key() {
+        for (text, key) in [
+            ("[db.greylist]\nmax_age = \"soon\"\n", "db.greylist.max_age"),
+            ("[db.greylist]\nrecords_max = 0\n", "db.greylist.records_max"),
+            ("[db.Bad]\nrecords_max = 5\n", "db.Bad"),
+            ("[db.greylist]\nmax_agee = \"1d\"\n", "max_agee"),
+            ("snapshot_interval = \"0s\"\n", "snapshot_interval"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(key), "{text:?} gave {err}");

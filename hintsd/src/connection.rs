@@ -14,13 +14,14 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use actix::Addr;
 use actix::MailboxError;
 use futures::future::join_all;
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_PREFIX_BYTES, PIPELINE_DEPTH_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
 use hints_proto::{
-    DbStats, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, RequestEnvelope, Response,
+    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, RequestEnvelope, Response,
     ResponseEnvelope,
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
@@ -29,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::db::Apply;
+use crate::db::{Apply, ConnId, ConnectionClosed, DbActor};
 use crate::registry::{DbHandle, Registry};
 
 /// How long a new connection has to send its hello.
@@ -38,8 +39,10 @@ pub const HELLO_WAIT_MAX: Duration = Duration::from_secs(5);
 pub const FRAME_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a reply may wait for the client to make room in its socket buffer.
 pub const WRITE_WAIT_MAX: Duration = Duration::from_secs(10);
-/// How long a request may wait for room in a database's mailbox and for its answer.
-pub const DB_REPLY_WAIT_MAX: Duration = Duration::from_secs(5);
+/// How long a request may wait for room in a database's mailbox and for its answer: longer
+/// than a request may wait behind an exclusive session (the actor answers those itself), so
+/// this fires only for a database that has stopped answering.
+pub const DB_REPLY_WAIT_MAX: Duration = Duration::from_secs(crate::db::SESSION_WAIT_MAX.as_secs() + 10);
 /// Bytes read at a time when no frame length is known yet.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
@@ -62,11 +65,37 @@ pub struct Peer {
     pub client_name: String,
 }
 
+/// Databases where this connection holds slots or a session; on drop (the connection's end,
+/// however it ends) each is told, so a crashed worker leaves nothing taken.
+#[derive(Debug)]
+struct Holdings {
+    conn: ConnId,
+    dbs: Vec<(DbName, Addr<DbActor>)>,
+}
+
+impl Holdings {
+    fn note(&mut self, db: DbName, addr: Addr<DbActor>) {
+        if !self.dbs.iter().any(|(held, _)| *held == db) {
+            self.dbs.push((db, addr));
+        }
+    }
+}
+
+impl Drop for Holdings {
+    fn drop(&mut self) {
+        for (_, addr) in &self.dbs {
+            // do_send ignores the mailbox bound; there is one such message per database held.
+            addr.do_send(ConnectionClosed(self.conn));
+        }
+    }
+}
+
 /// A connection's state; it moves between threads whole.
 #[derive(Debug)]
 struct Connection {
     stream: Stream,
     peer: Peer,
+    holdings: Holdings,
     /// Bytes read and not yet consumed start at `read_pos`.
     read_buf: Vec<u8>,
     read_pos: usize,
@@ -98,10 +127,11 @@ enum Fill {
 }
 
 /// Serves a new connection from its hello to its close, moving between threads as needed.
-pub async fn serve_new(stream: Stream, peer: Peer, permit: OwnedSemaphorePermit, ctx: ConnectionContext) {
+pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSemaphorePermit, ctx: ConnectionContext) {
     let mut conn = Connection {
         stream,
         peer,
+        holdings: Holdings { conn, dbs: Vec::new() },
         read_buf: Vec::with_capacity(READ_CHUNK_BYTES),
         read_pos: 0,
         write_buf: Vec::new(),
@@ -167,15 +197,23 @@ impl Connection {
                 move_to(self, target, ctx);
                 return;
             }
-            let responses = join_all(batch.requests.into_iter().map(|envelope| {
+            let conn_id = self.holdings.conn;
+            let answers = join_all(batch.requests.into_iter().map(|envelope| {
                 let registry = &ctx.registry;
                 async move {
-                    let response = answer(registry, envelope.request).await;
-                    ResponseEnvelope { id: envelope.id, response }
+                    let (response, held) = answer(registry, envelope.request, conn_id).await;
+                    (ResponseEnvelope { id: envelope.id, response }, held)
                 }
             }))
             .await;
             self.write_buf.clear();
+            let mut responses = Vec::with_capacity(answers.len());
+            for (response, held) in answers {
+                if let Some((db, addr)) = held {
+                    self.holdings.note(db, addr);
+                }
+                responses.push(response);
+            }
             for response in &responses {
                 if let Err(err) = encode_frame(response, &mut self.write_buf) {
                     let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
@@ -199,8 +237,8 @@ impl Connection {
         if !ctx.follow_database {
             return None;
         }
-        let db = batch.requests.first()?.request.db()?;
-        let handle = ctx.registry.lookup(db)?;
+        let db = batch.requests.first()?.request.target_db()?;
+        let handle = ctx.registry.lookup(&db)?;
         (Some(handle.arbiter_id) != self.home).then_some(handle)
     }
 
@@ -310,7 +348,7 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
 /// Hands the connection to the arbiter of `target`; the socket is taken off this thread's
 /// reactor and put on the target's.
 fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
-    let Connection { stream, peer, read_buf, read_pos, write_buf, carried, _permit, .. } = conn;
+    let Connection { stream, peer, holdings, read_buf, read_pos, write_buf, carried, _permit, .. } = conn;
     let fd = match OwnedFd::try_from(stream) {
         Ok(fd) => fd,
         Err(err) => {
@@ -328,7 +366,17 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
                 return;
             }
         };
-        let conn = Connection { stream, peer, read_buf, read_pos, write_buf, home: Some(arbiter_id), carried, _permit };
+        let conn = Connection {
+            stream,
+            peer,
+            holdings,
+            read_buf,
+            read_pos,
+            write_buf,
+            home: Some(arbiter_id),
+            carried,
+            _permit,
+        };
         conn.serve(ctx).await;
     });
     if !target.arbiter.spawn(resumed) {
@@ -336,29 +384,31 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
     }
 }
 
-/// Answers one request, through its database's actor when it has one.
-async fn answer(registry: &Registry, request: Request) -> Response {
+/// Answers one request, through its database's actor when it has one; also gives the
+/// database the connection now holds something in (a slot, a session), if any.
+async fn answer(registry: &Registry, request: Request, conn: ConnId) -> (Response, Option<(DbName, Addr<DbActor>)>) {
     match &request {
-        Request::Ping => return Response::Pong,
-        Request::Stats { db: None } => return all_stats(registry).await,
-        Request::Stats { db: Some(db) } if registry.lookup(db).is_none() => {
-            return Response::Stats(vec![DbStats { db: db.clone(), records: 0, bytes: 0, ops: Vec::new() }]);
+        Request::Ping => return (Response::Pong, None),
+        Request::Stats { db: None } => return (all_stats(registry).await, None),
+        Request::Snapshot { db: None } => return (all_snapshots(registry).await, None),
+        Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } if registry.lookup(db).is_none() => {
+            let reply = ErrorReply::new(ErrorCode::NOT_FOUND, format!("database {db} is not running"));
+            return (Response::Error(reply), None);
         }
         _ => {}
     }
-    let db = match &request {
-        Request::Stats { db: Some(db) } => db,
-        other => other.db().expect("every other request names a database"),
-    };
-    let handle = match registry.open(db).await {
+    let db = request.target_db().expect("every other request names a database");
+    let handle = match registry.open(&db).await {
         Ok(handle) => handle,
-        Err(reply) => return Response::Error(reply),
+        Err(reply) => return (Response::Error(reply), None),
     };
-    ask(&handle, request).await
+    let holds = matches!(request, Request::SerializeTake { .. } | Request::Lock { .. });
+    let held = holds.then(|| (db, handle.addr.clone()));
+    (ask(&handle, request, conn).await, held)
 }
 
-async fn ask(handle: &DbHandle, request: Request) -> Response {
-    match handle.addr.send(Apply(request)).timeout(DB_REPLY_WAIT_MAX).await {
+async fn ask(handle: &DbHandle, request: Request, conn: ConnId) -> Response {
+    match handle.addr.send(Apply { request, conn }).timeout(DB_REPLY_WAIT_MAX).await {
         Ok(response) => response,
         Err(MailboxError::Timeout) => {
             Response::Error(ErrorReply::new(ErrorCode::BUSY, "the database did not answer in time"))
@@ -370,14 +420,47 @@ async fn ask(handle: &DbHandle, request: Request) -> Response {
     }
 }
 
+/// Asks every running database, in name order; the first error answers for all.
+async fn ask_all(registry: &Registry, request_for: impl Fn(&DbName) -> Request) -> Result<Vec<Response>, Response> {
+    let mut answers = Vec::new();
+    for (db, handle) in registry.all() {
+        match ask(&handle, request_for(&db), crate::db::DAEMON_CONN).await {
+            Response::Error(reply) => return Err(Response::Error(reply)),
+            answer => answers.push(answer),
+        }
+    }
+    Ok(answers)
+}
+
 async fn all_stats(registry: &Registry) -> Response {
+    let answers = match ask_all(registry, |_| Request::Stats { db: None }).await {
+        Ok(answers) => answers,
+        Err(error) => return error,
+    };
     let mut all = Vec::new();
-    for (_, handle) in registry.all() {
-        match ask(&handle, Request::Stats { db: None }).await {
+    for answer in answers {
+        match answer {
             Response::Stats(stats) => all.extend(stats),
-            Response::Error(reply) => return Response::Error(reply),
-            other => unreachable!("a database answered stats with {other:?}"),
+            other => unreachable!("a database answered stats with {}", other.kind()),
         }
     }
     Response::Stats(all)
+}
+
+async fn all_snapshots(registry: &Registry) -> Response {
+    let answers = match ask_all(registry, |db| Request::Snapshot { db: Some(db.clone()) }).await {
+        Ok(answers) => answers,
+        Err(error) => return error,
+    };
+    let (mut databases, mut records) = (0u32, 0u64);
+    for answer in answers {
+        match answer {
+            Response::Snapshotted { databases: n, records: r } => {
+                databases += n;
+                records += r;
+            }
+            other => unreachable!("a database answered snapshot with {}", other.kind()),
+        }
+    }
+    Response::Snapshotted { databases, records }
 }

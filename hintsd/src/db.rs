@@ -1,43 +1,172 @@
 //! `DbActor`: one actix actor per database, applying requests to its [`Store`] in mailbox
-//! order. This module holds the actix messages and handlers only; the semantics are the store's.
+//! order. This module holds the actix messages and handlers, and the per-database state that
+//! belongs to connections rather than to records: serialize slots and the exclusive session.
+//! Record semantics live in `store.rs` and `hints/`.
 //!
 //! A panic while handling a request is caught here: the request gets a `DATABASE_FAILED`
-//! error, the actor stops, and its actix `Supervisor` restarts it on the same address with an
-//! empty store (its records may have been left half-changed). Other databases never notice.
+//! error, the actor stops, and its actix `Supervisor` restarts it on the same address with the
+//! database's last snapshot (or empty). Other databases never notice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, ActorContext, Context, Handler, Message, MessageResult, Supervised};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Supervised};
 use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
+use tokio::sync::oneshot;
 
+use hints_proto::condition::{ConditionError, parse_ratelimit, parse_seen};
+use hints_proto::exim::RecordError;
+
+use crate::config::Config;
+use crate::hints;
+use crate::snapshot::{self, LoadOutcome};
 use crate::store::{CasResult, Entry, Store};
 
-/// Applies one validated request to the database.
+/// Identifies a client connection for the state it holds (slots, a session).
+pub type ConnId = u64;
+
+/// The connection id of requests the daemon makes itself (snapshots, stats).
+pub const DAEMON_CONN: ConnId = 0;
+/// Requests waiting behind another connection's exclusive session, at most.
+pub const SESSION_WAITERS_MAX: usize = 4096;
+/// How long a request waits behind another connection's session before it is answered
+/// `BUSY` and dropped (never applied later): the longest lease a client may take.
+pub const SESSION_WAIT_MAX: Duration = Duration::from_millis(hints_proto::limits::LEASE_MS_MAX as u64);
+/// Holders of one serialize key, at most (a limit above this is capped).
+pub const SLOT_HOLDERS_MAX: u32 = 65_536;
+
+/// Applies one validated request to the database on behalf of connection `conn`.
 #[derive(Debug, Message)]
 #[rtype(result = "Response")]
-pub struct Apply(pub Request);
+pub struct Apply {
+    pub request: Request,
+    pub conn: ConnId,
+}
+
+/// A connection closed: free what it held here.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConnectionClosed(pub ConnId);
+
+/// A ratelimit record lives this many periods after its last event; its rate has then
+/// decayed to e^-10 of what it was.
+const RATELIMIT_PERIODS_KEPT: f64 = 10.0;
+
+/// How often the actor sweeps one step of expired records.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a database is configured with.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// Records past this many are evicted, oldest first.
+    pub records_max: u64,
+    /// Records not written for this long are dropped by the sweep.
+    pub max_age: Duration,
+    /// Where this database's snapshot lives; `None` when snapshots are off.
+    pub snapshot_dir: Option<PathBuf>,
+    /// Serialize slots older than this are freed even if their holder is still connected.
+    pub slot_age_max: Duration,
+    /// Fault injection for tests: a request touching this key panics inside the handler.
+    pub panic_key: Option<Vec<u8>>,
+}
+
+impl DbConfig {
+    /// The settings of database `db` under the daemon's configuration.
+    pub fn from_config(config: &Config, db: &DbName) -> DbConfig {
+        let limits = config.limits_for(db);
+        DbConfig {
+            records_max: limits.records_max,
+            max_age: limits.max_age,
+            snapshot_dir: config.snapshot_dir.clone(),
+            slot_age_max: config.serialize_max_age,
+            panic_key: config.fault_panic_key.clone(),
+        }
+    }
+}
+
+/// Counters kept across restarts of the actor.
+#[derive(Debug, Default)]
+struct Counters {
+    ops: BTreeMap<&'static str, u64>,
+}
+
+/// One holder of a serialize slot.
+#[derive(Debug, Clone, Copy)]
+struct SlotHolder {
+    conn: ConnId,
+    taken_secs: u64,
+}
+
+/// A request waiting for another connection's session to end.
+#[derive(Debug)]
+struct Waiting {
+    request: Request,
+    conn: ConnId,
+    reply: oneshot::Sender<Response>,
+    since: std::time::Instant,
+}
+
+/// The exclusive session, if one is held.
+#[derive(Debug, Default)]
+struct Session {
+    holder: Option<SessionHolder>,
+    waiting: VecDeque<Waiting>,
+    /// Tells a lease timer whether the session it was set for is still the current one.
+    generation: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SessionHolder {
+    conn: ConnId,
+    generation: u64,
+}
 
 /// The actor that owns one database's store.
 #[derive(Debug)]
 pub struct DbActor {
     db: DbName,
+    config: DbConfig,
     store: Store,
-    /// Operations handled since the daemon started, by kind; kept across restarts.
-    ops: BTreeMap<&'static str, u64>,
-    /// Fault injection for tests: a request touching this key panics inside the handler.
-    panic_key: Option<Vec<u8>>,
+    counters: Counters,
+    slots: BTreeMap<Vec<u8>, Vec<SlotHolder>>,
+    session: Session,
+    /// Where the next sweep step starts.
+    sweep_cursor: Option<Box<[u8]>>,
+    /// Orders this database's snapshot writes (see [`SnapshotWrites`]).
+    snapshot_writes: Arc<SnapshotWrites>,
+}
+
+/// Snapshot images are numbered as they are taken; writes run one at a time off the actor, and
+/// one older than the newest written is dropped, so a slow write never replaces a newer file.
+#[derive(Debug, Default)]
+struct SnapshotWrites {
+    lock: std::sync::Mutex<()>,
+    next: AtomicU64,
+    written: AtomicU64,
 }
 
 impl DbActor {
-    /// A database with an empty store.
-    pub fn new(db: DbName, panic_key: Option<Vec<u8>>) -> DbActor {
-        DbActor { db, store: Store::new(), ops: BTreeMap::new(), panic_key }
+    /// A database holding `store`.
+    pub fn new(db: DbName, config: DbConfig, store: Store) -> DbActor {
+        DbActor {
+            db,
+            config,
+            store,
+            counters: Counters::default(),
+            slots: BTreeMap::new(),
+            session: Session::default(),
+            sweep_cursor: None,
+            snapshot_writes: Arc::default(),
+        }
     }
 
-    fn apply(&mut self, request: Request, now: Stamp) -> Response {
-        *self.ops.entry(request.kind()).or_default() += 1;
+    fn apply(&mut self, request: Request, conn: ConnId, now: Stamp, ctx: &mut Context<Self>) -> Response {
+        *self.counters.ops.entry(request.kind()).or_default() += 1;
         match request {
             Request::Get { key, .. } => {
                 self.check_fault(&key);
@@ -45,7 +174,9 @@ impl DbActor {
             }
             Request::Put { key, value, .. } => {
                 self.check_fault(&key);
-                Response::Stored(self.store.put(&key, &value, now))
+                let stamp = self.store.put(&key, &value, now);
+                self.enforce_records_max();
+                Response::Stored(stamp)
             }
             Request::Delete { key, .. } => Response::Deleted { existed: self.store.delete(&key) },
             Request::Scan { prefix, after, limit, .. } => {
@@ -60,13 +191,266 @@ impl DbActor {
                 Response::Tidied { removed: self.store.tidy(cutoff) }
             }
             Request::CompareAndSet { key, expected, value, .. } => {
-                match self.store.compare_and_set(&key, expected, value.as_deref(), now) {
+                let result = self.store.compare_and_set(&key, expected, value.as_deref(), now);
+                self.enforce_records_max();
+                match result {
                     CasResult::Swapped(stamp) => Response::Swapped(stamp),
                     CasResult::Conflict(entry) => Response::Conflict(entry.map(|entry| record(&key, &entry))),
                 }
             }
             Request::Stats { .. } => Response::Stats(vec![self.stats()]),
+            Request::Counter { key, delta, expiry_secs, at, .. } => self.counter(&key, delta, expiry_secs, at, now),
+            Request::SerializeTake { key, limit, .. } => self.take_slot(key, limit, conn, now),
+            Request::SerializeRelease { key, .. } => self.release_slot(&key, conn),
+            Request::Lock { lease_ms, .. } => self.lock(conn, lease_ms, ctx),
+            Request::Unlock { .. } => self.unlock(conn, ctx),
             Request::Ping => Response::Pong,
+            Request::Ratelimit { condition, at } => self.ratelimit(&condition, at.unwrap_or(now), now),
+            Request::Seen { condition, at } => self.seen(&condition, at.unwrap_or(now), now),
+            Request::Greylist { key, delay_secs, expiry_secs, at, .. } => {
+                self.greylist(&key, delay_secs, expiry_secs, at.unwrap_or(now), now)
+            }
+            Request::Snapshot { .. } => unreachable!("snapshots are answered by the handler, off the store"),
+        }
+    }
+
+    /// Exim's ratelimit condition at `event` (the MTA's clock, or the daemon's).
+    fn ratelimit(&mut self, condition: &str, event: Stamp, now: Stamp) -> Response {
+        let condition = match parse_ratelimit(condition) {
+            Ok(condition) => condition,
+            Err(err) => return condition_error(&err),
+        };
+        let key = condition.db_key();
+        let outcome =
+            match self.apply_to_record(key.as_bytes(), |value| hints::ratelimit::apply(&condition, value, event)) {
+                Ok(outcome) => outcome,
+                Err(err) => return record_error(&err),
+            };
+        let written = outcome.write.is_some();
+        if let Some(bytes) = outcome.write {
+            // The rate has decayed below 1/20 000 of itself ten periods on: forget the record then.
+            let horizon_secs = (condition.period_secs * RATELIMIT_PERIODS_KEPT).ceil() as u64;
+            let expires = NonZeroU64::new(event.secs.saturating_add(horizon_secs));
+            self.store.put_with_expiry(key.as_bytes(), &bytes, now, expires);
+            self.enforce_records_max();
+        }
+        Response::Rate { rate: outcome.rate, over: outcome.over, key, written }
+    }
+
+    /// Exim's seen condition at `event`.
+    fn seen(&mut self, condition: &str, event: Stamp, now: Stamp) -> Response {
+        let condition = match parse_seen(condition) {
+            Ok(condition) => condition,
+            Err(err) => return condition_error(&err),
+        };
+        let key = condition.key.as_bytes();
+        let outcome = match self.apply_to_record(key, |value| hints::seen::apply(&condition, value, event.secs)) {
+            Ok(outcome) => outcome,
+            Err(err) => return record_error(&err),
+        };
+        let written = outcome.write.is_some();
+        if let Some(bytes) = outcome.write {
+            self.store.put(key, &bytes, now);
+            self.enforce_records_max();
+        }
+        Response::Seen { result: outcome.result, written }
+    }
+
+    /// A greylist triplet's attempt at `event`.
+    fn greylist(&mut self, key: &[u8], delay_secs: u64, expiry_secs: u64, event: Stamp, now: Stamp) -> Response {
+        let attempt = |value: Option<&[u8]>| hints::greylist::apply(value, delay_secs, expiry_secs, event.secs);
+        let outcome = match self.apply_to_record(key, attempt) {
+            Ok(outcome) => outcome,
+            Err(err) => return record_error(&err),
+        };
+        self.store.put_with_expiry(key, &outcome.write, now, NonZeroU64::new(outcome.expires_at));
+        self.enforce_records_max();
+        Response::Greylist { pass: outcome.pass, retry_after_secs: outcome.retry_after_secs }
+    }
+
+    /// Runs a record operation on the record under `key`. A record that fails its codec is
+    /// logged, dropped and treated as absent, never trusted (as Exim deletes a record of the
+    /// wrong size).
+    fn apply_to_record<T>(
+        &mut self,
+        key: &[u8],
+        operation: impl Fn(Option<&[u8]>) -> Result<T, RecordError>,
+    ) -> Result<T, RecordError> {
+        let Some(entry) = self.store.get(key) else {
+            return operation(None);
+        };
+        match operation(Some(&entry.value)) {
+            Ok(outcome) => Ok(outcome),
+            Err(err) => {
+                tracing::warn!(db = %self.db, key = %String::from_utf8_lossy(key), error = %err, "dropping a damaged record");
+                self.store.delete(key);
+                operation(None)
+            }
+        }
+    }
+
+    fn counter(&mut self, key: &[u8], delta: i64, expiry_secs: Option<u64>, at: Option<Stamp>, now: Stamp) -> Response {
+        let event_secs = at.unwrap_or(now).secs;
+        let live = self.store.get(key).filter(|entry| entry.expires.is_none_or(|deadline| deadline.get() > event_secs));
+        let (current, expires) = match live {
+            Some(entry) => match std::str::from_utf8(&entry.value).ok().and_then(|text| text.parse::<i64>().ok()) {
+                Some(value) => (value, entry.expires),
+                None => {
+                    return Response::Error(ErrorReply::new(
+                        ErrorCode::BAD_ARGUMENT,
+                        "the record under this key is not a counter (a decimal 64-bit integer)",
+                    ));
+                }
+            },
+            None => (0, expiry_secs.and_then(|secs| NonZeroU64::new(event_secs.saturating_add(secs)))),
+        };
+        let Some(next) = current.checked_add(delta) else {
+            return Response::Error(ErrorReply::new(
+                ErrorCode::BAD_ARGUMENT,
+                format!("adding {delta} to {current} overflows a 64-bit counter"),
+            ));
+        };
+        self.store.put_with_expiry(key, next.to_string().as_bytes(), now, expires);
+        self.enforce_records_max();
+        Response::Counter(next)
+    }
+
+    fn take_slot(&mut self, key: Vec<u8>, limit: u32, conn: ConnId, now: Stamp) -> Response {
+        let age_max = self.config.slot_age_max.as_secs();
+        let holders = self.slots.entry(key).or_default();
+        holders.retain(|holder| now.secs.saturating_sub(holder.taken_secs) < age_max);
+        let limit = limit.min(SLOT_HOLDERS_MAX) as usize;
+        let held = holders.iter().any(|holder| holder.conn == conn);
+        if !held && holders.len() < limit {
+            holders.push(SlotHolder { conn, taken_secs: now.secs });
+            return Response::Slot { held: true, holders: holders.len() as u32 };
+        }
+        Response::Slot { held, holders: holders.len() as u32 }
+    }
+
+    fn release_slot(&mut self, key: &[u8], conn: ConnId) -> Response {
+        let Some(holders) = self.slots.get_mut(key) else {
+            return Response::Slot { held: false, holders: 0 };
+        };
+        holders.retain(|holder| holder.conn != conn);
+        let holders_left = holders.len() as u32;
+        if holders_left == 0 {
+            self.slots.remove(key);
+        }
+        Response::Slot { held: false, holders: holders_left }
+    }
+
+    fn lock(&mut self, conn: ConnId, lease_ms: u32, ctx: &mut Context<Self>) -> Response {
+        self.session.generation += 1;
+        let generation = self.session.generation;
+        self.session.holder = Some(SessionHolder { conn, generation });
+        ctx.run_later(Duration::from_millis(u64::from(lease_ms)), move |actor, ctx| {
+            if actor.session.holder.is_some_and(|holder| holder.generation == generation) {
+                tracing::info!(db = %actor.db, conn, "exclusive session lease ended");
+                actor.end_session(ctx);
+            }
+        });
+        Response::Locked { lease_ms }
+    }
+
+    fn unlock(&mut self, conn: ConnId, ctx: &mut Context<Self>) -> Response {
+        let held = self.session.holder.is_some_and(|holder| holder.conn == conn);
+        if held {
+            self.end_session(ctx);
+        }
+        Response::Unlocked { held }
+    }
+
+    /// Ends the session and answers the requests that waited, in order, until one of them
+    /// takes a new session.
+    fn end_session(&mut self, ctx: &mut Context<Self>) {
+        self.session.holder = None;
+        while self.session.holder.is_none() {
+            let Some(waiting) = self.session.waiting.pop_front() else { break };
+            let response = self.apply_guarded(waiting.request, waiting.conn, ctx);
+            let _ = waiting.reply.send(response);
+        }
+    }
+
+    /// Answers `BUSY` to requests that have waited [`SESSION_WAIT_MAX`] behind a session, and
+    /// drops them: a request answered `BUSY` is never applied.
+    fn give_up_on_old_waiters(&mut self) {
+        while self.session.waiting.front().is_some_and(|waiting| waiting.since.elapsed() >= SESSION_WAIT_MAX) {
+            let waiting = self.session.waiting.pop_front().expect("checked above");
+            let reply = ErrorReply::new(ErrorCode::BUSY, "waited too long behind another client's exclusive session");
+            let _ = waiting.reply.send(Response::Error(reply));
+        }
+    }
+
+    /// True when `conn`'s request must wait for another connection's session.
+    fn must_wait(&self, request: &Request, conn: ConnId) -> bool {
+        let locked_by_other = self.session.holder.is_some_and(|holder| holder.conn != conn);
+        locked_by_other && conn != DAEMON_CONN && !matches!(request, Request::Stats { .. } | Request::Snapshot { .. })
+    }
+
+    /// Copies the store into a snapshot image here (the only part that holds the actor) and
+    /// writes it from the blocking pool; the answer comes when the file is in place.
+    fn snapshot(&mut self) -> actix::Response<Response> {
+        let Some(dir) = self.config.snapshot_dir.clone() else {
+            return actix::Response::reply(Response::Error(ErrorReply::new(
+                ErrorCode::BAD_ARGUMENT,
+                "snapshots are off in this daemon (--no-snapshot)",
+            )));
+        };
+        let started = std::time::Instant::now();
+        let image = snapshot::encode(&self.db, self.store.iter());
+        let records = self.store.len();
+        let encode_ms = started.elapsed().as_millis() as u64;
+        let writes = Arc::clone(&self.snapshot_writes);
+        let sequence = writes.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let db = self.db.clone();
+        actix::Response::fut(async move {
+            let bytes = image.len();
+            let written = tokio::task::spawn_blocking(move || {
+                let _one_writer = writes.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // A newer image may have been written while this one waited; it wins.
+                if writes.written.load(Ordering::Relaxed) > sequence {
+                    return Ok(None);
+                }
+                let path = snapshot::write_atomically(&dir, &db, &image)?;
+                writes.written.store(sequence, Ordering::Relaxed);
+                Ok::<_, std::io::Error>(Some((path, db)))
+            })
+            .await;
+            match written {
+                Ok(Ok(Some((path, db)))) => {
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(db = %db, records, bytes, encode_ms, elapsed_ms, path = %path.display(), "snapshot written");
+                    Response::Snapshotted { databases: 1, records }
+                }
+                Ok(Ok(None)) => Response::Snapshotted { databases: 1, records },
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "snapshot not written");
+                    Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("writing the snapshot: {err}")))
+                }
+                Err(err) => {
+                    Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("snapshot writer failed: {err}")))
+                }
+            }
+        })
+    }
+
+    /// One bounded step of the expiry sweep; a full pass over the database takes
+    /// `len / SWEEP_STEP_RECORDS` steps.
+    fn sweep_step(&mut self, now: Stamp) {
+        let age_cutoff = Stamp { secs: now.secs.saturating_sub(self.config.max_age.as_secs()), micros: now.micros };
+        let before = self.store.expired_total();
+        self.sweep_cursor = self.store.sweep(self.sweep_cursor.as_deref(), now.secs, age_cutoff);
+        let expired = self.store.expired_total() - before;
+        if expired > 0 {
+            tracing::debug!(db = %self.db, expired, "expired records");
+        }
+    }
+
+    fn enforce_records_max(&mut self) {
+        let evicted = self.store.evict_over(self.config.records_max);
+        if evicted > 0 {
+            tracing::debug!(db = %self.db, evicted, "evicted the oldest records at the record limit");
         }
     }
 
@@ -75,15 +459,65 @@ impl DbActor {
             db: self.db.clone(),
             records: self.store.len(),
             bytes: self.store.bytes(),
-            ops: self.ops.iter().map(|(kind, count)| OpCount { kind: (*kind).to_owned(), count: *count }).collect(),
+            ops: self
+                .counters
+                .ops
+                .iter()
+                .map(|(kind, count)| OpCount { kind: (*kind).to_owned(), count: *count })
+                .collect(),
+            records_max: self.config.records_max,
+            expired: self.store.expired_total(),
+            evicted: self.store.evicted_total(),
+            slots_held: self.slots.values().map(|holders| holders.len() as u64).sum(),
         }
     }
 
     fn check_fault(&self, key: &[u8]) {
-        if self.panic_key.as_deref() == Some(key) {
+        if self.config.panic_key.as_deref() == Some(key) {
             panic!("fault injection: panic on key {:?} in database {}", String::from_utf8_lossy(key), self.db);
         }
     }
+
+    /// Applies a request, turning a panic into an error reply and a restart.
+    fn apply_guarded(&mut self, request: Request, conn: ConnId, ctx: &mut Context<Self>) -> Response {
+        let now = now_stamp();
+        let kind = request.kind();
+        match catch_unwind(AssertUnwindSafe(|| self.apply(request, conn, now, ctx))) {
+            Ok(response) => response,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                tracing::error!(db = %self.db, op = kind, panic = what, "database handler panicked; restarting it");
+                ctx.stop();
+                Response::Error(ErrorReply::new(
+                    ErrorCode::DATABASE_FAILED,
+                    format!("database {} failed on this {kind} and was restarted", self.db),
+                ))
+            }
+        }
+    }
+}
+
+/// The database's snapshot as a store: empty when there is none, or when it was damaged (it is
+/// then set aside, never trusted).
+pub fn load_snapshot(dir: &Path, db: &DbName) -> Store {
+    match snapshot::load(dir, db) {
+        LoadOutcome::Loaded(records) => Store::load(records),
+        // Missing, or damaged (logged and set aside by the loader): start empty.
+        _ => Store::new(),
+    }
+}
+
+/// A condition Exim would refuse, refused in its words.
+fn condition_error(err: &ConditionError) -> Response {
+    Response::Error(ErrorReply::new(ErrorCode::BAD_ARGUMENT, err.to_string()))
+}
+
+fn record_error(err: &RecordError) -> Response {
+    Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("a stored record did not decode: {err}")))
 }
 
 fn record(key: &[u8], entry: &Entry) -> Record {
@@ -99,39 +533,68 @@ pub fn now_stamp() -> Stamp {
 impl Actor for DbActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(db = %self.db, "database actor started");
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(db = %self.db, records = self.store.len(), "database actor started");
+        ctx.run_interval(SWEEP_INTERVAL, |actor, _ctx| {
+            actor.sweep_step(now_stamp());
+            actor.give_up_on_old_waiters();
+        });
     }
 }
 
 impl Supervised for DbActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        tracing::warn!(db = %self.db, records_lost = self.store.len(), "database restarting with an empty store");
-        self.store = Store::new();
+        self.store = match &self.config.snapshot_dir {
+            Some(dir) => load_snapshot(dir, &self.db),
+            None => Store::new(),
+        };
+        tracing::warn!(db = %self.db, records = self.store.len(), "database restarted from its last snapshot");
+        self.slots.clear();
+        self.session = Session::default();
+        self.sweep_cursor = None;
     }
 }
 
 impl Handler<Apply> for DbActor {
-    type Result = MessageResult<Apply>;
+    type Result = actix::Response<Response>;
 
-    fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) -> MessageResult<Apply> {
-        let now = now_stamp();
-        let kind = msg.0.kind();
-        MessageResult(match catch_unwind(AssertUnwindSafe(|| self.apply(msg.0, now))) {
-            Ok(response) => response,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("(no message)");
-                tracing::error!(db = %self.db, op = kind, panic = what, "database handler panicked; restarting it");
-                ctx.stop();
-                Response::Error(ErrorReply::new(
-                    ErrorCode::DATABASE_FAILED,
-                    format!("database {} failed on this {kind} and was restarted empty", self.db),
-                ))
+    fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) -> Self::Result {
+        if self.must_wait(&msg.request, msg.conn) {
+            if self.session.waiting.len() >= SESSION_WAITERS_MAX {
+                return actix::Response::reply(Response::Error(ErrorReply::new(
+                    ErrorCode::BUSY,
+                    "too many requests are waiting for another client's exclusive session",
+                )));
             }
-        })
+            let (reply, answer) = oneshot::channel();
+            let since = std::time::Instant::now();
+            self.session.waiting.push_back(Waiting { request: msg.request, conn: msg.conn, reply, since });
+            return actix::Response::fut(async move {
+                answer.await.unwrap_or_else(|_| {
+                    Response::Error(ErrorReply::new(ErrorCode::DATABASE_FAILED, "the database restarted"))
+                })
+            });
+        }
+        if matches!(msg.request, Request::Snapshot { .. }) {
+            *self.counters.ops.entry(msg.request.kind()).or_default() += 1;
+            return self.snapshot();
+        }
+        actix::Response::reply(self.apply_guarded(msg.request, msg.conn, ctx))
+    }
+}
+
+impl Handler<ConnectionClosed> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, ConnectionClosed(conn): ConnectionClosed, ctx: &mut Context<Self>) {
+        self.slots.retain(|_, holders| {
+            holders.retain(|holder| holder.conn != conn);
+            !holders.is_empty()
+        });
+        self.session.waiting.retain(|waiting| waiting.conn != conn);
+        if self.session.holder.is_some_and(|holder| holder.conn == conn) {
+            tracing::info!(db = %self.db, conn, "exclusive session ended by its connection closing");
+            self.end_session(ctx);
+        }
     }
 }

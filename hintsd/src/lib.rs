@@ -14,19 +14,24 @@
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod hints;
 pub mod listener;
 pub mod registry;
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use hints_proto::{DbName, Request, Response};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConnectionPlacement};
 use crate::connection::ConnectionContext;
-use crate::registry::{DbSettings, Registry};
+use crate::registry::Registry;
 
 /// How long shutdown waits for connections to finish what they were doing.
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
@@ -73,13 +78,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
 async fn start(config: Config) -> Result<(), RunError> {
     let listener = listener::bind(&config.socket, config.socket_group).map_err(RunError::Bind)?;
-    let registry = Registry::start(DbSettings {
-        mailbox_capacity: config.mailbox_capacity,
-        databases_max: config.databases_max,
-        panic_key: config.fault_panic_key.clone(),
-    });
-    for db in &config.databases {
-        registry.open(db).await.map_err(RunError::Database)?;
+    let config = Arc::new(config);
+    let registry = Registry::start(Arc::clone(&config));
+    for db in databases_at_boot(&config) {
+        let store = match &config.snapshot_dir {
+            Some(dir) => db::load_snapshot(dir, &db),
+            None => store::Store::new(),
+        };
+        registry.open_with(&db, store).await.map_err(RunError::Database)?;
     }
     let databases: Vec<&str> = config.databases.iter().map(|db| db.as_str()).collect();
     tracing::info!(
@@ -89,6 +95,7 @@ async fn start(config: Config) -> Result<(), RunError> {
         connections_max = config.connections_max,
         allow_uids = ?config.access.uids,
         allow_gids = ?config.access.gids,
+        snapshot_dir = ?config.snapshot_dir,
         "hintsd listening"
     );
     let ctx = ConnectionContext {
@@ -109,11 +116,41 @@ async fn start(config: Config) -> Result<(), RunError> {
         if tokio::time::timeout(SHUTDOWN_DRAIN_MAX, ctx.tracker.wait()).await.is_err() {
             tracing::warn!(open = ctx.tracker.len(), "connections still busy after the drain wait; closing them");
         }
+        if config.snapshot_dir.is_some() {
+            snapshot_all(&registry).await;
+        }
         registry.stop_all().await;
         tracing::info!("hintsd stopped");
         system.stop();
     });
     Ok(())
+}
+
+/// The configured databases and every database that has a snapshot, each once.
+fn databases_at_boot(config: &Config) -> Vec<DbName> {
+    let mut databases = config.databases.clone();
+    if let Some(dir) = &config.snapshot_dir {
+        match snapshot::snapshot_files(dir) {
+            Ok(found) => databases.extend(found),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(dir = %dir.display(), error = %err, "cannot list snapshots"),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    databases.retain(|db| seen.insert(db.clone()));
+    databases
+}
+
+/// Writes every database's snapshot and waits for the files (at shutdown).
+async fn snapshot_all(registry: &Registry) {
+    for (db, handle) in registry.all() {
+        let request = Request::Snapshot { db: Some(db.clone()) };
+        match handle.addr.send(db::Apply { request, conn: db::DAEMON_CONN }).await {
+            Ok(Response::Snapshotted { .. }) => {}
+            Ok(other) => tracing::warn!(db = %db, answer = ?other, "final snapshot not written"),
+            Err(err) => tracing::warn!(db = %db, error = %err, "final snapshot not written"),
+        }
+    }
 }
 
 async fn wait_for_stop_signal() -> &'static str {

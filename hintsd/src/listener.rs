@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::AccessPolicy;
 use crate::connection::{ConnectionContext, Peer, serve_new};
+use crate::db::ConnId;
 
 /// Mode of a socket directory that the daemon creates.
 pub const SOCKET_DIR_MODE: u32 = 0o750;
@@ -97,6 +98,8 @@ fn clear_stale_socket(path: &Path) -> Result<(), String> {
 /// Accepts connections until shutdown, then drops the listener (which removes the socket).
 pub async fn accept_loop(listener: Listener, access: AccessPolicy, connections_max: usize, ctx: ConnectionContext) {
     let slots = Arc::new(Semaphore::new(connections_max));
+    // Connection ids start above DAEMON_CONN (0), which names the daemon's own requests.
+    let mut next_conn: ConnId = crate::db::DAEMON_CONN;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -136,8 +139,9 @@ pub async fn accept_loop(listener: Listener, access: AccessPolicy, connections_m
             ctx.tracker.spawn(refuse(stream, reply));
             continue;
         };
-        tracing::debug!(pid = ?peer.pid, uid = ?peer.uid, "connection accepted");
-        ctx.tracker.spawn(serve_new(stream, peer, permit, ctx.clone()));
+        next_conn += 1;
+        tracing::debug!(pid = ?peer.pid, uid = ?peer.uid, conn = next_conn, "connection accepted");
+        ctx.tracker.spawn(serve_new(stream, peer, next_conn, permit, ctx.clone()));
     }
     drop(listener);
     tracing::info!("no longer accepting connections");

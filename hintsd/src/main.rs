@@ -21,6 +21,13 @@ struct Args {
     /// Log format on stderr; the filter comes from $HINTSD_LOG (default: info).
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Directory of the snapshot files (default /var/lib/hintsd for root, else
+    /// $XDG_STATE_HOME/hintsd or ~/.local/state/hintsd).
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
+    /// Keep hints only in memory: load no snapshot at start and write none.
+    #[arg(long, conflicts_with = "snapshot_dir")]
+    no_snapshot: bool,
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     check_config: bool,
@@ -33,6 +40,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let overrides = Overrides {
         socket: args.socket,
+        snapshot_dir: args.snapshot_dir,
+        no_snapshot: args.no_snapshot,
         log_format: args.log_format,
         fault_panic_key: args.fault_panic_key.map(String::into_bytes),
     };

@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Handler, Message, Supervisor};
-use hints_proto::{DbName, ErrorCode, ErrorReply};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message, Supervisor};
+use hints_proto::{DbName, ErrorCode, ErrorReply, Request};
 
-use crate::db::DbActor;
+use crate::config::Config;
+use crate::db::{Apply, DAEMON_CONN, DbActor, DbConfig};
+use crate::store::Store;
 
 /// How a connection reaches a database: its actor and the arbiter that runs it.
 #[derive(Clone, Debug)]
@@ -23,14 +25,6 @@ pub struct DbHandle {
     pub arbiter_id: usize,
 }
 
-/// Settings every database actor is started with.
-#[derive(Clone, Debug)]
-pub struct DbSettings {
-    pub mailbox_capacity: usize,
-    pub databases_max: usize,
-    pub panic_key: Option<Vec<u8>>,
-}
-
 /// A cheap, cloneable view of the running databases, for connection tasks on any thread.
 #[derive(Clone, Debug)]
 pub struct Registry {
@@ -38,10 +32,14 @@ pub struct Registry {
     supervisor: Addr<DbSupervisor>,
 }
 
-/// Asks the supervisor for a database, starting (or reviving) it if need be.
+/// Asks the supervisor for a database, starting (or reviving) it if need be; a new database
+/// starts with `store` when given (loaded from its snapshot), else empty.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<DbHandle, ErrorReply>")]
-struct Open(DbName);
+struct Open {
+    db: DbName,
+    store: Option<Store>,
+}
 
 /// Stops every arbiter (at shutdown, after the connections have drained).
 #[derive(Debug, Message)]
@@ -53,17 +51,32 @@ pub struct StopAll;
 pub struct DbSupervisor {
     table: Arc<RwLock<HashMap<DbName, DbHandle>>>,
     arbiters: Vec<Arbiter>,
-    settings: DbSettings,
+    config: Arc<Config>,
 }
 
 static NEXT_ARBITER_ID: AtomicUsize = AtomicUsize::new(1);
 
 impl Registry {
     /// Starts the supervisor on the current (system) arbiter.
-    pub fn start(settings: DbSettings) -> Registry {
+    pub fn start(config: Arc<Config>) -> Registry {
         let table = Arc::new(RwLock::new(HashMap::new()));
-        let supervisor = DbSupervisor { table: Arc::clone(&table), arbiters: Vec::new(), settings }.start();
+        let supervisor = DbSupervisor { table: Arc::clone(&table), arbiters: Vec::new(), config }.start();
         Registry { table, supervisor }
+    }
+
+    /// Starts database `db` holding `store` (its snapshot, loaded at boot).
+    ///
+    /// # Errors
+    /// As [`Registry::open`].
+    pub async fn open_with(&self, db: &DbName, store: Store) -> Result<DbHandle, ErrorReply> {
+        self.ask_supervisor(Open { db: db.clone(), store: Some(store) }).await
+    }
+
+    async fn ask_supervisor(&self, open: Open) -> Result<DbHandle, ErrorReply> {
+        match self.supervisor.send(open).await {
+            Ok(result) => result,
+            Err(_) => Err(ErrorReply::new(ErrorCode::SHUTTING_DOWN, "the daemon is stopping")),
+        }
     }
 
     /// The running database `db`, started on first use.
@@ -75,10 +88,7 @@ impl Registry {
         if let Some(handle) = self.lookup(db) {
             return Ok(handle);
         }
-        match self.supervisor.send(Open(db.clone())).await {
-            Ok(result) => result,
-            Err(_) => Err(ErrorReply::new(ErrorCode::SHUTTING_DOWN, "the daemon is stopping")),
-        }
+        self.ask_supervisor(Open { db: db.clone(), store: None }).await
     }
 
     /// The running database `db`, if it is running and its actor is alive.
@@ -103,12 +113,26 @@ impl Registry {
 
 impl Actor for DbSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.config.snapshot_dir.is_some() {
+            ctx.run_interval(self.config.snapshot_interval, |supervisor, _ctx| {
+                let table = supervisor.table.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (db, handle) in table.iter() {
+                    // A periodic snapshot need not be answered; the actor logs what it did.
+                    handle
+                        .addr
+                        .do_send(Apply { request: Request::Snapshot { db: Some(db.clone()) }, conn: DAEMON_CONN });
+                }
+            });
+        }
+    }
 }
 
 impl Handler<Open> for DbSupervisor {
     type Result = Result<DbHandle, ErrorReply>;
 
-    fn handle(&mut self, Open(db): Open, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Open { db, store }: Open, _ctx: &mut Context<Self>) -> Self::Result {
         let mut table = self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dead_arbiter = match table.get(&db) {
             Some(handle) if handle.addr.connected() => return Ok(handle.clone()),
@@ -121,10 +145,10 @@ impl Handler<Open> for DbSupervisor {
                 found
             }
             None => {
-                if table.len() >= self.settings.databases_max {
+                if table.len() >= self.config.databases_max {
                     return Err(ErrorReply::new(
                         ErrorCode::TOO_MANY_DATABASES,
-                        format!("this daemon runs at most {} databases (databases_max)", self.settings.databases_max),
+                        format!("this daemon runs at most {} databases (databases_max)", self.config.databases_max),
                     ));
                 }
                 let arbiter = Arbiter::new();
@@ -133,14 +157,16 @@ impl Handler<Open> for DbSupervisor {
                 (handle, NEXT_ARBITER_ID.fetch_add(1, Ordering::Relaxed))
             }
         };
-        let capacity = self.settings.mailbox_capacity;
-        let panic_key = self.settings.panic_key.clone();
+        let capacity = self.config.mailbox_capacity;
+        let db_config = DbConfig::from_config(&self.config, &db);
         let actor_db = db.clone();
+        let store = store.unwrap_or_default();
+        let records = store.len();
         let addr = Supervisor::start_in_arbiter(&arbiter, move |ctx| {
             ctx.set_mailbox_capacity(capacity);
-            DbActor::new(actor_db, panic_key)
+            DbActor::new(actor_db, db_config, store)
         });
-        tracing::info!(db = %db, "database started");
+        tracing::info!(db = %db, records, "database started");
         let handle = DbHandle { addr, arbiter, arbiter_id };
         table.insert(db, handle.clone());
         Ok(handle)

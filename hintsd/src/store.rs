@@ -5,16 +5,20 @@
 //! mailbox order, which is the whole of hintsd's locking.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::ops::Bound;
 
 use hints_proto::Stamp;
 use hints_proto::limits::SCAN_PAGE_BYTES_MAX;
 
-/// One stored record's value and stamp (the key is the map's).
+/// One stored record's value, stamp and deadline (the key is the map's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub value: Box<[u8]>,
     pub stamp: Stamp,
+    /// Unix second from which the record is gone, for records that set their own lifetime
+    /// (a greylist triplet, a counter with an expiry); `None` follows the database's age rule.
+    pub expires: Option<NonZeroU64>,
 }
 
 /// A record as a scan returns it.
@@ -50,7 +54,14 @@ pub struct Store {
     /// The last stamp handed out; every write gets a later one, even if the clock steps back,
     /// so that a stamp names exactly one version of a record.
     last_stamp: Stamp,
+    /// Records dropped by [`Store::sweep`] since the store was made.
+    expired_total: u64,
+    /// Records dropped by [`Store::evict_over`] since the store was made.
+    evicted_total: u64,
 }
+
+/// Records one sweep step looks at, at most: a step must never hold the actor for long.
+pub const SWEEP_STEP_RECORDS: usize = 4096;
 
 impl Store {
     /// An empty store.
@@ -80,10 +91,81 @@ impl Store {
 
     /// Stores `value` under `key`, stamped `now` (or just after the last stamp, if later).
     pub fn put(&mut self, key: &[u8], value: &[u8], now: Stamp) -> Stamp {
+        self.put_with_expiry(key, value, now, None)
+    }
+
+    /// As [`Store::put`], with the record's own deadline (a Unix second).
+    pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], now: Stamp, expires: Option<NonZeroU64>) -> Stamp {
         let stamp = self.next_stamp(now);
-        let entry = Entry { value: value.into(), stamp };
-        self.insert(key, entry);
+        self.insert(key, Entry { value: value.into(), stamp, expires });
         stamp
+    }
+
+    /// Records dropped by age or deadline so far.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
+    }
+
+    /// Records evicted at the record limit so far.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted_total
+    }
+
+    /// Looks at up to [`SWEEP_STEP_RECORDS`] records after the key `after` (from the start when
+    /// `None`), dropping those past their own deadline (`now_secs`) or stamped before
+    /// `age_cutoff`. Returns where the next step starts, `None` when this step reached the end.
+    pub fn sweep(&mut self, after: Option<&[u8]>, now_secs: u64, age_cutoff: Stamp) -> Option<Box<[u8]>> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut doomed = Vec::new();
+        let mut last = None;
+        for (seen, (key, entry)) in self.records.range::<[u8], _>((start, Bound::Unbounded)).enumerate() {
+            if seen >= SWEEP_STEP_RECORDS {
+                break;
+            }
+            let past_deadline = entry.expires.is_some_and(|deadline| deadline.get() <= now_secs);
+            if past_deadline || entry.stamp < age_cutoff {
+                doomed.push(key.clone());
+            }
+            last = Some(key);
+        }
+        let reached_end = match last {
+            Some(last) => self.records.range::<[u8], _>((Bound::Excluded(&**last), Bound::Unbounded)).next().is_none(),
+            None => true,
+        };
+        let next = if reached_end { None } else { last.cloned() };
+        for key in &doomed {
+            self.delete(key);
+        }
+        self.expired_total += doomed.len() as u64;
+        next
+    }
+
+    /// When more than `records_max` records are held, evicts the oldest (by stamp): the excess
+    /// and a further 1/64 of the limit, so the O(n) selection runs once per many inserts.
+    /// Returns how many went.
+    pub fn evict_over(&mut self, records_max: u64) -> u64 {
+        let len = self.len();
+        if len <= records_max {
+            return 0;
+        }
+        let batch = ((len - records_max) + records_max / 64).min(len) as usize;
+        let mut stamps: Vec<Stamp> = self.records.values().map(|entry| entry.stamp).collect();
+        let (_, cutoff, _) = stamps.select_nth_unstable(batch - 1);
+        let cutoff = *cutoff;
+        // Stamps are unique within a store, so exactly `batch` records are at or below it.
+        let mut freed = 0u64;
+        self.records.retain(|key, entry| {
+            let keep = entry.stamp > cutoff;
+            if !keep {
+                freed += (key.len() + entry.value.len()) as u64;
+            }
+            keep
+        });
+        self.bytes -= freed;
+        let evicted = len - self.len();
+        assert_eq!(evicted, batch as u64, "stamps within a store are unique");
+        self.evicted_total += evicted;
+        evicted
     }
 
     /// Removes the record under `key`, saying whether there was one.
@@ -177,6 +259,22 @@ impl Store {
         assert!(self.bytes >= size, "byte count fell below a record's size");
         self.bytes -= size;
     }
+
+    /// Every record, in key order (what a snapshot writes). Exact-size and cloneable, so a
+    /// writer can size its buffer in a first pass.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &Entry)> + Clone {
+        self.records.iter().map(|(key, entry)| (&**key, entry))
+    }
+
+    /// A store holding `records` (what a snapshot read back), with its byte count and its last
+    /// stamp (the latest loaded, so later writes are stamped after every loaded record). Keys
+    /// are expected unique; of duplicates, the last one is kept.
+    pub fn load(records: impl IntoIterator<Item = (Box<[u8]>, Entry)>) -> Store {
+        let records: BTreeMap<Box<[u8]>, Entry> = records.into_iter().collect();
+        let bytes = records.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
+        let last_stamp = records.values().map(|entry| entry.stamp).max().unwrap_or_default();
+        Store { records, bytes, last_stamp, ..Store::default() }
+    }
 }
 
 #[cfg(test)]
@@ -196,7 +294,7 @@ mod tests {
         let mut store = Store::new();
         let stamp = store.put(b"k", b"v", at(100));
         assert_eq!(stamp, at(100));
-        assert_eq!(store.get(b"k"), Some(&Entry { value: (*b"v").into(), stamp }));
+        assert_eq!(store.get(b"k"), Some(&Entry { value: (*b"v").into(), stamp, expires: None }));
         assert_eq!((store.len(), store.bytes()), (1, 2));
     }
 
@@ -225,7 +323,7 @@ mod tests {
         let mut store = Store::new();
         assert_eq!(store.compare_and_set(b"k", None, Some(b"1"), at(1)), CasResult::Swapped(Some(at(1))));
         let conflict = store.compare_and_set(b"k", None, Some(b"2"), at(2));
-        assert_eq!(conflict, CasResult::Conflict(Some(Entry { value: (*b"1").into(), stamp: at(1) })));
+        assert_eq!(conflict, CasResult::Conflict(Some(Entry { value: (*b"1").into(), stamp: at(1), expires: None })));
         assert_eq!(store.compare_and_set(b"k", Some(at(1)), Some(b"2"), at(2)), CasResult::Swapped(Some(at(2))));
         assert!(matches!(store.compare_and_set(b"k", Some(at(1)), None, at(3)), CasResult::Conflict(_)));
         assert_eq!(store.compare_and_set(b"k", Some(at(2)), None, at(3)), CasResult::Swapped(None));
@@ -259,6 +357,52 @@ mod tests {
         let page = store.scan(b"", None, 100);
         assert_eq!(keys(&page), [b"a", b"b", b"c"]);
         assert_eq!(page.next.as_deref(), Some(&b"c"[..]));
+    }
+
+    #[test]
+    fn eviction_at_the_limit_takes_the_oldest_first() {
+        let mut store = Store::new();
+        for n in 0..200u64 {
+            // Written out of key order, so age and key order differ.
+            let key = format!("k{:03}", (n * 37) % 200);
+            store.put(key.as_bytes(), b"v", at(1000 + n));
+        }
+        let evicted = store.evict_over(128);
+        assert_eq!(evicted, 200 - 128 + 2);
+        assert_eq!(store.len(), 126);
+        let oldest_kept = store.records.values().map(|entry| entry.stamp).min().unwrap();
+        assert_eq!(oldest_kept, at(1000 + evicted), "everything older than the survivors went");
+        assert_eq!(store.evict_over(128), 0);
+        assert_eq!(store.evicted_total(), evicted);
+        assert_eq!(store.bytes(), 126 * 5);
+    }
+
+    #[test]
+    fn sweeping_in_steps_drops_expired_and_aged_records() {
+        let mut store = Store::new();
+        let total = SWEEP_STEP_RECORDS * 2 + 10;
+        // Stamps only increase, so the old records are written first.
+        for old in [true, false] {
+            for n in (0..total).filter(|n| (n % 5 == 0) == old) {
+                let key = format!("k{n:06}");
+                let expires = if n % 3 == 0 { NonZeroU64::new(500) } else { None };
+                store.put_with_expiry(key.as_bytes(), b"v", at(if old { 10 } else { 100 }), expires);
+            }
+        }
+        let mut cursor = None;
+        let mut steps = 0;
+        loop {
+            cursor = store.sweep(cursor.as_deref(), 600, at(50));
+            steps += 1;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(steps, 3);
+        let doomed = (0..total).filter(|n| n % 3 == 0 || n % 5 == 0).count() as u64;
+        assert_eq!(store.expired_total(), doomed);
+        assert_eq!(store.len(), total as u64 - doomed);
+        assert!(store.records.values().all(|entry| entry.expires.is_none() && entry.stamp >= at(50)));
     }
 
     #[test]

@@ -69,9 +69,13 @@ impl Daemon {
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(hintsd_bin())
-            .arg("--socket")
-            .arg(&self.socket)
+        let mut command = Command::new(hintsd_bin());
+        command.arg("--socket").arg(&self.socket);
+        // Each daemon keeps its snapshots in its own directory, never the system's.
+        if !self.extra_args.iter().any(|arg| arg == "--no-snapshot" || arg == "--snapshot-dir") {
+            command.arg("--snapshot-dir").arg(self.snapshot_dir());
+        }
+        let child = command
             .args(&self.extra_args)
             .env("HINTSD_LOG", "info")
             .stdin(Stdio::null())
@@ -109,6 +113,18 @@ impl Daemon {
     /// Runs `hintsctl --socket <socket> args...`.
     pub fn hintsctl(&self, args: &[&str]) -> Output {
         Command::new(hintsctl_bin()).arg("--socket").arg(&self.socket).args(args).output().expect("run hintsctl")
+    }
+
+    /// Where this daemon's snapshots go (unless the test chose otherwise).
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.dir.path().join("snapshots")
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: no final snapshot) and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().expect("kill hintsd");
+        child.wait().expect("reap hintsd");
     }
 
     pub fn pid(&self) -> u32 {

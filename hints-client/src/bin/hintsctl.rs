@@ -1,10 +1,12 @@
 //! hintsctl, the admin command line for hintsd: parses the arguments, runs the command, and
-//! turns the outcome into an exit status (0 ok, 1 not found, 2 usage, 3 unavailable or
-//! refused, 4 any other error; see `hintsctl --help`).
+//! turns the outcome into an exit status (0 ok, 1 not found or busy, 2 usage, 3 unavailable
+//! or refused, 4 any other error; see `hintsctl --help`).
 
 // The modules live in hintsctl/ beside this file (a binary's root looks in its own folder).
 #[path = "hintsctl/args.rs"]
 mod args;
+#[path = "hintsctl/at.rs"]
+mod at;
 #[path = "hintsctl/bytes.rs"]
 mod bytes;
 #[path = "hintsctl/commands.rs"]

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hints_client::DbName;
+use hints_client::{DbName, Stamp};
 use hints_proto::duration::parse_duration_secs;
 
+use crate::at::parse_at;
 use crate::failure::EXIT_STATUS_HELP;
 
 /// The per-call timeout unless `--timeout` or `--timeout-ms` says otherwise. Longer than the
@@ -24,6 +25,10 @@ const SOCKET_HELP: &str = "The daemon's socket [default: $HINTSD_SOCKET, else $X
 /// The help of `get`'s database argument, which names Exim's databases.
 const DB_HELP: &str = "The database (retry, callout, ratelimit, seen, misc, tls, wait-<transport>, or any other \
                        name of a-z, 0-9, _ and -)";
+
+/// `--at`'s help, shared by the commands that take it.
+const AT_HELP: &str = "When the event happened, as epoch seconds with up to 6 decimals (1767323045 or \
+                       1767323045.250000) [default: hintsd's clock]";
 
 /// Inspect and manage the hints databases of a running hintsd.
 #[derive(Debug, Parser)]
@@ -156,6 +161,123 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    #[command(
+        about = "Apply an Exim ratelimit condition, and print whether the rate is over its limit",
+        long_about = "Apply an Exim ratelimit condition, and print whether the rate is over its limit.\n\n\
+                      The condition is Exim's, limit / period / options / key, in one argument: \
+                      '100 / 1h / strict / per_rcpt / 192.0.2.1'. hintsd updates the ratelimit \
+                      database as Exim would (readonly leaves it alone). Prints `over <rate>` or \
+                      `under <rate>`, the smoothed rate in the shortest form that reads back exactly; \
+                      with --json, {\"over\":bool,\"rate\":number,\"key\":\"..\",\"written\":bool}. \
+                      The exit status is 0 either way."
+    )]
+    Ratelimit {
+        /// The condition, as in Exim's ACL: limit / period / options / key
+        #[arg(allow_hyphen_values = true)]
+        condition: String,
+        #[arg(long, value_name = "SECONDS[.MICROS]", value_parser = parse_at, help = AT_HELP)]
+        at: Option<Stamp>,
+        /// Print one JSON object instead
+        #[arg(long)]
+        json: bool,
+    },
+
+    #[command(
+        about = "Apply an Exim seen condition, and print its result, true or false",
+        long_about = "Apply an Exim seen condition, and print its result, true or false.\n\n\
+                      The condition is Exim's in one argument: '-5m / key=192.0.2.1' (seen within \
+                      the last 5 minutes), '1d / key=k / readonly'. hintsd updates the seen database \
+                      as Exim would. With --json, {\"result\":bool,\"written\":bool}. The exit \
+                      status is 0 either way."
+    )]
+    Seen {
+        /// The condition, as in Exim's ACL: [-]interval / key=K / options
+        #[arg(allow_hyphen_values = true)]
+        condition: String,
+        #[arg(long, value_name = "SECONDS[.MICROS]", value_parser = parse_at, help = AT_HELP)]
+        at: Option<Stamp>,
+        /// Print one JSON object instead
+        #[arg(long)]
+        json: bool,
+    },
+
+    #[command(
+        about = "Check a greylist triplet, and print pass or how long to defer",
+        long_about = "Check a greylist triplet, and print pass or how long to defer.\n\n\
+                      The first attempt of a triplet is deferred; a retry once --delay has passed \
+                      passes and is remembered; a triplet unseen for --expiry is forgotten. Prints \
+                      `pass` or `defer <seconds left>`; with --json, \
+                      {\"pass\":bool,\"retry_after_secs\":N}. The exit status is 0 either way."
+    )]
+    Greylist {
+        /// The triplet's key, sender host, sender and recipient as the MTA joins them (hex with --hex)
+        key: OsString,
+        /// How long a triplet is deferred, in Exim's time syntax (5m, 1h)
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        delay: Duration,
+        /// How long an unseen triplet is remembered, in Exim's time syntax (7d)
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        expiry: Duration,
+        /// The database
+        #[arg(long, value_parser = parse_db, default_value = "greylist")]
+        db: DbName,
+        #[arg(long, value_name = "SECONDS[.MICROS]", value_parser = parse_at, help = AT_HELP)]
+        at: Option<Stamp>,
+        /// Print one JSON object instead
+        #[arg(long)]
+        json: bool,
+    },
+
+    #[command(
+        about = "Take one of --limit slots under KEY, and print taken or busy with the holder count",
+        long_about = "Take one of --limit slots under KEY, and print taken or busy with the holder count.\n\n\
+                      Prints `taken <holders>` (exit status 0) or `busy <holders>` when every slot is \
+                      taken (exit status 1). A slot belongs to the connection that took it: without \
+                      --hold it is released as hintsctl exits and closes its connection; with --hold, \
+                      hintsctl keeps the connection, and the slot, for that long, then releases it and \
+                      exits (interrupting it releases the slot too). If hintsd restarts meanwhile, the \
+                      slot is lost with the connection, and the release reports it (exit status 3)."
+    )]
+    Serialize {
+        /// The database (Exim keeps serialize records in misc)
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// The key (hex with --hex)
+        key: OsString,
+        /// How many holders the key may have at once
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Hold the slot this long before releasing it, in Exim's time syntax (30s, 5m)
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        hold: Option<Duration>,
+    },
+
+    /// Add to the 64-bit counter under KEY (1 by default), and print its new value.
+    ///
+    /// A missing counter starts at 0. --add takes a negative number too (--add=-3, --add -3).
+    Counter {
+        /// The database
+        #[arg(value_parser = parse_db)]
+        db: DbName,
+        /// The key (hex with --hex)
+        key: OsString,
+        /// What to add; negative subtracts
+        #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true)]
+        add: i64,
+        /// How long a counter this creates lives, in Exim's time syntax (1h, 1d) [default: the database's own expiry]
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        expiry: Option<Duration>,
+        #[arg(long, value_name = "SECONDS[.MICROS]", value_parser = parse_at, help = AT_HELP)]
+        at: Option<Stamp>,
+    },
+
+    /// Make hintsd write its snapshots now, and print how many databases and records it wrote.
+    Snapshot {
+        /// Only this database [default: every database]
+        #[arg(value_parser = parse_db)]
+        db: Option<DbName>,
+    },
 }
 
 /// A database name, checked as the daemon checks it.
@@ -223,6 +345,22 @@ mod tests {
             &["--timeout-ms", "soon", "ping"],
             &["scan", "misc", "--limit", "0"],
             &["frobnicate"],
+            &["ratelimit"],
+            &["ratelimit", "1 / 1s / k", "--at", "-1"],
+            &["ratelimit", "1 / 1s / k", "--at", "1.1234567"],
+            &["seen", "5m / key=k", "--at", "1.5s"],
+            &["seen", "5m / key=k", "--at", ""],
+            &["greylist", "t", "--delay", "5m"],
+            &["greylist", "t", "--delay", "5m", "--expiry", "7x"],
+            &["greylist", "t", "--delay", "5m", "--expiry", "7d", "--db", "Grey"],
+            &["serialize", "misc", "k"],
+            &["serialize", "misc", "k", "--limit", "0"],
+            &["serialize", "misc", "k", "--limit", "-1"],
+            &["serialize", "misc", "k", "--limit", "1", "--hold", "soon"],
+            &["counter", "misc", "k", "--add", "1.5"],
+            &["counter", "misc", "k", "--add", "9223372036854775808"],
+            &["counter", "misc", "k", "--at", "18446744073709551616"],
+            &["snapshot", "Bad Name"],
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
@@ -242,5 +380,53 @@ mod tests {
             matches!(cli.command, Command::Tidy { older_than, .. } if older_than == Duration::from_secs(30 * 86_400))
         );
         assert_eq!(parse(&["ping"]).unwrap().timeout(), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn conditions_are_one_argument_even_when_they_start_with_a_minus() {
+        let cli = parse(&["seen", "-5m / key=192.0.2.1", "--json"]).unwrap();
+        let Command::Seen { condition, at, json } = cli.command else { panic!("{cli:?}") };
+        assert_eq!((condition.as_str(), at, json), ("-5m / key=192.0.2.1", None, true));
+        let cli = parse(&["seen", "--at", "1767323045.25", "-1d / key=k"]).unwrap();
+        let Command::Seen { condition, at, json } = cli.command else { panic!("{cli:?}") };
+        let want = Some(Stamp { secs: 1_767_323_045, micros: 250_000 });
+        assert_eq!((condition.as_str(), at, json), ("-1d / key=k", want, false));
+        let cli = parse(&["ratelimit", "100 / 1h / strict / per_rcpt / 192.0.2.1", "--at", "7"]).unwrap();
+        assert!(matches!(
+            &cli.command,
+            Command::Ratelimit { condition, at: Some(Stamp { secs: 7, micros: 0 }), json: false }
+                if condition == "100 / 1h / strict / per_rcpt / 192.0.2.1"
+        ));
+    }
+
+    #[test]
+    fn greylist_serialize_counter_and_snapshot_take_their_options() {
+        let cli = parse(&["greylist", "192.0.2.1 a@b c@d", "--delay", "5m", "--expiry", "7d"]).unwrap();
+        let Command::Greylist { key, delay, expiry, db, at, json } = cli.command else { panic!("{cli:?}") };
+        assert_eq!(key, "192.0.2.1 a@b c@d");
+        assert_eq!((delay, expiry), (Duration::from_secs(300), Duration::from_secs(7 * 86_400)));
+        assert_eq!((db.as_str(), at, json), ("greylist", None, false));
+
+        let cli = parse(&["serialize", "misc", "host", "--limit", "2", "--hold", "1m"]).unwrap();
+        let Command::Serialize { db, limit, hold, .. } = cli.command else { panic!("{cli:?}") };
+        assert_eq!((db.as_str(), limit, hold), ("misc", 2, Some(Duration::from_secs(60))));
+        let cli = parse(&["serialize", "misc", "host", "--limit", "1"]).unwrap();
+        assert!(matches!(cli.command, Command::Serialize { hold: None, .. }));
+
+        let adds = [(&["counter", "misc", "k"][..], 1), (&["counter", "misc", "k", "--add=-3"], -3)];
+        let adds = adds.into_iter().chain([(&["counter", "misc", "k", "--add", "-3"][..], -3)]);
+        for (args, want) in adds {
+            let cli = parse(args).unwrap();
+            assert!(matches!(cli.command, Command::Counter { add, .. } if add == want), "{args:?}");
+        }
+        let cli =
+            parse(&["counter", "misc", "k", "--add", "-9223372036854775808", "--expiry", "1h", "--at", "5.000001"])
+                .unwrap();
+        let Command::Counter { add, expiry, at, .. } = cli.command else { panic!("{cli:?}") };
+        assert_eq!((add, expiry, at), (i64::MIN, Some(Duration::from_secs(3600)), Some(Stamp { secs: 5, micros: 1 })));
+
+        assert!(matches!(parse(&["snapshot"]).unwrap().command, Command::Snapshot { db: None }));
+        let cli = parse(&["snapshot", "ratelimit"]).unwrap();
+        assert!(matches!(cli.command, Command::Snapshot { db: Some(db) } if db.as_str() == "ratelimit"));
     }
 }

@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hints_client::config::resolve_socket;
 use hints_client::{Client, ClientConfig, DbName, Error, Record};
@@ -12,7 +12,10 @@ use hints_proto::limits::SCAN_PAGE_RECORDS_MAX;
 use crate::args::{Cli, Command};
 use crate::bytes::parse_hex;
 use crate::failure::Failure;
-use crate::render::{Shown, dump_json, dump_line, scan_line, stamp_line, stats_json, stats_table};
+use crate::render::{
+    Shown, dump_json, dump_line, greylist_json, greylist_line, rate_json, rate_line, scan_line, seen_json, seen_line,
+    slot_line, snapshot_line, stamp_line, stats_json, stats_table,
+};
 
 /// Runs the command `cli` names against the daemon, printing to `out`.
 ///
@@ -71,8 +74,74 @@ pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), Failure> {
                 write!(out, "{}", stats_table(&all))?;
             }
         }
+        Command::Ratelimit { condition, at, json } => {
+            let outcome = client.ratelimit(condition, *at)?;
+            let line = if *json { rate_json(&outcome).map_err(std::io::Error::other)? } else { rate_line(&outcome) };
+            writeln!(out, "{line}")?;
+        }
+        Command::Seen { condition, at, json } => {
+            let outcome = client.seen(condition, *at)?;
+            if *json {
+                writeln!(out, "{}", seen_json(outcome).map_err(std::io::Error::other)?)?;
+            } else {
+                writeln!(out, "{}", seen_line(outcome))?;
+            }
+        }
+        Command::Greylist { key, delay, expiry, db, at, json } => {
+            let key = input(key, "KEY")?;
+            let outcome = client.greylist(db, &key, *delay, *expiry, *at)?;
+            let line =
+                if *json { greylist_json(outcome).map_err(std::io::Error::other)? } else { greylist_line(outcome) };
+            writeln!(out, "{line}")?;
+        }
+        Command::Serialize { db, key, limit, hold } => {
+            let key = input(key, "KEY")?;
+            serialize(&mut client, db, &key, *limit, *hold, shown, out)?;
+        }
+        Command::Counter { db, key, add, expiry, at } => {
+            let key = input(key, "KEY")?;
+            let value = client.counter(db, &key, *add, *expiry, *at)?;
+            writeln!(out, "{value}")?;
+        }
+        Command::Snapshot { db } => {
+            let (databases, records) = client.snapshot(db.as_ref())?;
+            writeln!(out, "{}", snapshot_line(databases, records))?;
+        }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Takes a slot and prints the answer; with `hold`, keeps the connection (which owns the
+/// slot) open that long, then releases it. Without, the slot goes when the process exits and
+/// its connection closes.
+fn serialize(
+    client: &mut Client,
+    db: &DbName,
+    key: &[u8],
+    limit: u32,
+    hold: Option<Duration>,
+    shown: Shown,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let slot = client.serialize_take(db, key, limit)?;
+    writeln!(out, "{}", slot_line(slot))?;
+    // Whoever reads the line learns at once that the slot is held, not after the hold.
+    out.flush()?;
+    if !slot.held {
+        return Err(Failure::Busy);
+    }
+    let Some(hold) = hold else {
+        return Ok(());
+    };
+    std::thread::sleep(hold);
+    // Never resent: if the connection broke during the hold, this fails rather than
+    // releasing on a new connection that never held the slot.
+    client.serialize_release(db, key).map_err(|err| {
+        let lost = if err.is_unavailable() { " (the slot went with the connection)" } else { "" };
+        let doing = format!("releasing the slot in {db} under {} after --hold{lost}", shown.text(key));
+        Failure::ClientDuring { doing, err }
+    })?;
     Ok(())
 }
 

@@ -7,10 +7,11 @@ use hints_client::Error;
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
-/// `get` or `del` of a key with no record (or a daemon's `NOT_FOUND`).
+/// `get` or `del` of a key with no record (or a daemon's `NOT_FOUND`), or `serialize` finding
+/// every slot taken.
 pub const EXIT_NOT_FOUND: u8 = 1;
-/// A usage error: clap's own, a bad database name, duration or hex string, or a request the
-/// daemon called malformed.
+/// A usage error: clap's own, a bad database name, duration, time or hex string, or a request
+/// the daemon called malformed (a condition it cannot parse, say).
 pub const EXIT_USAGE: u8 = 2;
 /// The daemon could not be reached, or refused this client.
 pub const EXIT_UNAVAILABLE: u8 = 3;
@@ -22,9 +23,11 @@ pub const EXIT_OTHER: u8 = 4;
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  success
-  1  not found: get or del of a key that has no record
-  2  usage error: a bad option or argument, database name, duration or hex string,
-     or a request hintsd rejected as malformed
+  1  not found: get or del of a key that has no record; serialize found every slot
+     taken (it printed busy)
+  2  usage error: a bad option or argument, database name, duration, --at time or
+     hex string, or a request hintsd rejected as malformed (a ratelimit or seen
+     condition it cannot parse, say)
   3  hintsd is unavailable (no socket, connection refused, timed out, connection lost)
      or refused this client (credentials, protocol version, too many connections)
   4  any other error from hintsd (busy, shutting down, a database that failed), an
@@ -37,8 +40,16 @@ pub enum Failure {
     Usage(String),
     /// The record asked for does not exist.
     NotFound(String),
+    /// `serialize` found every slot taken; its output line already said so.
+    Busy,
     /// The call to hintsd failed.
     Client(Error),
+    /// A call failed at a step worth naming (`releasing the slot after --hold`).
+    ClientDuring {
+        /// What hintsctl was doing.
+        doing: String,
+        err: Error,
+    },
     /// Writing to stdout failed.
     Output(io::Error),
 }
@@ -48,8 +59,8 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
-            Failure::NotFound(_) => EXIT_NOT_FOUND,
-            Failure::Client(err) => match err {
+            Failure::NotFound(_) | Failure::Busy => EXIT_NOT_FOUND,
+            Failure::Client(err) | Failure::ClientDuring { err, .. } => match err {
                 Error::NotFound(_) => EXIT_NOT_FOUND,
                 Error::BadRequest(_) => EXIT_USAGE,
                 Error::Unavailable { .. } | Error::Refused(_) => EXIT_UNAVAILABLE,
@@ -63,7 +74,11 @@ impl Failure {
 
     /// Whether to say anything on stderr.
     pub fn is_silent(&self) -> bool {
-        matches!(self, Failure::Output(err) if err.kind() == io::ErrorKind::BrokenPipe)
+        match self {
+            Failure::Busy => true,
+            Failure::Output(err) => err.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        }
     }
 }
 
@@ -71,7 +86,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Usage(what) | Failure::NotFound(what) => f.write_str(what),
+            Failure::Busy => f.write_str("every slot is taken"),
             Failure::Client(err) => write!(f, "{err}"),
+            Failure::ClientDuring { doing, err } => write!(f, "{doing}: {err}"),
             Failure::Output(err) => write!(f, "cannot write the output: {err}"),
         }
     }
@@ -115,11 +132,14 @@ mod tests {
             (Failure::Client(Error::Protocol("garbage".into())), 4),
             (Failure::Output(io::Error::from(io::ErrorKind::StorageFull)), 4),
             (Failure::Output(io::Error::from(io::ErrorKind::BrokenPipe)), 0),
+            (Failure::ClientDuring { doing: "releasing".into(), err: Error::Daemon(reply(ErrorCode::BUSY)) }, 4),
         ];
         for (failure, code) in cases {
             assert_eq!(failure.exit_code(), code, "{failure:?}");
             assert_eq!(failure.is_silent(), code == 0, "{failure:?}");
         }
+        assert_eq!(Failure::Busy.exit_code(), 1);
+        assert!(Failure::Busy.is_silent(), "the output line said busy");
     }
 
     #[test]
@@ -136,8 +156,14 @@ mod tests {
             reason: "No such file or directory".into(),
         };
         assert_eq!(
-            Failure::Client(err).to_string(),
+            Failure::Client(err.clone()).to_string(),
             "cannot reach hintsd at /tmp/hintsd-0/hintsd.sock: No such file or directory"
+        );
+        let during = Failure::ClientDuring { doing: "releasing the slot".into(), err };
+        assert_eq!(during.exit_code(), 3);
+        assert_eq!(
+            during.to_string(),
+            "releasing the slot: cannot reach hintsd at /tmp/hintsd-0/hintsd.sock: No such file or directory"
         );
     }
 }

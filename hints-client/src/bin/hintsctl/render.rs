@@ -1,6 +1,8 @@
-//! How hintsctl prints what hintsd answers: record lines, JSON lines and the stats table.
+//! How hintsctl prints what hintsd answers: record lines, JSON lines, the stats table, and
+//! the one-line answers of the typed operations (ratelimit, seen, greylist, serialize,
+//! snapshot).
 
-use hints_client::{DbStats, OpCount, Record, Stamp};
+use hints_client::{DbStats, GreylistOutcome, OpCount, RateOutcome, Record, SeenOutcome, SlotOutcome, Stamp};
 use serde::Serialize;
 use serde::ser::Serializer;
 
@@ -144,6 +146,88 @@ pub fn stats_table(all: &[DbStats]) -> String {
     out
 }
 
+/// `over <rate>` or `under <rate>`, as `ratelimit` prints its answer: the rate in Rust's
+/// shortest form that reads back as the same `f64` (never rounded to fewer digits).
+pub fn rate_line(outcome: &RateOutcome) -> String {
+    let verdict = if outcome.over { "over" } else { "under" };
+    format!("{verdict} {}", outcome.rate)
+}
+
+/// `ratelimit --json`'s object, fields in this order.
+#[derive(Serialize)]
+struct RateJson<'a> {
+    over: bool,
+    rate: f64,
+    key: &'a str,
+    written: bool,
+}
+
+/// One JSON object, as `ratelimit --json` prints its answer: the rate as a JSON number in its
+/// shortest round-trip form.
+///
+/// # Errors
+/// None in practice: every field is a string, a boolean or a number (a non-finite rate, which
+/// a daemon never sends, would be `null`).
+pub fn rate_json(outcome: &RateOutcome) -> serde_json::Result<String> {
+    serde_json::to_string(&RateJson {
+        over: outcome.over,
+        rate: outcome.rate,
+        key: &outcome.key,
+        written: outcome.written,
+    })
+}
+
+/// `true` or `false`, as `seen` prints its answer.
+pub fn seen_line(outcome: SeenOutcome) -> &'static str {
+    if outcome.result { "true" } else { "false" }
+}
+
+/// `seen --json`'s object.
+#[derive(Serialize)]
+struct SeenJson {
+    result: bool,
+    written: bool,
+}
+
+/// One JSON object, as `seen --json` prints its answer.
+///
+/// # Errors
+/// None in practice: both fields are booleans.
+pub fn seen_json(outcome: SeenOutcome) -> serde_json::Result<String> {
+    serde_json::to_string(&SeenJson { result: outcome.result, written: outcome.written })
+}
+
+/// `pass` or `defer <seconds left>`, as `greylist` prints its answer.
+pub fn greylist_line(outcome: GreylistOutcome) -> String {
+    if outcome.pass { "pass".to_owned() } else { format!("defer {}", outcome.retry_after_secs) }
+}
+
+/// `greylist --json`'s object.
+#[derive(Serialize)]
+struct GreylistJson {
+    pass: bool,
+    retry_after_secs: u64,
+}
+
+/// One JSON object, as `greylist --json` prints its answer.
+///
+/// # Errors
+/// None in practice: a boolean and an integer.
+pub fn greylist_json(outcome: GreylistOutcome) -> serde_json::Result<String> {
+    serde_json::to_string(&GreylistJson { pass: outcome.pass, retry_after_secs: outcome.retry_after_secs })
+}
+
+/// `taken <holders>` or `busy <holders>`, as `serialize` prints a take.
+pub fn slot_line(outcome: SlotOutcome) -> String {
+    let verdict = if outcome.held { "taken" } else { "busy" };
+    format!("{verdict} {}", outcome.holders)
+}
+
+/// `wrote <n> databases, <m> records`, as `snapshot` prints its answer.
+pub fn snapshot_line(databases: u32, records: u64) -> String {
+    format!("wrote {databases} databases, {records} records")
+}
+
 #[cfg(test)]
 mod tests {
     use hints_client::DbName;
@@ -182,12 +266,20 @@ mod tests {
                 records: 12,
                 bytes: 3456,
                 ops: vec![op("get", 10), op("put", 2)],
+                records_max: 100_000,
+                expired: 0,
+                evicted: 0,
+                slots_held: 1,
             },
             DbStats {
                 db: DbName::new("ratelimit").unwrap(),
                 records: 0,
                 bytes: 0,
                 ops: vec![op("put", 7), op("scan", 1)],
+                records_max: 100_000,
+                expired: 3,
+                evicted: 0,
+                slots_held: 0,
             },
         ]
     }
@@ -209,5 +301,54 @@ ratelimit        0      0    0    7     1
 ";
         assert_eq!(stats_table(&stats()), want);
         assert_eq!(stats_table(&[]), "");
+    }
+
+    fn rate(rate: f64, over: bool) -> RateOutcome {
+        RateOutcome { rate, over, key: "1h/per_rcpt/192.0.2.1".into(), written: !over }
+    }
+
+    #[test]
+    fn a_rate_prints_over_or_under_with_every_digit_it_needs() {
+        assert_eq!(rate_line(&rate(10.0, true)), "over 10");
+        assert_eq!(rate_line(&rate(0.0, false)), "under 0");
+        assert_eq!(rate_line(&rate(0.1 + 0.2, false)), "under 0.30000000000000004");
+        assert_eq!(rate_line(&rate(10.983_404_197_730_52, true)), "over 10.98340419773052");
+        assert_eq!(rate_line(&rate(1e-7, false)), "under 0.0000001");
+        for value in [0.1 + 0.2, 10.983_404_197_730_52, 1.0 / 3.0, 123_456.789_012_345_67, f64::MIN_POSITIVE] {
+            let line = rate_line(&rate(value, false));
+            let printed: f64 = line.strip_prefix("under ").unwrap().parse().unwrap();
+            assert_eq!(printed.to_bits(), value.to_bits(), "{line}");
+        }
+    }
+
+    #[test]
+    fn rate_json_has_its_fields_in_order_and_the_rate_as_a_number() {
+        assert_eq!(
+            rate_json(&rate(0.1 + 0.2, true)).unwrap(),
+            r#"{"over":true,"rate":0.30000000000000004,"key":"1h/per_rcpt/192.0.2.1","written":false}"#
+        );
+        let odd_key = RateOutcome { rate: 2.0, over: false, key: "1h/per_mail/a\"b\n".into(), written: true };
+        let parsed: serde_json::Value = serde_json::from_str(&rate_json(&odd_key).unwrap()).unwrap();
+        assert_eq!(parsed["key"], "1h/per_mail/a\"b\n");
+        assert_eq!(parsed["rate"], 2.0);
+    }
+
+    #[test]
+    fn seen_greylist_serialize_and_snapshot_print_one_line() {
+        assert_eq!(seen_line(SeenOutcome { result: true, written: false }), "true");
+        assert_eq!(seen_line(SeenOutcome { result: false, written: true }), "false");
+        assert_eq!(
+            seen_json(SeenOutcome { result: false, written: true }).unwrap(),
+            r#"{"result":false,"written":true}"#
+        );
+        assert_eq!(greylist_line(GreylistOutcome { pass: true, retry_after_secs: 0 }), "pass");
+        assert_eq!(greylist_line(GreylistOutcome { pass: false, retry_after_secs: 297 }), "defer 297");
+        assert_eq!(
+            greylist_json(GreylistOutcome { pass: false, retry_after_secs: 297 }).unwrap(),
+            r#"{"pass":false,"retry_after_secs":297}"#
+        );
+        assert_eq!(slot_line(SlotOutcome { held: true, holders: 1 }), "taken 1");
+        assert_eq!(slot_line(SlotOutcome { held: false, holders: 2 }), "busy 2");
+        assert_eq!(snapshot_line(3, 12_345), "wrote 3 databases, 12345 records");
     }
 }
