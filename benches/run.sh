@@ -13,5 +13,9 @@ out="benches/results/$stamp"
   echo "Machine: $(nproc) CPUs, $(uname -srm)"
   echo
   ./target/release/hints-bench run --json "$out.json" "$@"
+  echo
+  echo "Memory and snapshots (one database):"
+  echo
+  ./target/release/hints-bench memory --json "$out-memory.json"
 } | tee "$out.md"
-echo "wrote $out.md and $out.json"
+echo "wrote $out.md, $out.json and $out-memory.json"

@@ -7,6 +7,7 @@
 //! a fixed time from a common start instant, then merges their histograms.
 
 mod histogram;
+mod memory;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -47,6 +48,16 @@ enum Cmd {
         key: String,
         #[arg(long)]
         count: u64,
+    },
+    /// Measure the daemon's memory holding RECORDS records, and its snapshot write and load.
+    Memory {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Add 1 to a counter COUNT times (the daemon's atomic add).
     CounterAdd {
@@ -179,6 +190,13 @@ fn main() {
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
         Cmd::EchoServer { socket } => echo_server(&socket),
         Cmd::CounterAdd { socket, db, key, count } => counter_add(socket, &db, &key, count),
+        Cmd::Memory { records, value_bytes, json } => memory::run(records, value_bytes).and_then(|report| {
+            memory::print(&report);
+            if let Some(path) = json {
+                std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+            }
+            Ok(())
+        }),
         Cmd::SerializeWorker { socket, rounds, limit } => serialize_worker(socket, rounds, limit),
     };
     if let Err(err) = result {

@@ -78,6 +78,10 @@ struct StatsJson<'a> {
     db: &'a str,
     records: u64,
     bytes: u64,
+    records_max: u64,
+    expired: u64,
+    evicted: u64,
+    slots_held: u64,
     #[serde(serialize_with = "ops_as_object")]
     ops: &'a [OpCount],
 }
@@ -96,11 +100,16 @@ pub fn stats_json(stats: &DbStats) -> serde_json::Result<String> {
         db: stats.db.as_str(),
         records: stats.records,
         bytes: stats.bytes,
+        records_max: stats.records_max,
+        expired: stats.expired,
+        evicted: stats.evicted,
+        slots_held: stats.slots_held,
         ops: &stats.ops,
     })
 }
 
-/// The `stats` table: `db`, `records`, `bytes`, then one column per kind of operation (in the
+/// The `stats` table: `db`, `records`, `bytes`, `max`, `expired`, `evicted`, `slots`, then one
+/// column per kind of operation (in the
 /// order the kinds first appear), numbers right-aligned. Ends with a newline; empty when there
 /// are no databases.
 pub fn stats_table(all: &[DbStats]) -> String {
@@ -113,16 +122,27 @@ pub fn stats_table(all: &[DbStats]) -> String {
             kinds.push(&op.kind);
         }
     }
-    let header: Vec<String> =
-        ["db", "records", "bytes"].into_iter().chain(kinds.iter().copied()).map(String::from).collect();
+    let header: Vec<String> = ["db", "records", "bytes", "max", "expired", "evicted", "slots"]
+        .into_iter()
+        .chain(kinds.iter().copied())
+        .map(String::from)
+        .collect();
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|stats| {
             let count_of = |kind: &str| stats.ops.iter().filter(|op| op.kind == kind).map(|op| op.count).sum::<u64>();
-            [stats.db.to_string(), stats.records.to_string(), stats.bytes.to_string()]
-                .into_iter()
-                .chain(kinds.iter().map(|kind| count_of(kind).to_string()))
-                .collect()
+            [
+                stats.db.to_string(),
+                stats.records.to_string(),
+                stats.bytes.to_string(),
+                stats.records_max.to_string(),
+                stats.expired.to_string(),
+                stats.evicted.to_string(),
+                stats.slots_held.to_string(),
+            ]
+            .into_iter()
+            .chain(kinds.iter().map(|kind| count_of(kind).to_string()))
+            .collect()
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
@@ -288,16 +308,16 @@ mod tests {
     fn stats_json_is_one_object_per_database_with_ops_as_an_object() {
         assert_eq!(
             stats_json(&stats()[0]).unwrap(),
-            r#"{"db":"misc","records":12,"bytes":3456,"ops":{"get":10,"put":2}}"#
+            r#"{"db":"misc","records":12,"bytes":3456,"records_max":100000,"expired":0,"evicted":0,"slots_held":1,"ops":{"get":10,"put":2}}"#
         );
     }
 
     #[test]
     fn the_stats_table_has_a_column_per_kind_and_aligned_numbers() {
         let want = "\
-db         records  bytes  get  put  scan
-misc            12   3456   10    2     0
-ratelimit        0      0    0    7     1
+db         records  bytes     max  expired  evicted  slots  get  put  scan
+misc            12   3456  100000        0        0      1   10    2     0
+ratelimit        0      0  100000        3        0      0    0    7     1
 ";
         assert_eq!(stats_table(&stats()), want);
         assert_eq!(stats_table(&[]), "");
