@@ -28,6 +28,7 @@ pub mod hello;
 pub mod limits;
 pub mod message;
 pub mod socket_path;
+pub mod text;
 
 pub use db_name::DbName;
 pub use error::{ErrorCode, ErrorReply};

@@ -24,6 +24,8 @@ pub const WORKER_THREADS_DEFAULT: usize = 2;
 pub const WORKER_THREADS_LIMIT: usize = 64;
 /// The largest configuration file read.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
+/// The text socket's file name beside the main socket, unless configured.
+pub const TEXT_SOCKET_FILE_NAME: &str = "hintsd-text.sock";
 /// Default of a database's `records_max`.
 pub const RECORDS_MAX_DEFAULT: u64 = 1_000_000;
 /// The largest `records_max` accepted.
@@ -91,6 +93,8 @@ impl AccessPolicy {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub socket: PathBuf,
+    /// The text socket for Exim's `${readsocket}`; same directory, modes and checks.
+    pub text_socket: PathBuf,
     /// Group given to the socket and its directory; its members are also allowed to connect.
     pub socket_group: Option<u32>,
     pub access: AccessPolicy,
@@ -158,6 +162,7 @@ enum Id {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     socket: Option<PathBuf>,
+    text_socket: Option<PathBuf>,
     socket_group: Option<Id>,
     allow_uids: Option<Vec<Id>>,
     allow_gids: Option<Vec<Id>>,
@@ -186,6 +191,7 @@ struct DbFileConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub socket: Option<PathBuf>,
+    pub text_socket: Option<PathBuf>,
     pub snapshot_dir: Option<PathBuf>,
     /// `--no-snapshot`: neither load nor write snapshots.
     pub no_snapshot: bool,
@@ -218,6 +224,11 @@ impl Config {
     fn from_file(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigError> {
         let euid = nix::unistd::geteuid().as_raw();
         let socket = hints_proto::socket_path::from_environment(overrides.socket.or(file.socket), euid);
+        let text_socket =
+            overrides.text_socket.or(file.text_socket).unwrap_or_else(|| socket.with_file_name(TEXT_SOCKET_FILE_NAME));
+        if text_socket == socket {
+            return Err(ConfigError { key: "text_socket".into(), message: "must differ from socket".into() });
+        }
         let socket_group = file.socket_group.map(|id| resolve_gid("socket_group", &id)).transpose()?;
         let mut uids = vec![0, euid];
         for id in file.allow_uids.unwrap_or_default() {
@@ -280,6 +291,7 @@ impl Config {
             None => SERIALIZE_MAX_AGE_DEFAULT,
         };
         Ok(Config {
+            text_socket,
             snapshot_dir,
             snapshot_interval,
             serialize_max_age,
@@ -419,6 +431,7 @@ mod tests {
         assert_eq!(config.databases.len(), DATABASES_DEFAULT.len());
         assert!(config.access.allows(Some(0), None));
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"));
+        assert_eq!(config.text_socket, PathBuf::from("/tmp/hintsd-text.sock"), "beside the main socket");
     }
 
     #[test]

@@ -386,7 +386,11 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
 
 /// Answers one request, through its database's actor when it has one; also gives the
 /// database the connection now holds something in (a slot, a session), if any.
-async fn answer(registry: &Registry, request: Request, conn: ConnId) -> (Response, Option<(DbName, Addr<DbActor>)>) {
+pub(crate) async fn answer(
+    registry: &Registry,
+    request: Request,
+    conn: ConnId,
+) -> (Response, Option<(DbName, Addr<DbActor>)>) {
     match &request {
         Request::Ping => return (Response::Pong, None),
         Request::Stats { db: None } => return (all_stats(registry).await, None),

@@ -8,6 +8,7 @@
 //! - [`listener`]: the socket, its modes, credentials and the connection limit.
 //! - [`connection`]: one client's frames, answered in order, on its database's thread.
 //! - [`registry`]: the supervisor that starts a database's actor on its own arbiter.
+//! - [`text`]: the text socket for Exim's `${readsocket}`.
 //! - [`db`]: the database actor (actix messages and handlers only).
 //! - [`store`]: the records of one database, a plain struct with time passed in.
 
@@ -20,6 +21,7 @@ pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConnectionPlacement};
 use crate::connection::ConnectionContext;
+use crate::listener::Protocol;
 use crate::registry::Registry;
 
 /// How long shutdown waits for connections to finish what they were doing.
@@ -78,6 +81,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
 async fn start(config: Config) -> Result<(), RunError> {
     let listener = listener::bind(&config.socket, config.socket_group).map_err(RunError::Bind)?;
+    let text_listener = listener::bind(&config.text_socket, config.socket_group).map_err(RunError::Bind)?;
     let config = Arc::new(config);
     let registry = Registry::start(Arc::clone(&config));
     for db in databases_at_boot(&config) {
@@ -90,6 +94,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     let databases: Vec<&str> = config.databases.iter().map(|db| db.as_str()).collect();
     tracing::info!(
         socket = %config.socket.display(),
+        text_socket = %config.text_socket.display(),
         version = env!("CARGO_PKG_VERSION"),
         databases = ?databases,
         connections_max = config.connections_max,
@@ -105,13 +110,15 @@ async fn start(config: Config) -> Result<(), RunError> {
         tracker: TaskTracker::new(),
     };
     let system = actix::System::current();
-    let accept =
-        tokio::spawn(listener::accept_loop(listener, config.access.clone(), config.connections_max, ctx.clone()));
+    let admission = listener::Admission::new(config.access.clone(), config.connections_max);
+    let accept = tokio::spawn(listener::accept_loop(listener, Protocol::Binary, admission.clone(), ctx.clone()));
+    let accept_text = tokio::spawn(listener::accept_loop(text_listener, Protocol::Text, admission, ctx.clone()));
     tokio::spawn(async move {
         let signal = wait_for_stop_signal().await;
         tracing::info!(signal, "stopping: no new connections, finishing requests in flight");
         ctx.shutdown.cancel();
         let _ = accept.await;
+        let _ = accept_text.await;
         ctx.tracker.close();
         if tokio::time::timeout(SHUTDOWN_DRAIN_MAX, ctx.tracker.wait()).await.is_err() {
             tracing::warn!(open = ctx.tracker.len(), "connections still busy after the drain wait; closing them");

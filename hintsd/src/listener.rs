@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hints_proto::frame::encode_frame;
@@ -95,11 +96,32 @@ fn clear_stale_socket(path: &Path) -> Result<(), String> {
     std::fs::remove_file(path).map_err(|err| format!("removing the stale socket: {err}"))
 }
 
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Length-prefixed postcard frames (`hints-proto`), for the clients.
+    Binary,
+    /// One text line in, one out, for Exim's `${readsocket}` (`hints_proto::text`).
+    Text,
+}
+
+/// What every listener shares: who may connect, and the daemon-wide connection limit.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    pub access: AccessPolicy,
+    pub connections_max: usize,
+    pub slots: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// The allow list and a limit of `connections_max` connections over all listeners.
+    pub fn new(access: AccessPolicy, connections_max: usize) -> Admission {
+        Admission { access, connections_max, slots: Arc::new(Semaphore::new(connections_max)) }
+    }
+}
+
 /// Accepts connections until shutdown, then drops the listener (which removes the socket).
-pub async fn accept_loop(listener: Listener, access: AccessPolicy, connections_max: usize, ctx: ConnectionContext) {
-    let slots = Arc::new(Semaphore::new(connections_max));
-    // Connection ids start above DAEMON_CONN (0), which names the daemon's own requests.
-    let mut next_conn: ConnId = crate::db::DAEMON_CONN;
+pub async fn accept_loop(listener: Listener, protocol: Protocol, admission: Admission, ctx: ConnectionContext) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -121,38 +143,54 @@ pub async fn accept_loop(listener: Listener, access: AccessPolicy, connections_m
             client_name: String::new(),
         };
         let gid = creds.as_ref().ok().and_then(|c| c.egid());
-        if !access.allows(peer.uid, gid) {
-            tracing::warn!(pid = ?peer.pid, uid = ?peer.uid, gid = ?gid, "refusing peer not on the allow list");
+        if !admission.access.allows(peer.uid, gid) {
+            tracing::warn!(pid = ?peer.pid, uid = ?peer.uid, gid = ?gid, ?protocol, "refusing peer not on the allow list");
             let reply = ErrorReply::new(
                 ErrorCode::NOT_ALLOWED,
                 format!("uid {:?} gid {:?} is not allowed by this hintsd (see allow_uids, allow_gids)", peer.uid, gid),
             );
-            ctx.tracker.spawn(refuse(stream, reply));
+            ctx.tracker.spawn(refuse(stream, protocol, reply));
             continue;
         }
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&admission.slots).try_acquire_owned() else {
+            let connections_max = admission.connections_max;
             tracing::warn!(pid = ?peer.pid, uid = ?peer.uid, connections_max, "refusing connection: at the connection limit");
             let reply = ErrorReply::new(
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 format!("hintsd is at its limit of {connections_max} connections (connections_max)"),
             );
-            ctx.tracker.spawn(refuse(stream, reply));
+            ctx.tracker.spawn(refuse(stream, protocol, reply));
             continue;
         };
-        next_conn += 1;
-        tracing::debug!(pid = ?peer.pid, uid = ?peer.uid, conn = next_conn, "connection accepted");
-        ctx.tracker.spawn(serve_new(stream, peer, next_conn, permit, ctx.clone()));
+        let conn = next_conn_id();
+        tracing::debug!(pid = ?peer.pid, uid = ?peer.uid, conn, ?protocol, "connection accepted");
+        match protocol {
+            Protocol::Binary => ctx.tracker.spawn(serve_new(stream, peer, conn, permit, ctx.clone())),
+            Protocol::Text => ctx.tracker.spawn(crate::text::serve(stream, peer, conn, permit, ctx.clone())),
+        };
     }
     drop(listener);
-    tracing::info!("no longer accepting connections");
+    tracing::info!(?protocol, "no longer accepting connections");
 }
 
-/// Answers the hello that the client is about to send with a refusal, and closes once the
-/// client has read it (closing with its hello unread would reset the connection on Linux and
-/// the client could lose the reason).
-async fn refuse(mut stream: Stream, reply: ErrorReply) {
+/// A new connection id; ids start above [`crate::db::DAEMON_CONN`], which names the
+/// daemon's own requests.
+fn next_conn_id() -> ConnId {
+    static NEXT: AtomicU64 = AtomicU64::new(crate::db::DAEMON_CONN + 1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Answers the client's first words (a hello, or a text request) with a refusal, and closes
+/// once the client has read it (closing with its request unread would reset the connection on
+/// Linux and the client could lose the reason).
+async fn refuse(mut stream: Stream, protocol: Protocol, reply: ErrorReply) {
     let mut frame = Vec::new();
-    encode_frame(&HelloReply::Refused(reply), &mut frame).expect("a refusal fits a frame");
+    match protocol {
+        Protocol::Binary => encode_frame(&HelloReply::Refused(reply), &mut frame).expect("a refusal fits a frame"),
+        Protocol::Text => {
+            frame.extend_from_slice(hints_proto::text::error_line(&reply.message).as_bytes());
+        }
+    }
     let _ = tokio::time::timeout(REFUSAL_WAIT_MAX, async {
         stream.write_all(&frame).await?;
         let mut sink = [0u8; 256];

@@ -18,6 +18,9 @@ struct Args {
     /// /run/hintsd/hintsd.sock (root) or /tmp/hintsd-<uid>/hintsd.sock.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// The text socket for Exim's ${readsocket}. Default: hintsd-text.sock beside the socket.
+    #[arg(long, value_name = "PATH")]
+    text_socket: Option<PathBuf>,
     /// Log format on stderr; the filter comes from $HINTSD_LOG (default: info).
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let overrides = Overrides {
         socket: args.socket,
+        text_socket: args.text_socket,
         snapshot_dir: args.snapshot_dir,
         no_snapshot: args.no_snapshot,
         log_format: args.log_format,

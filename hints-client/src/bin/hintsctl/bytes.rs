@@ -2,24 +2,8 @@
 
 use std::fmt::Write as _;
 
-/// Bytes as text that survives a terminal and a TAB-separated line: `0x20..=0x7e` except the
-/// backslash as themselves, `\\`, `\n`, `\t`, `\r`, and `\xNN` (lower-case hex) for the rest.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        match byte {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            b'\r' => out.push_str("\\r"),
-            0x20..=0x7e => out.push(char::from(byte)),
-            _ => {
-                let _ = write!(out, "\\x{byte:02x}");
-            }
-        }
-    }
-    out
-}
+/// The printable escaping of keys and values: the same as hintsd's text replies.
+pub use hints_proto::text::escape;
 
 /// Bytes as lower-case hex, two digits each.
 pub fn to_hex(bytes: &[u8]) -> String {
