@@ -183,3 +183,18 @@ fn a_good_request_pipelined_before_a_bad_one_is_still_answered() {
     assert_eq!((second.id, error_code(&second)), (2, ErrorCode::UNKNOWN_REQUEST));
     assert!(closed_by_daemon(&mut stream));
 }
+
+#[test]
+fn an_oversized_hello_is_refused_before_it_is_read() {
+    let daemon = daemon_with_a_record();
+    let mut stream = daemon.raw();
+    // A million-byte "hello": nothing that large is buffered for a client that has not said
+    // who it is.
+    stream.write_all(&1_000_000u32.to_le_bytes()).unwrap();
+    match receive::<HelloReply>(&mut stream) {
+        HelloReply::Refused(err) => assert_eq!(err.code, ErrorCode::FRAME_TOO_LARGE),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(closed_by_daemon(&mut stream));
+    assert_record_intact(&daemon);
+}

@@ -304,3 +304,53 @@ fn records_past_the_limit_evict_the_oldest_and_stats_say_so() {
     assert_eq!(client.get(&db("misc"), b"k000").unwrap(), None, "the oldest went first");
     assert!(client.get(&db("misc"), b"k149").unwrap().is_some(), "the newest stayed");
 }
+
+#[test]
+fn requests_pipelined_behind_a_lock_run_inside_that_session() {
+    let daemon = Daemon::start(&[]);
+    let misc = db("misc");
+    let mut first = daemon.client();
+    first.lock(&misc, Duration::from_secs(30)).unwrap();
+    let config = daemon.client_config();
+    let second = std::thread::spawn(move || {
+        let mut second = hints_client::Client::new(config);
+        let lock = hints_proto::Request::Lock { db: db("misc"), lease_ms: hints_proto::limits::LEASE_MS_MAX };
+        let put = hints_proto::Request::Put { db: db("misc"), key: b"k".to_vec(), value: b"second".to_vec() };
+        let answers = second.pipeline(&[lock, put]).unwrap();
+        let unlocked = second.unlock(&db("misc")).unwrap();
+        (answers, unlocked)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(first.unlock(&misc).unwrap());
+    let (answers, unlocked) = second.join().unwrap();
+    assert!(matches!(answers[0], hints_proto::Response::Locked { .. }), "{answers:?}");
+    // Answered inside the new session, not when its (long) lease ran out.
+    assert!(matches!(answers[1], hints_proto::Response::Stored(_)), "{answers:?}");
+    assert!(unlocked, "the session was still the second client's");
+}
+
+#[test]
+fn a_request_whose_client_left_while_it_waited_is_never_applied() {
+    let daemon = Daemon::start(&[]);
+    let misc = db("misc");
+    let mut holder = daemon.client();
+    holder.lock(&misc, Duration::from_secs(30)).unwrap();
+    let mut impatient = hints_client::Client::new(daemon.client_config().with_timeout(Duration::from_millis(300)));
+    assert!(matches!(impatient.put(&misc, b"late", b"x"), Err(hints_client::Error::Unavailable { .. })));
+    drop(impatient);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(holder.unlock(&misc).unwrap());
+    assert_eq!(holder.get(&misc, b"late").unwrap(), None, "the withdrawn put was not applied");
+}
+
+#[test]
+fn many_snapshot_requests_at_once_share_writes() {
+    let daemon = Daemon::start(&[]);
+    let mut client = daemon.client();
+    client.put(&db("misc"), b"k", b"v").unwrap();
+    let requests: Vec<_> = (0..64).map(|_| hints_proto::Request::Snapshot { db: Some(db("misc")) }).collect();
+    let answers = client.pipeline(&requests).unwrap();
+    assert!(answers.iter().all(|a| matches!(a, hints_proto::Response::Snapshotted { records: 1, .. })), "{answers:?}");
+    let writes = daemon.log_text().lines().filter(|l| l.contains("snapshot written") && l.contains("db=misc")).count();
+    assert!(writes <= 3, "{writes} writes for 64 requests: the store is copied once per write, not per request");
+}

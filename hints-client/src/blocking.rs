@@ -86,6 +86,12 @@ impl Client {
         &self.config
     }
 
+    /// Changes the timeout of every later call, keeping the connection (and so any slot or
+    /// session it holds).
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.config = self.config.clone().with_timeout(timeout);
+    }
+
     /// True while a connection is open (it may still turn out to be broken).
     pub fn is_connected(&self) -> bool {
         self.connection.is_some()

@@ -26,6 +26,7 @@
 //! - `codec`: the sans-IO half of a connection both clients share: frames, ids, handshake,
 //!   the resend rule.
 //! - [`blocking`] and [`nonblocking`]: the two clients, which only move bytes.
+//! - [`ffi`]: the C library (`libhints_client.so` and `.a`) over the blocking client.
 //!
 //! ```no_run
 //! use hints_client::{Client, ClientConfig, Error};
@@ -46,6 +47,7 @@ pub mod blocking;
 mod codec;
 pub mod config;
 pub mod error;
+pub mod ffi;
 #[cfg(feature = "tokio")]
 pub mod nonblocking;
 mod ops;

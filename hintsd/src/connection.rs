@@ -18,7 +18,7 @@ use actix::Addr;
 use actix::MailboxError;
 use futures::future::join_all;
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
-use hints_proto::limits::{FRAME_PREFIX_BYTES, PIPELINE_DEPTH_MAX};
+use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
 use hints_proto::{
     DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, RequestEnvelope, Response,
@@ -45,6 +45,17 @@ pub const WRITE_WAIT_MAX: Duration = Duration::from_secs(10);
 pub const DB_REPLY_WAIT_MAX: Duration = Duration::from_secs(crate::db::SESSION_WAIT_MAX.as_secs() + 10);
 /// Bytes read at a time when no frame length is known yet.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// The largest hello body accepted (a real one is under 80 bytes): nothing bigger is buffered
+/// for a client that has not said who it is.
+pub const HELLO_BYTES_MAX: usize = 256;
+/// A batch stops taking requests once the largest replies they could have add up to this, so
+/// one connection's replies in memory stay bounded (a scan page can be a whole frame).
+pub const BATCH_REPLY_BYTES_MAX: usize = 4 << 20;
+/// While a batch waits for its answers, the connection reads ahead at most this much (to see
+/// the client close); past it, it stops reading until the batch is done.
+const READ_AHEAD_BYTES_MAX: usize = FRAME_BYTES_MAX + FRAME_PREFIX_BYTES;
+/// Buffers grown past this by a large batch are given back after it.
+const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
 /// What every connection shares.
 #[derive(Clone, Debug)]
@@ -65,8 +76,9 @@ pub struct Peer {
     pub client_name: String,
 }
 
-/// Databases where this connection holds slots or a session; on drop (the connection's end,
-/// however it ends) each is told, so a crashed worker leaves nothing taken.
+/// Databases this connection has sent requests to; on drop (the connection's end, however it
+/// ends) each is told, so a crashed worker leaves no slot or session taken and no request
+/// waiting behind a session.
 #[derive(Debug)]
 struct Holdings {
     conn: ConnId,
@@ -75,8 +87,10 @@ struct Holdings {
 
 impl Holdings {
     fn note(&mut self, db: DbName, addr: Addr<DbActor>) {
-        if !self.dbs.iter().any(|(held, _)| *held == db) {
-            self.dbs.push((db, addr));
+        match self.dbs.iter_mut().find(|(held, _)| *held == db) {
+            // The database's actor may have been started anew since: tell the live one.
+            Some((_, known)) => *known = addr,
+            None => self.dbs.push((db, addr)),
         }
     }
 }
@@ -104,6 +118,8 @@ struct Connection {
     home: Option<usize>,
     /// A batch decoded on the previous thread, to answer first after a move.
     carried: Option<Batch>,
+    /// When the frame being read must be whole, set when its first byte arrived.
+    frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit.
     _permit: OwnedSemaphorePermit,
 }
@@ -137,6 +153,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         write_buf: Vec::new(),
         home: None,
         carried: None,
+        frame_deadline: None,
         _permit: permit,
     };
     if conn.hello(&ctx).await {
@@ -147,7 +164,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
 impl Connection {
     /// Reads and answers the hello; false when the connection is to close.
     async fn hello(&mut self, ctx: &ConnectionContext) -> bool {
-        let fill = tokio::time::timeout(HELLO_WAIT_MAX, self.fill(ctx)).await;
+        let fill = tokio::time::timeout(HELLO_WAIT_MAX, self.fill(ctx, HELLO_BYTES_MAX)).await;
         let reply = match fill {
             Err(_) => Err(ErrorReply::new(ErrorCode::HELLO_EXPECTED, "no hello within the wait")),
             Ok(Fill::Closed | Fill::Stopping) => return false,
@@ -186,7 +203,7 @@ impl Connection {
         loop {
             let batch = match self.carried.take() {
                 Some(batch) => batch,
-                None => match self.fill(&ctx).await {
+                None => match self.fill(&ctx, FRAME_BYTES_MAX).await {
                     Fill::Ready => self.take_batch(),
                     Fill::Closed | Fill::Stopping => return,
                     Fill::Broken(refusal) => Batch { requests: Vec::new(), refusal: Some(refusal) },
@@ -197,23 +214,35 @@ impl Connection {
                 move_to(self, target, ctx);
                 return;
             }
+            // Every database the batch names is opened (started if new) and remembered first,
+            // so that however the connection ends, each is told.
+            for envelope in &batch.requests {
+                if matches!(envelope.request, Request::Stats { .. } | Request::Snapshot { .. }) {
+                    continue;
+                }
+                if let Some(db) = envelope.request.target_db()
+                    && let Ok(handle) = ctx.registry.open(&db).await
+                {
+                    self.holdings.note(db, handle.addr);
+                }
+            }
             let conn_id = self.holdings.conn;
             let answers = join_all(batch.requests.into_iter().map(|envelope| {
                 let registry = &ctx.registry;
                 async move {
-                    let (response, held) = answer(registry, envelope.request, conn_id).await;
-                    (ResponseEnvelope { id: envelope.id, response }, held)
+                    ResponseEnvelope { id: envelope.id, response: answer(registry, envelope.request, conn_id).await }
                 }
-            }))
-            .await;
+            }));
+            // A request may wait behind another client's session: meanwhile, watch for this
+            // client going away, so its requests are withdrawn rather than applied for nobody.
+            let responses = tokio::select! {
+                responses = answers => responses,
+                () = self.peer_gone() => {
+                    tracing::debug!(peer = ?self.peer, "client left while its requests waited; withdrawing them");
+                    return;
+                }
+            };
             self.write_buf.clear();
-            let mut responses = Vec::with_capacity(answers.len());
-            for (response, held) in answers {
-                if let Some((db, addr)) = held {
-                    self.holdings.note(db, addr);
-                }
-                responses.push(response);
-            }
             for response in &responses {
                 if let Err(err) = encode_frame(response, &mut self.write_buf) {
                     let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
@@ -229,6 +258,34 @@ impl Connection {
             if !self.flush().await || batch.refusal.is_some() {
                 return;
             }
+            self.give_back_buffers();
+        }
+    }
+
+    /// Returns when the client has closed (or the socket failed), reading ahead what it sends
+    /// meanwhile (up to [`READ_AHEAD_BYTES_MAX`]) for the next batch.
+    async fn peer_gone(&mut self) {
+        loop {
+            if self.read_buf.len() - self.read_pos >= READ_AHEAD_BYTES_MAX {
+                return std::future::pending().await;
+            }
+            self.read_buf.reserve(READ_CHUNK_BYTES);
+            match self.stream.read_buf(&mut self.read_buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Lets go of buffer space a large batch needed.
+    fn give_back_buffers(&mut self) {
+        if self.write_buf.capacity() > BUFFER_KEEP_BYTES {
+            self.write_buf = Vec::new();
+        }
+        if self.read_buf.capacity() > BUFFER_KEEP_BYTES && self.read_buf.len() - self.read_pos < BUFFER_KEEP_BYTES {
+            self.read_buf.drain(..self.read_pos);
+            self.read_pos = 0;
+            self.read_buf.shrink_to(READ_CHUNK_BYTES.max(self.read_buf.len()));
         }
     }
 
@@ -242,16 +299,21 @@ impl Connection {
         (Some(handle.arbiter_id) != self.home).then_some(handle)
     }
 
-    /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer.
+    /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer, fewer once
+    /// their largest possible replies reach [`BATCH_REPLY_BYTES_MAX`].
     fn take_batch(&mut self) -> Batch {
         let mut batch = Batch::default();
-        while batch.requests.len() < PIPELINE_DEPTH_MAX {
+        let mut reply_bytes_max = 0;
+        while batch.requests.len() < PIPELINE_DEPTH_MAX && reply_bytes_max < BATCH_REPLY_BYTES_MAX {
             match split_frame(self.unread()) {
                 Ok(Some((body, used))) => {
                     let decoded = RequestEnvelope::decode(body);
                     self.read_pos += used;
                     match decoded {
-                        Ok(envelope) => batch.requests.push(envelope),
+                        Ok(envelope) => {
+                            reply_bytes_max += reply_bytes_bound(&envelope.request);
+                            batch.requests.push(envelope);
+                        }
                         Err(refusal) => {
                             batch.refusal = Some(refusal);
                             break;
@@ -272,16 +334,22 @@ impl Connection {
         &self.read_buf[self.read_pos..]
     }
 
-    /// Waits until the read buffer holds a whole frame.
-    async fn fill(&mut self, ctx: &ConnectionContext) -> Fill {
+    /// Waits until the read buffer holds a whole frame of at most `body_bytes_max`; the rest
+    /// of a frame must arrive within [`FRAME_WAIT_MAX`] of its first byte.
+    async fn fill(&mut self, ctx: &ConnectionContext, body_bytes_max: usize) -> Fill {
         loop {
+            let declared = self.unread().first_chunk::<FRAME_PREFIX_BYTES>().map(|p| u32::from_le_bytes(*p) as usize);
+            if let Some(len) = declared.filter(|len| *len > body_bytes_max) {
+                let message = format!("frame of {len} bytes is over the limit of {body_bytes_max} here");
+                return Fill::Broken(refusal(ErrorCode::FRAME_TOO_LARGE, &message));
+            }
             let wanted = match split_frame(self.unread()) {
-                Ok(Some(_)) => return Fill::Ready,
+                Ok(Some(_)) => {
+                    self.frame_deadline = None;
+                    return Fill::Ready;
+                }
                 Err(err) => return Fill::Broken(frame_refusal(&err)),
-                Ok(None) => match self.unread().first_chunk::<FRAME_PREFIX_BYTES>() {
-                    Some(prefix) => FRAME_PREFIX_BYTES + u32::from_le_bytes(*prefix) as usize,
-                    None => FRAME_PREFIX_BYTES,
-                },
+                Ok(None) => declared.map_or(FRAME_PREFIX_BYTES, |len| FRAME_PREFIX_BYTES + len),
             };
             self.read_buf.drain(..self.read_pos);
             self.read_pos = 0;
@@ -295,7 +363,8 @@ impl Connection {
                     () = ctx.shutdown.cancelled() => return Fill::Stopping,
                 }
             } else {
-                match tokio::time::timeout(FRAME_WAIT_MAX, self.stream.read_buf(&mut self.read_buf)).await {
+                let deadline = *self.frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
+                match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.read_buf)).await {
                     Ok(read) => read,
                     Err(_) => {
                         return Fill::Broken(refusal(
@@ -330,6 +399,15 @@ impl Connection {
                 false
             }
         }
+    }
+}
+
+/// The largest reply a request can get, for the batch budget.
+fn reply_bytes_bound(request: &Request) -> usize {
+    match request {
+        Request::Scan { .. } | Request::Stats { db: None } => FRAME_BYTES_MAX,
+        Request::Get { .. } | Request::CompareAndSet { .. } => KEY_BYTES_MAX + VALUE_BYTES_MAX + 64,
+        _ => 1024,
     }
 }
 
@@ -375,6 +453,7 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
             write_buf,
             home: Some(arbiter_id),
             carried,
+            frame_deadline: None,
             _permit,
         };
         conn.serve(ctx).await;
@@ -384,34 +463,30 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
     }
 }
 
-/// Answers one request, through its database's actor when it has one; also gives the
-/// database the connection now holds something in (a slot, a session), if any.
-pub(crate) async fn answer(
-    registry: &Registry,
-    request: Request,
-    conn: ConnId,
-) -> (Response, Option<(DbName, Addr<DbActor>)>) {
+/// Answers one request, through its database's actor when it has one.
+pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) -> Response {
     match &request {
-        Request::Ping => return (Response::Pong, None),
-        Request::Stats { db: None } => return (all_stats(registry).await, None),
-        Request::Snapshot { db: None } => return (all_snapshots(registry).await, None),
+        Request::Ping => return Response::Pong,
+        Request::Stats { db: None } => return all_stats(registry).await,
+        Request::Snapshot { db: None } => return all_snapshots(registry).await,
         Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } if registry.lookup(db).is_none() => {
-            let reply = ErrorReply::new(ErrorCode::NOT_FOUND, format!("database {db} is not running"));
-            return (Response::Error(reply), None);
+            return Response::Error(ErrorReply::new(ErrorCode::NOT_FOUND, format!("database {db} is not running")));
         }
         _ => {}
     }
     let db = request.target_db().expect("every other request names a database");
-    let handle = match registry.open(&db).await {
-        Ok(handle) => handle,
-        Err(reply) => return (Response::Error(reply), None),
-    };
-    let holds = matches!(request, Request::SerializeTake { .. } | Request::Lock { .. });
-    let held = holds.then(|| (db, handle.addr.clone()));
-    (ask(&handle, request, conn).await, held)
+    match registry.open(&db).await {
+        Ok(handle) => ask(&handle, request, conn).await,
+        Err(reply) => Response::Error(reply),
+    }
 }
 
 async fn ask(handle: &DbHandle, request: Request, conn: ConnId) -> Response {
+    // The database's bound on requests in flight (its mailbox capacity): wait for room, and
+    // answer BUSY if none comes.
+    let Ok(Ok(_room)) = tokio::time::timeout(DB_REPLY_WAIT_MAX, handle.in_flight.acquire()).await else {
+        return Response::Error(ErrorReply::new(ErrorCode::BUSY, "the database's queue stayed full"));
+    };
     match handle.addr.send(Apply { request, conn }).timeout(DB_REPLY_WAIT_MAX).await {
         Ok(response) => response,
         Err(MailboxError::Timeout) => {

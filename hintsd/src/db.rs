@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Supervised};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised, WrapFuture,
+};
 use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
 use tokio::sync::oneshot;
 
@@ -39,6 +39,8 @@ pub const SESSION_WAITERS_MAX: usize = 4096;
 pub const SESSION_WAIT_MAX: Duration = Duration::from_millis(hints_proto::limits::LEASE_MS_MAX as u64);
 /// Holders of one serialize key, at most (a limit above this is capped).
 pub const SLOT_HOLDERS_MAX: u32 = 65_536;
+/// Serialize keys held at once in one database, at most.
+pub const SLOT_KEYS_MAX: usize = 65_536;
 
 /// Applies one validated request to the database on behalf of connection `conn`.
 #[derive(Debug, Message)]
@@ -137,17 +139,16 @@ pub struct DbActor {
     session: Session,
     /// Where the next sweep step starts.
     sweep_cursor: Option<Box<[u8]>>,
-    /// Orders this database's snapshot writes (see [`SnapshotWrites`]).
-    snapshot_writes: Arc<SnapshotWrites>,
+    /// The snapshot write in flight, and who waits for the next one.
+    snapshot: SnapshotState,
 }
 
-/// Snapshot images are numbered as they are taken; writes run one at a time off the actor, and
-/// one older than the newest written is dropped, so a slow write never replaces a newer file.
+/// At most one snapshot write runs per database; requests that come while it runs wait for
+/// the next image, which a later write takes once this one is done.
 #[derive(Debug, Default)]
-struct SnapshotWrites {
-    lock: std::sync::Mutex<()>,
-    next: AtomicU64,
-    written: AtomicU64,
+struct SnapshotState {
+    writing: bool,
+    waiting: Vec<oneshot::Sender<Response>>,
 }
 
 impl DbActor {
@@ -161,7 +162,7 @@ impl DbActor {
             slots: BTreeMap::new(),
             session: Session::default(),
             sweep_cursor: None,
-            snapshot_writes: Arc::default(),
+            snapshot: SnapshotState::default(),
         }
     }
 
@@ -317,6 +318,18 @@ impl DbActor {
 
     fn take_slot(&mut self, key: Vec<u8>, limit: u32, conn: ConnId, now: Stamp) -> Response {
         let age_max = self.config.slot_age_max.as_secs();
+        if !self.slots.contains_key(&key) && self.slots.len() >= SLOT_KEYS_MAX {
+            self.slots.retain(|_, holders| {
+                holders.retain(|holder| now.secs.saturating_sub(holder.taken_secs) < age_max);
+                !holders.is_empty()
+            });
+            if self.slots.len() >= SLOT_KEYS_MAX {
+                return Response::Error(ErrorReply::new(
+                    ErrorCode::BUSY,
+                    format!("{SLOT_KEYS_MAX} serialize keys are held in this database"),
+                ));
+            }
+        }
         let holders = self.slots.entry(key).or_default();
         holders.retain(|holder| now.secs.saturating_sub(holder.taken_secs) < age_max);
         let limit = limit.min(SLOT_HOLDERS_MAX) as usize;
@@ -365,8 +378,19 @@ impl DbActor {
     /// takes a new session.
     fn end_session(&mut self, ctx: &mut Context<Self>) {
         self.session.holder = None;
-        while self.session.holder.is_none() {
-            let Some(waiting) = self.session.waiting.pop_front() else { break };
+        self.answer_waiters(ctx);
+    }
+
+    /// Answers waiting requests in order while they need not wait: all of them when no session
+    /// is held, and a new holder's own requests that queued behind its `Lock`. Stops at the
+    /// first that must still wait, or if a request made the actor stop (its answers would be
+    /// lost with the restart).
+    fn answer_waiters(&mut self, ctx: &mut Context<Self>) {
+        while let Some(next) = self.session.waiting.front() {
+            if self.must_wait(&next.request, next.conn) || ctx.state() != ActorState::Running {
+                break;
+            }
+            let waiting = self.session.waiting.pop_front().expect("checked above");
             let response = self.apply_guarded(waiting.request, waiting.conn, ctx);
             let _ = waiting.reply.send(response);
         }
@@ -388,51 +412,66 @@ impl DbActor {
         locked_by_other && conn != DAEMON_CONN && !matches!(request, Request::Stats { .. } | Request::Snapshot { .. })
     }
 
-    /// Copies the store into a snapshot image here (the only part that holds the actor) and
-    /// writes it from the blocking pool; the answer comes when the file is in place.
-    fn snapshot(&mut self) -> actix::Response<Response> {
-        let Some(dir) = self.config.snapshot_dir.clone() else {
+    /// Asks for a snapshot: the answer comes when a file holding at least everything written
+    /// before this request is in place. One write runs at a time per database; requests that
+    /// arrive meanwhile share the next one, so the store is copied at most once per write.
+    fn snapshot(&mut self, ctx: &mut Context<Self>) -> actix::Response<Response> {
+        if self.config.snapshot_dir.is_none() {
             return actix::Response::reply(Response::Error(ErrorReply::new(
                 ErrorCode::BAD_ARGUMENT,
                 "snapshots are off in this daemon (--no-snapshot)",
             )));
-        };
+        }
+        let (reply, answer) = oneshot::channel();
+        self.snapshot.waiting.push(reply);
+        if !self.snapshot.writing {
+            self.start_snapshot(ctx);
+        }
+        actix::Response::fut(async move {
+            answer.await.unwrap_or_else(|_| {
+                Response::Error(ErrorReply::new(
+                    ErrorCode::DATABASE_FAILED,
+                    "the database restarted during the snapshot",
+                ))
+            })
+        })
+    }
+
+    /// Copies the store into an image here (the only part that holds the actor) and writes it
+    /// from the blocking pool; when the file is in place, answers the requests that asked for
+    /// this image and starts the next if more came meanwhile.
+    fn start_snapshot(&mut self, ctx: &mut Context<Self>) {
+        let Some(dir) = self.config.snapshot_dir.clone() else { return };
+        let waiting = std::mem::take(&mut self.snapshot.waiting);
+        self.snapshot.writing = true;
         let started = std::time::Instant::now();
         let image = snapshot::encode(&self.db, self.store.iter());
         let records = self.store.len();
         let encode_ms = started.elapsed().as_millis() as u64;
-        let writes = Arc::clone(&self.snapshot_writes);
-        let sequence = writes.next.fetch_add(1, Ordering::Relaxed) + 1;
         let db = self.db.clone();
-        actix::Response::fut(async move {
-            let bytes = image.len();
-            let written = tokio::task::spawn_blocking(move || {
-                let _one_writer = writes.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                // A newer image may have been written while this one waited; it wins.
-                if writes.written.load(Ordering::Relaxed) > sequence {
-                    return Ok(None);
-                }
-                let path = snapshot::write_atomically(&dir, &db, &image)?;
-                writes.written.store(sequence, Ordering::Relaxed);
-                Ok::<_, std::io::Error>(Some((path, db)))
-            })
-            .await;
-            match written {
-                Ok(Ok(Some((path, db)))) => {
+        let bytes = image.len();
+        let write = tokio::task::spawn_blocking(move || snapshot::write_atomically(&dir, &db, &image));
+        ctx.spawn(write.into_actor(self).map(move |written, actor, ctx| {
+            let response = match written {
+                Ok(Ok(path)) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
-                    tracing::info!(db = %db, records, bytes, encode_ms, elapsed_ms, path = %path.display(), "snapshot written");
+                    tracing::info!(db = %actor.db, records, bytes, encode_ms, elapsed_ms, path = %path.display(), "snapshot written");
                     Response::Snapshotted { databases: 1, records }
                 }
-                Ok(Ok(None)) => Response::Snapshotted { databases: 1, records },
                 Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "snapshot not written");
+                    tracing::warn!(db = %actor.db, error = %err, "snapshot not written");
                     Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("writing the snapshot: {err}")))
                 }
-                Err(err) => {
-                    Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("snapshot writer failed: {err}")))
-                }
+                Err(err) => Response::Error(ErrorReply::new(ErrorCode::INTERNAL, format!("snapshot writer failed: {err}"))),
+            };
+            for reply in waiting {
+                let _ = reply.send(response.clone());
             }
-        })
+            actor.snapshot.writing = false;
+            if !actor.snapshot.waiting.is_empty() {
+                actor.start_snapshot(ctx);
+            }
+        }));
     }
 
     /// One bounded step of the expiry sweep; a full pass over the database takes
@@ -551,6 +590,7 @@ impl Supervised for DbActor {
         tracing::warn!(db = %self.db, records = self.store.len(), "database restarted from its last snapshot");
         self.slots.clear();
         self.session = Session::default();
+        self.snapshot = SnapshotState::default();
         self.sweep_cursor = None;
     }
 }
@@ -577,7 +617,7 @@ impl Handler<Apply> for DbActor {
         }
         if matches!(msg.request, Request::Snapshot { .. }) {
             *self.counters.ops.entry(msg.request.kind()).or_default() += 1;
-            return self.snapshot();
+            return self.snapshot(ctx);
         }
         actix::Response::reply(self.apply_guarded(msg.request, msg.conn, ctx))
     }

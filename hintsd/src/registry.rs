@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::Semaphore;
+
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message, Supervisor};
 use hints_proto::{DbName, ErrorCode, ErrorReply, Request};
 
@@ -23,6 +25,9 @@ pub struct DbHandle {
     pub arbiter: ArbiterHandle,
     /// Tells arbiters apart, so a connection knows whether it runs beside the actor.
     pub arbiter_id: usize,
+    /// Requests in flight to this database, at most `mailbox_capacity` (actix does not hold
+    /// senders to the mailbox's capacity when each uses its own clone of the address).
+    pub in_flight: Arc<Semaphore>,
 }
 
 /// A cheap, cloneable view of the running databases, for connection tasks on any thread.
@@ -139,9 +144,10 @@ impl Handler<Open> for DbSupervisor {
             Some(handle) => Some((handle.arbiter.clone(), handle.arbiter_id)),
             None => None,
         };
+        let revived = dead_arbiter.is_some();
         let (arbiter, arbiter_id) = match dead_arbiter {
             Some(found) => {
-                tracing::warn!(db = %db, "database actor had died; starting it again");
+                tracing::warn!(db = %db, "database actor had died; starting it again from its snapshot");
                 found
             }
             None => {
@@ -160,14 +166,20 @@ impl Handler<Open> for DbSupervisor {
         let capacity = self.config.mailbox_capacity;
         let db_config = DbConfig::from_config(&self.config, &db);
         let actor_db = db.clone();
-        let store = store.unwrap_or_default();
+        let store = match (store, &self.config.snapshot_dir) {
+            (Some(store), _) => store,
+            // A database that died loses what it had since its last snapshot, not more.
+            (None, Some(dir)) if revived => crate::db::load_snapshot(dir, &db),
+            (None, _) => Store::default(),
+        };
         let records = store.len();
         let addr = Supervisor::start_in_arbiter(&arbiter, move |ctx| {
             ctx.set_mailbox_capacity(capacity);
             DbActor::new(actor_db, db_config, store)
         });
         tracing::info!(db = %db, records, "database started");
-        let handle = DbHandle { addr, arbiter, arbiter_id };
+        let in_flight = Arc::new(Semaphore::new(capacity));
+        let handle = DbHandle { addr, arbiter, arbiter_id, in_flight };
         table.insert(db, handle.clone());
         Ok(handle)
     }

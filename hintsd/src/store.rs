@@ -112,8 +112,8 @@ impl Store {
     }
 
     /// Looks at up to [`SWEEP_STEP_RECORDS`] records after the key `after` (from the start when
-    /// `None`), dropping those past their own deadline (`now_secs`) or stamped before
-    /// `age_cutoff`. Returns where the next step starts, `None` when this step reached the end.
+    /// `None`), dropping those past their own deadline (`now_secs`) and, of those without one,
+    /// those stamped before `age_cutoff`. Returns where the next step starts, `None` when this step reached the end.
     pub fn sweep(&mut self, after: Option<&[u8]>, now_secs: u64, age_cutoff: Stamp) -> Option<Box<[u8]>> {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut doomed = Vec::new();
@@ -122,8 +122,12 @@ impl Store {
             if seen >= SWEEP_STEP_RECORDS {
                 break;
             }
-            let past_deadline = entry.expires.is_some_and(|deadline| deadline.get() <= now_secs);
-            if past_deadline || entry.stamp < age_cutoff {
+            // A record with its own deadline follows it alone; the rest follow the age rule.
+            let expired = match entry.expires {
+                Some(deadline) => deadline.get() <= now_secs,
+                None => entry.stamp < age_cutoff,
+            };
+            if expired {
                 doomed.push(key.clone());
             }
             last = Some(key);
@@ -399,10 +403,19 @@ mod tests {
             }
         }
         assert_eq!(steps, 3);
+        // Deadlines (500) have passed (600); of the rest, the old ones (10 < 50) aged out.
         let doomed = (0..total).filter(|n| n % 3 == 0 || n % 5 == 0).count() as u64;
         assert_eq!(store.expired_total(), doomed);
         assert_eq!(store.len(), total as u64 - doomed);
         assert!(store.records.values().all(|entry| entry.expires.is_none() && entry.stamp >= at(50)));
+        // A record with a deadline still ahead outlives the age rule.
+        store.put_with_expiry(b"far", b"v", at(100), NonZeroU64::new(10_000));
+        let mut cursor = store.sweep(None, 600, at(1_000_000));
+        while cursor.is_some() {
+            cursor = store.sweep(cursor.as_deref(), 600, at(1_000_000));
+        }
+        assert_eq!(store.len(), 1);
+        assert!(store.get(b"far").is_some());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub async fn serve(
     let reply = match request.and_then(|line| parse_request(&line)) {
         Ok(request) => {
             let kind = request.kind();
-            let (response, _) = answer(&ctx.registry, request, conn).await;
+            let response = answer(&ctx.registry, request, conn).await;
             tracing::debug!(pid = ?peer.pid, op = kind, "text request answered");
             format_reply(&response)
         }

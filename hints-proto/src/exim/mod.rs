@@ -35,6 +35,7 @@ pub mod wait;
 
 pub use callout::{CalloutAddress, CalloutDomain, CalloutRecord};
 pub use ehlo::{EhloLimits, EhloRecord};
+pub use ratelimit::{RatelimitData, RatelimitRecord, RatelimitUniqueRecord};
 pub use retry::RetryRecord;
 pub use seen::SeenRecord;
 pub use serialize::SerializeRecord;
