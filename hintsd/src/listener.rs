@@ -105,18 +105,39 @@ pub enum Protocol {
     Text,
 }
 
+/// Refusals being written at once, at most; past it a refused connection is closed unanswered,
+/// so a connect loop cannot tie up file descriptors in refusals.
+pub const REFUSALS_MAX: usize = 64;
+
 /// What every listener shares: who may connect, and the daemon-wide connection limit.
 #[derive(Clone, Debug)]
 pub struct Admission {
     pub access: AccessPolicy,
     pub connections_max: usize,
     pub slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
 }
 
 impl Admission {
     /// The allow list and a limit of `connections_max` connections over all listeners.
     pub fn new(access: AccessPolicy, connections_max: usize) -> Admission {
-        Admission { access, connections_max, slots: Arc::new(Semaphore::new(connections_max)) }
+        Admission {
+            access,
+            connections_max,
+            slots: Arc::new(Semaphore::new(connections_max)),
+            refusals: Arc::new(Semaphore::new(REFUSALS_MAX)),
+        }
+    }
+
+    /// Answers a refused connection with `reply` if fewer than [`REFUSALS_MAX`] refusals are
+    /// under way; otherwise closes it at once.
+    fn refuse(&self, stream: Stream, protocol: Protocol, reply: ErrorReply, ctx: &ConnectionContext) {
+        if let Ok(permit) = Arc::clone(&self.refusals).try_acquire_owned() {
+            ctx.tracker.spawn(async move {
+                refuse(stream, protocol, reply).await;
+                drop(permit);
+            });
+        }
     }
 }
 
@@ -149,7 +170,7 @@ pub async fn accept_loop(listener: Listener, protocol: Protocol, admission: Admi
                 ErrorCode::NOT_ALLOWED,
                 format!("uid {:?} gid {:?} is not allowed by this hintsd (see allow_uids, allow_gids)", peer.uid, gid),
             );
-            ctx.tracker.spawn(refuse(stream, protocol, reply));
+            admission.refuse(stream, protocol, reply, &ctx);
             continue;
         }
         let Ok(permit) = Arc::clone(&admission.slots).try_acquire_owned() else {
@@ -159,7 +180,7 @@ pub async fn accept_loop(listener: Listener, protocol: Protocol, admission: Admi
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 format!("hintsd is at its limit of {connections_max} connections (connections_max)"),
             );
-            ctx.tracker.spawn(refuse(stream, protocol, reply));
+            admission.refuse(stream, protocol, reply, &ctx);
             continue;
         };
         let conn = next_conn_id();
