@@ -372,6 +372,37 @@ mod tests {
 
     proptest! {
         #[test]
+        fn the_rate_is_never_below_the_count(
+            count in 0_u32..10_000,
+            previous_rate in 0.0_f64..1e9,
+            gap_secs in 0_u64..10_000_000,
+            strict in proptest::bool::ANY,
+        ) {
+            let mode = if strict { "strict" } else { "leaky" };
+            let cond = cond(&format!("100/1h/{mode}/count={count}/k"));
+            let previous = plain(T0, previous_rate);
+            for existing in [None, Some(previous.as_slice())] {
+                let outcome = apply(&cond, existing, at(T0 + gap_secs)).unwrap();
+                prop_assert!(outcome.rate >= f64::from(count), "{} < {}", outcome.rate, count);
+            }
+        }
+
+        #[test]
+        fn readonly_never_changes_state(
+            previous_rate in 0.0_f64..1e9,
+            gap_secs in 0_u64..10_000_000,
+            limit in 1_u32..5000,
+            unique in proptest::option::of("[a-z]{1,12}"),
+        ) {
+            let unique = unique.map(|u| format!("unique={u}/")).unwrap_or_default();
+            let cond = cond(&format!("{limit}/1h/readonly/{unique}k"));
+            let previous = plain(T0, previous_rate);
+            for existing in [None, Some(previous.as_slice())] {
+                prop_assert!(apply(&cond, existing, at(T0 + gap_secs)).unwrap().write.is_none());
+            }
+        }
+
+        #[test]
         fn a_millisecond_burst_is_first_over_at_limit_plus_1(limit in 2_u32..=1000) {
             let cond = cond(&format!("{limit}/1h/k"));
             let outcomes = burst(&cond, limit as usize + 1, 1_000);
