@@ -11,6 +11,10 @@ mod at;
 mod bytes;
 #[path = "hintsctl/commands.rs"]
 mod commands;
+#[path = "hintsctl/exim_format.rs"]
+mod exim_format;
+#[path = "hintsctl/exim_import.rs"]
+mod exim_import;
 #[path = "hintsctl/failure.rs"]
 mod failure;
 #[path = "hintsctl/render.rs"]

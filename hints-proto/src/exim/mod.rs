@@ -19,6 +19,9 @@
 //!   PIPECONNECT cache.
 //! - [`ratelimit`]: `dbdata_ratelimit` and `dbdata_ratelimit_unique`.
 //!
+//! [`dumpdb`] prints records as `exim_dumpdb` prints them and reads such a dump back into
+//! these layouts.
+//!
 //! Padding bytes are written as zero and ignored on read (Exim leaves them uninitialised).
 //! Layouts are told apart by length only where Exim does so (callout); no decoder guesses the
 //! database a record came from.
@@ -26,6 +29,7 @@
 use std::fmt;
 
 pub mod callout;
+pub mod dumpdb;
 pub mod ehlo;
 pub mod ratelimit;
 pub mod retry;

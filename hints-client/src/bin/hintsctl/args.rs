@@ -10,6 +10,7 @@ use hints_client::{DbName, Stamp};
 use hints_proto::duration::parse_duration_secs;
 
 use crate::at::parse_at;
+use crate::exim_import::parse_import_db;
 use crate::failure::EXIT_STATUS_HELP;
 
 /// The per-call timeout unless `--timeout` or `--timeout-ms` says otherwise. Longer than the
@@ -29,6 +30,58 @@ const DB_HELP: &str = "The database (retry, callout, ratelimit, seen, misc, tls,
 /// `--at`'s help, shared by the commands that take it.
 const AT_HELP: &str = "When the event happened, as epoch seconds with up to 6 decimals (1767323045 or \
                        1767323045.250000) [default: hintsd's clock]";
+
+/// `import-exim --help`: what it does, what a dump does not carry, and its exit status.
+const IMPORT_EXIM_HELP: &str = "\
+Load Exim's hints databases into hintsd from what exim_dumpdb prints.
+
+With --spool DIR, runs `exim_dumpdb -z DIR NAME` for each database (retry, callout, misc, seen,
+ratelimit and every wait-* file in DIR/db, or those named with --db) and loads what it prints.
+With --stdin --db NAME, reads one dump made by `exim_dumpdb [-z] DIR NAME` from stdin (give
+--utc if it was made with -z; otherwise its times are read in local time, from TZ).
+
+Each record is put in Exim's own layout (the bytes Exim 4.96 to 4.99 writes, x86-64) under the
+key exim_dumpdb prints: without the NUL that ends a key in Exim's files, as hintsd keeps its own
+ratelimit and seen records. Records go in pipelined batches. hintsd stamps each record when it
+is imported, so its max_age counts from the import; the Exim time stamps inside are kept.
+
+Lines are read strictly: a line is taken only if the record it gives prints back as exactly that
+line; any other line is skipped and reported with its number and the reason, never guessed.
+Progress goes to stderr (a bar on a terminal, else a line every 10000 records). The summary goes
+to stdout: records imported per database, records the dump does not carry, lines skipped and
+why, and what the dump lost.
+
+What exim_dumpdb's output does not carry, and what the import puts in its place:
+  retry      the record's own time_stamp: set to last_try (Exim writes both in one moment)
+  wait-*     the time_stamp: set to the time of the import; sequence: rebuilt from the
+             <host>:<n> continuation records in the same dump
+  misc       everything but key and time (serialize counts, EHLO-cache bits): misc records are
+             counted in the summary, not imported
+  callout    ccache_reject_mfnull (3) prints as unknown: imported as unknown (0); a domain record
+             of the obsolete 24-byte size is not printed at all
+  ratelimit  the rate beyond 3 decimals (imported rounded to 0.001); a unique record's Bloom
+             filter bits (imported empty, so a value already counted in the current period counts
+             once more) and its bloom_epoch (exim_dumpdb 4.96-4.99 prints the time stamp in its
+             place, and that is imported)
+  seen       nothing
+  tls        everything: not importable (raw session bytes, good only to the host that made them)
+Times printed in local time are ambiguous in the hour a DST change repeats; -z dumps are not.
+
+Exit status: 0 when every line was read and its record imported (misc records counted); 1 when
+lines were skipped, exim_dumpdb reported a problem or a database named with --db has no file
+(everything else is imported); 2, 3 and 4 as for every command (an error from hintsd stops the
+import).";
+
+/// What `dump` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpFormat {
+    /// key, stamp, epoch and value, tab-separated
+    Text,
+    /// one JSON object a line
+    Json,
+    /// exim_dumpdb's format for the database
+    Exim,
+}
 
 /// Inspect and manage the hints databases of a running hintsd.
 #[derive(Debug, Parser)]
@@ -121,21 +174,38 @@ pub enum Command {
     },
 
     #[command(
-        about = "Print every record of a database with its stamp, one line each",
-        long_about = "Print every record of a database with its stamp, one line each.\n\n\
+        about = "Print every record of a database with its stamp, one line each, or as exim_dumpdb does",
+        long_about = "Print every record of a database with its stamp, one line each, or as exim_dumpdb does.\n\n\
                       Lines are key<TAB>stamp<TAB>epoch<TAB>value: the stamp in RFC 3339 UTC with \
                       microseconds, the epoch as seconds with six decimals, key and value escaped as get \
-                      prints them (hex with --hex). With --json, one JSON object a line instead: \
+                      prints them (hex with --hex). With --json (--format json), one JSON object a line instead: \
                       {\"key\":..,\"key_hex\":..,\"stamp\":\"2026-..Z\",\"epoch\":SECS,\"micros\":N,\
-                      \"value\":..,\"value_hex\":..}, key and value as escaped strings and as hex."
+                      \"value\":..,\"value_hex\":..}, key and value as escaped strings and as hex.\n\n\
+                      With --format exim, the records as Exim's exim_dumpdb prints that database (retry, misc, \
+                      wait-<transport>, callout, ratelimit, seen), byte for byte, so that tools reading that \
+                      output (exinext) keep working: keys raw, values decoded from Exim's layouts, times as \
+                      dd-Mon-yyyy hh:mm:ss in local time (TZ, else /etc/localtime), or in UTC with -z/--utc as \
+                      exim_dumpdb -z. Records come in key order (exim_dumpdb's is the DB file's hash order). A \
+                      record that cannot be printed so (a value not in Exim's layout, a misc record that is \
+                      neither a serialize record nor an EHLO cache entry, a key with a NUL) is named on stderr \
+                      and skipped, and the exit status is then 1. One difference: for a unique ratelimit \
+                      record exim_dumpdb 4.96-4.99 prints the time stamp in the epoch: column too (it reuses one \
+                      static buffer); hintsctl prints the real bloom_epoch, which for a record imported from a \
+                      dump is that same time."
     )]
     Dump {
         /// The database
         #[arg(value_parser = parse_db)]
         db: DbName,
-        /// One JSON object a line (JSON Lines)
-        #[arg(long)]
+        /// One JSON object a line (JSON Lines): the same as --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (the default), json, or exim: exim_dumpdb's own format for this database
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<DumpFormat>,
+        /// With --format exim: print times in UTC, as exim_dumpdb -z [default: local time, from TZ]
+        #[arg(short = 'z', long)]
+        utc: bool,
     },
 
     /// Remove records last written longer ago than --older-than, and print how many went.
@@ -272,6 +342,32 @@ pub enum Command {
         at: Option<Stamp>,
     },
 
+    #[command(
+        name = "import-exim",
+        about = "Load Exim's hints databases into hintsd from what exim_dumpdb prints",
+        long_about = IMPORT_EXIM_HELP
+    )]
+    ImportExim {
+        /// Exim's spool directory (the one holding db/): run exim_dumpdb -z on its databases
+        #[arg(long, value_name = "DIR", required_unless_present = "stdin", conflicts_with = "stdin")]
+        spool: Option<PathBuf>,
+        /// Read one dump from stdin instead, made by exim_dumpdb [-z] DIR NAME (name its database with --db)
+        #[arg(long, requires = "dbs")]
+        stdin: bool,
+        /// A database to import; repeat for more [default with --spool: retry, callout, misc, seen, ratelimit and every wait-* file in DIR/db]
+        #[arg(long = "db", value_name = "NAME", value_parser = parse_import_db)]
+        dbs: Vec<String>,
+        /// With --stdin: the dump's times are UTC (made with exim_dumpdb -z) [default: local time, from TZ]
+        #[arg(long, requires = "stdin")]
+        utc: bool,
+        /// exim_dumpdb's path [default: exim_dumpdb on PATH, else in /usr/sbin]
+        #[arg(long, value_name = "PATH", conflicts_with = "stdin")]
+        exim_dumpdb: Option<PathBuf>,
+        /// Read and check the dumps and print the summary, but load nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Make hintsd write its snapshots now, and print how many databases and records it wrote.
     Snapshot {
         /// Only this database [default: every database]
@@ -361,6 +457,15 @@ mod tests {
             &["counter", "misc", "k", "--add", "9223372036854775808"],
             &["counter", "misc", "k", "--at", "18446744073709551616"],
             &["snapshot", "Bad Name"],
+            &["dump", "seen", "--json", "--format", "exim"],
+            &["dump", "seen", "--format", "xml"],
+            &["import-exim"],
+            &["import-exim", "--stdin"],
+            &["import-exim", "--spool", "/var/spool/exim4", "--stdin", "--db", "seen"],
+            &["import-exim", "--spool", "/var/spool/exim4", "--utc"],
+            &["import-exim", "--spool", "/var/spool/exim4", "--db", "tls"],
+            &["import-exim", "--spool", "/var/spool/exim4", "--db", "greylist"],
+            &["import-exim", "--stdin", "--db", "seen", "--exim-dumpdb", "/usr/sbin/exim_dumpdb"],
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
@@ -380,6 +485,23 @@ mod tests {
             matches!(cli.command, Command::Tidy { older_than, .. } if older_than == Duration::from_secs(30 * 86_400))
         );
         assert_eq!(parse(&["ping"]).unwrap().timeout(), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn dump_takes_a_format_and_import_exim_a_source() {
+        let cli = parse(&["dump", "retry", "--format", "exim", "-z"]).unwrap();
+        assert!(matches!(cli.command, Command::Dump { json: false, format: Some(DumpFormat::Exim), utc: true, .. }));
+        let cli = parse(&["dump", "retry", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Dump { json: true, format: None, utc: false, .. }));
+
+        let cli = parse(&["import-exim", "--spool", "/var/spool/exim4", "--db", "retry", "--db", "wait-remote_smtp"])
+            .unwrap();
+        let Command::ImportExim { spool, stdin, dbs, utc, exim_dumpdb, dry_run } = cli.command else { panic!() };
+        assert_eq!(spool, Some(PathBuf::from("/var/spool/exim4")));
+        assert_eq!(dbs, ["retry", "wait-remote_smtp"]);
+        assert!(!stdin && !utc && !dry_run && exim_dumpdb.is_none());
+        let cli = parse(&["import-exim", "--stdin", "--utc", "--db", "seen", "--dry-run"]).unwrap();
+        assert!(matches!(cli.command, Command::ImportExim { spool: None, stdin: true, utc: true, dry_run: true, .. }));
     }
 
     #[test]

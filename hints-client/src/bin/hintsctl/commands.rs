@@ -9,13 +9,15 @@ use hints_client::config::resolve_socket;
 use hints_client::{Client, ClientConfig, DbName, Error, Record};
 use hints_proto::limits::SCAN_PAGE_RECORDS_MAX;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, DumpFormat};
 use crate::bytes::parse_hex;
+use crate::exim_import::ImportArgs;
 use crate::failure::Failure;
 use crate::render::{
     Shown, dump_json, dump_line, greylist_json, greylist_line, rate_json, rate_line, scan_line, seen_json, seen_line,
     slot_line, snapshot_line, stamp_line, stats_json, stats_table,
 };
+use crate::{exim_format, exim_import};
 
 /// Runs the command `cli` names against the daemon, printing to `out`.
 ///
@@ -53,12 +55,38 @@ pub fn run(cli: &Cli, out: &mut impl Write) -> Result<(), Failure> {
                 writeln!(out, "{}", scan_line(record, shown)).map_err(Failure::from)
             })?;
         }
-        Command::Dump { db, json } => {
-            each_record(&mut client, db, b"", None, |record| {
-                let line =
-                    if *json { dump_json(record).map_err(std::io::Error::other)? } else { dump_line(record, shown) };
-                writeln!(out, "{line}").map_err(Failure::from)
-            })?;
+        Command::Dump { db, json, format, utc } => {
+            let format = if *json { DumpFormat::Json } else { format.unwrap_or(DumpFormat::Text) };
+            if *utc && format != DumpFormat::Exim {
+                return Err(Failure::Usage("-z/--utc is for --format exim".into()));
+            }
+            if format == DumpFormat::Exim {
+                if cli.hex {
+                    return Err(Failure::Usage(
+                        "--hex does not apply to --format exim (exim_dumpdb prints keys raw)".into(),
+                    ));
+                }
+                exim_format::dump(&mut client, db, *utc, out)?;
+            } else {
+                each_record(&mut client, db, b"", None, |record| {
+                    let line = if format == DumpFormat::Json {
+                        dump_json(record).map_err(std::io::Error::other)?
+                    } else {
+                        dump_line(record, shown)
+                    };
+                    writeln!(out, "{line}").map_err(Failure::from)
+                })?;
+            }
+        }
+        Command::ImportExim { spool, stdin: _, dbs, utc, exim_dumpdb, dry_run } => {
+            let args = ImportArgs {
+                spool: spool.as_deref(),
+                dbs,
+                utc: *utc,
+                exim_dumpdb: exim_dumpdb.as_deref(),
+                dry_run: *dry_run,
+            };
+            exim_import::import(&mut client, &args, out)?;
         }
         Command::Tidy { db, older_than } => {
             let removed = client.tidy(db, *older_than)?;
@@ -172,7 +200,10 @@ fn no_record(db: &DbName, key: &[u8], shown: Shown) -> Failure {
 
 /// Calls `visit` for each record whose key starts with `prefix`, in key order, up to `limit`
 /// records, fetching pages of up to [`SCAN_PAGE_RECORDS_MAX`] and following their cursors.
-fn each_record(
+///
+/// # Errors
+/// The client's, and whatever `visit` returns.
+pub fn each_record(
     client: &mut Client,
     db: &DbName,
     prefix: &[u8],

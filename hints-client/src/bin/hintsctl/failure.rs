@@ -8,7 +8,8 @@ use hints_client::Error;
 /// Success.
 pub const EXIT_OK: u8 = 0;
 /// `get` or `del` of a key with no record (or a daemon's `NOT_FOUND`), or `serialize` finding
-/// every slot taken.
+/// every slot taken; also an `import-exim` or `dump --format exim` that had to leave something
+/// out.
 pub const EXIT_NOT_FOUND: u8 = 1;
 /// A usage error: clap's own, a bad database name, duration, time or hex string, or a request
 /// the daemon called malformed (a condition it cannot parse, say).
@@ -24,7 +25,8 @@ pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  success
   1  not found: get or del of a key that has no record; serialize found every slot
-     taken (it printed busy)
+     taken (it printed busy); or incomplete: import-exim skipped lines it could not
+     read (the rest was imported), dump --format exim skipped records it could not print
   2  usage error: a bad option or argument, database name, duration, --at time or
      hex string, or a request hintsd rejected as malformed (a ratelimit or seen
      condition it cannot parse, say)
@@ -52,6 +54,11 @@ pub enum Failure {
     },
     /// Writing to stdout failed.
     Output(io::Error),
+    /// The command did what it could but left something out, each thing reported already
+    /// (lines `import-exim` could not read, records `dump --format exim` could not print).
+    Incomplete(String),
+    /// Anything else that went wrong here (a child process or an input that failed).
+    Other(String),
 }
 
 impl Failure {
@@ -59,7 +66,8 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
-            Failure::NotFound(_) | Failure::Busy => EXIT_NOT_FOUND,
+            Failure::NotFound(_) | Failure::Busy | Failure::Incomplete(_) => EXIT_NOT_FOUND,
+            Failure::Other(_) => EXIT_OTHER,
             Failure::Client(err) | Failure::ClientDuring { err, .. } => match err {
                 Error::NotFound(_) => EXIT_NOT_FOUND,
                 Error::BadRequest(_) => EXIT_USAGE,
@@ -85,7 +93,9 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Usage(what) | Failure::NotFound(what) => f.write_str(what),
+            Failure::Usage(what) | Failure::NotFound(what) | Failure::Incomplete(what) | Failure::Other(what) => {
+                f.write_str(what)
+            }
             Failure::Busy => f.write_str("every slot is taken"),
             Failure::Client(err) => write!(f, "{err}"),
             Failure::ClientDuring { doing, err } => write!(f, "{doing}: {err}"),
@@ -133,6 +143,8 @@ mod tests {
             (Failure::Output(io::Error::from(io::ErrorKind::StorageFull)), 4),
             (Failure::Output(io::Error::from(io::ErrorKind::BrokenPipe)), 0),
             (Failure::ClientDuring { doing: "releasing".into(), err: Error::Daemon(reply(ErrorCode::BUSY)) }, 4),
+            (Failure::Incomplete("2 lines skipped".into()), 1),
+            (Failure::Other("cannot run exim_dumpdb".into()), 4),
         ];
         for (failure, code) in cases {
             assert_eq!(failure.exit_code(), code, "{failure:?}");
