@@ -127,3 +127,18 @@ fn exim_bh_acls_defer_at_the_rate_limit_and_greylist_until_the_delay() {
         ["250 HELP", "250 OK", "250 Accepted", "451 sender rate limited by hintsd"],
     );
 }
+
+#[test]
+fn the_exim_session_bench_runs_every_variant() {
+    let output = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/exim_session.sh"))
+        .env("RCPTS", "5")
+        .env("RUNS", "1")
+        .env("HINTSD", common::hintsd_bin())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    let rows: Vec<_> = stdout(&output).lines().filter(|line| line.starts_with("| ") && !line.starts_with("| hints")).map(str::to_owned).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[2].starts_with("| ${readsocket} to hintsd |"), "{rows:?}");
+}
