@@ -9,70 +9,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Daemon, HINTS_BENCH, wait_with_deadline};
-
-/// The target directory of this build (`target/debug` or `target/release`).
-fn target_dir() -> PathBuf {
-    Path::new(HINTS_BENCH).parent().expect("target dir").to_owned()
-}
-
-/// Builds hints-client's `cdylib` and `staticlib` (a no-op when up to date) into the same
-/// target directory as this test, once per run, and returns that directory.
-fn library_dir() -> PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let dir = target_dir();
-    BUILT.get_or_init(|| {
-        let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        // The same packages as `common::workspace_bin` builds, so that both resolve the same
-        // features and neither rebuilds what the other just built.
-        cargo.args(["build", "--lib", "--bins", "-p", "hintsd", "-p", "hints-client"]);
-        if dir.file_name().is_some_and(|profile| profile == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo build");
-        assert!(status.success(), "building the hints-client library failed");
-    });
-    for name in ["libhints_client.a", "libhints_client.so"] {
-        assert!(dir.join(name).is_file(), "{name} is not in {}", dir.display());
-    }
-    dir
-}
-
-/// How the test program is linked.
-#[derive(Clone, Copy, Debug)]
-enum Linkage {
-    Static,
-    Shared,
-}
+use common::{Daemon, Linkage, compile_c, wait_with_deadline};
 
 /// Compiles `tests/c/hints_test.c` into `out_dir` with warnings as errors; returns the program.
 fn compile(linkage: Linkage, out_dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = library_dir();
     let program = out_dir.join(format!("hints_test_{linkage:?}").to_lowercase());
-    let mut cc = Command::new("cc");
-    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg("-I")
-        .arg(root.join("hints-client/include"))
-        .arg(root.join("tests/c/hints_test.c"))
-        .arg("-o")
-        .arg(&program);
-    match linkage {
-        // The system libraries Rust's standard library needs (`--print native-static-libs`).
-        Linkage::Static => {
-            cc.arg(lib_dir.join("libhints_client.a")).args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"])
-        }
-        Linkage::Shared => {
-            cc.arg("-L").arg(&lib_dir).arg("-lhints_client").arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        }
-    };
-    let output = cc.output().expect("run cc (the system C compiler)");
-    assert!(
-        output.status.success(),
-        "cc failed ({linkage:?}):\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    compile_c(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/hints_test.c"), &[], linkage, &program);
     program
 }
 

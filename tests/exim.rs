@@ -138,7 +138,11 @@ fn the_exim_session_bench_runs_every_variant() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
-    let rows: Vec<_> = stdout(&output).lines().filter(|line| line.starts_with("| ") && !line.starts_with("| hints")).map(str::to_owned).collect();
+    let rows: Vec<_> = stdout(&output)
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| hints"))
+        .map(str::to_owned)
+        .collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows[2].starts_with("| ${readsocket} to hintsd |"), "{rows:?}");
 }

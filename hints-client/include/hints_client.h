@@ -133,6 +133,14 @@ void hints_free(void *value);
 int hints_put(hints_t *h, const char *db, const void *key, size_t key_len, const void *value, size_t value_len,
               uint64_t *stamp_secs, uint32_t *stamp_micros);
 
+/*
+ * Stores value under key in db only if there is no record under key yet (a compare-and-set
+ * against "no record"): *stored (optional) is 1 if it was stored, 0 if a record was already
+ * there (left unchanged).
+ */
+int hints_put_if_absent(hints_t *h, const char *db, const void *key, size_t key_len, const void *value,
+                        size_t value_len, int *stored);
+
 /* Deletes the record under key in db; *existed (optional) is 1 if there was one, else 0. */
 int hints_delete(hints_t *h, const char *db, const void *key, size_t key_len, int *existed);
 
@@ -175,8 +183,8 @@ int hints_greylist(hints_t *h, const char *db, const void *key, size_t key_len, 
  * Takes one of limit (at least 1) slots under key in db (Exim's serialize and ETRN records)
  * for this handle's connection: *held (optional) is 1 if the connection holds a slot now, 0
  * if every slot is taken; *holders (optional) counts the holders. The slot goes with the
- * connection: hints_serialize_release, hints_close, the process's exit, a timed-out call, a
- * timeout change; a forked child never holds its parent's slots.
+ * connection: hints_serialize_release, hints_close, the process's exit, a timed-out call; a
+ * forked child never holds its parent's slots.
  */
 int hints_serialize_take(hints_t *h, const char *db, const void *key, size_t key_len, uint32_t limit, int *held,
                          uint32_t *holders);
@@ -195,6 +203,24 @@ int hints_serialize_release(hints_t *h, const char *db, const void *key, size_t 
  */
 int hints_counter(hints_t *h, const char *db, const void *key, size_t key_len, int64_t delta, uint64_t expiry_secs,
                   int64_t at_secs, uint32_t at_micros, int64_t *value);
+
+/* ---- exclusive sessions ------------------------------------------------------------------ */
+
+/*
+ * Holds db exclusively for lease_ms milliseconds (1 to 60000) for this handle's connection, for
+ * read-modify-write code written against Exim's lockfile: other clients' requests to db wait,
+ * in order, until hints_unlock, the lease's end or the connection's close. Calling it again
+ * while holding db renews the lease. Waits for another client's session at most the handle's
+ * timeout (then HINTS_UNAVAILABLE). The session goes with the connection, as a serialize slot
+ * does; a forked child never holds its parent's. Never resent after a broken connection.
+ */
+int hints_lock(hints_t *h, const char *db, unsigned lease_ms);
+
+/*
+ * Ends this handle's exclusive session on db: *held (optional) is 1 if the connection still
+ * held it, 0 if it had already ended (the lease ran out, or it went with an earlier connection).
+ */
+int hints_unlock(hints_t *h, const char *db, int *held);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@ use hints_proto::{DbName, ErrorCode, ErrorReply, Stamp};
 use crate::blocking::Client;
 use crate::config::{ClientConfig, DEFAULT_TIMEOUT, resolve_socket};
 use crate::error::Error;
+use crate::ops::CasOutcome;
 
 /// The call succeeded.
 pub const HINTS_OK: c_int = 0;
@@ -68,7 +69,7 @@ pub const CODES: [(&str, c_int); 10] = [
 ];
 
 /// Every function this module exports, so a test can compare them with the header's.
-pub const EXPORTED: [&str; 18] = [
+pub const EXPORTED: [&str; 21] = [
     "hints_open",
     "hints_close",
     "hints_set_timeout",
@@ -78,6 +79,7 @@ pub const EXPORTED: [&str; 18] = [
     "hints_get_alloc",
     "hints_free",
     "hints_put",
+    "hints_put_if_absent",
     "hints_delete",
     "hints_scan",
     "hints_ratelimit",
@@ -86,6 +88,8 @@ pub const EXPORTED: [&str; 18] = [
     "hints_serialize_take",
     "hints_serialize_release",
     "hints_counter",
+    "hints_lock",
+    "hints_unlock",
     "hints_ping",
 ];
 
@@ -525,6 +529,37 @@ pub unsafe extern "C" fn hints_put(
     }
 }
 
+/// Stores `value` under `key` only if there is no record there yet (a compare-and-set against
+/// "no record"); whether it was stored (1) or a record was already there (0, nothing changed)
+/// goes to the optional `stored`.
+///
+/// # Safety
+/// As [`hints_put`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hints_put_if_absent(
+    handle: *mut Handle,
+    db: *const c_char,
+    key: *const c_void,
+    key_len: usize,
+    value: *const c_void,
+    value_len: usize,
+    stored: *mut c_int,
+) -> c_int {
+    // SAFETY: every pointer is passed on, or used, under the caller's contract above.
+    unsafe {
+        run(handle, |client| {
+            let (db, key) = db_key_args(db, key, key_len)?;
+            let value = bytes_arg(value, value_len, "value")?;
+            let swapped = match client.compare_and_set(&db, key, None, Some(value))? {
+                CasOutcome::Swapped(_) => 1,
+                CasOutcome::Conflict(_) => 0,
+            };
+            out(stored, swapped);
+            Ok(())
+        })
+    }
+}
+
 /// Deletes the record under `key`; whether there was one goes to the optional `existed`.
 ///
 /// # Safety
@@ -684,7 +719,7 @@ pub unsafe extern "C" fn hints_greylist(
 /// Takes one of `limit` slots under `key` for this handle's connection; whether it holds one
 /// now (1) goes to the optional `held`, how many holders there are to `holders`. The slot
 /// goes with the connection: on [`hints_serialize_release`], [`hints_close`],
-/// a timed-out call, a timeout change, or (in a child) after `fork()`.
+/// a timed-out call, or (in a child) after `fork()`.
 ///
 /// # Safety
 /// As [`hints_get`].
@@ -758,6 +793,42 @@ pub unsafe extern "C" fn hints_counter(
             let (db, key) = db_key_args(db, key, key_len)?;
             let expiry = (expiry_secs > 0).then(|| Duration::from_secs(expiry_secs));
             out(value, client.counter(&db, key, delta, expiry, at_arg(at_secs, at_micros))?);
+            Ok(())
+        })
+    }
+}
+
+// ---- exclusive sessions ---------------------------------------------------------------------
+
+/// Holds `db` exclusively for `lease_ms` milliseconds (1 to 60000) for this handle's
+/// connection: other clients' requests to it wait until [`hints_unlock`], the lease's end or
+/// the connection's close. Taking it again while holding it renews the lease. Waits for
+/// another holder at most the handle's timeout.
+///
+/// # Safety
+/// `handle` as for [`hints_ping`]; `db` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hints_lock(handle: *mut Handle, db: *const c_char, lease_ms: c_uint) -> c_int {
+    // SAFETY: every pointer is passed on under the caller's contract above.
+    unsafe {
+        run(handle, |client| {
+            client.lock(&db_arg(db)?, Duration::from_millis(u64::from(lease_ms)))?;
+            Ok(())
+        })
+    }
+}
+
+/// Ends this handle's exclusive session on `db`; whether the connection still held it (1), or
+/// it had gone with the lease or an earlier connection (0), goes to the optional `held`.
+///
+/// # Safety
+/// `handle` as for [`hints_ping`]; `db` is NULL or NUL-terminated; `held` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hints_unlock(handle: *mut Handle, db: *const c_char, held: *mut c_int) -> c_int {
+    // SAFETY: every pointer is passed on, or used, under the caller's contract above.
+    unsafe {
+        run(handle, |client| {
+            out(held, c_int::from(client.unlock(&db_arg(db)?)?));
             Ok(())
         })
     }
@@ -876,6 +947,9 @@ mod tests {
                 hints_serialize_take(null_mut(), db, key, 1, 1, null_mut(), null_mut()),
                 hints_serialize_release(null_mut(), db, key, 1, null_mut()),
                 hints_counter(null_mut(), db, key, 1, 1, 0, -1, 0, null_mut()),
+                hints_put_if_absent(null_mut(), db, key, 1, key, 1, null_mut()),
+                hints_lock(null_mut(), db, 1000),
+                hints_unlock(null_mut(), db, null_mut()),
             ];
             assert!(codes.iter().all(|&code| code == HINTS_INVALID), "{codes:?}");
             assert_eq!(text(hints_last_error(null())), "the hints handle is NULL");
@@ -927,6 +1001,11 @@ mod tests {
                 hints_ratelimit(handle, c"1 / 1h / k".as_ptr(), 5, 1_000_000, null_mut(), null_mut()),
                 HINTS_BAD_REQUEST
             );
+            assert_eq!(hints_lock(handle, null(), 1000), HINTS_INVALID);
+            assert_eq!(hints_lock(handle, c"misc".as_ptr(), 0), HINTS_BAD_REQUEST, "a lease of 0");
+            assert_eq!(hints_lock(handle, c"misc".as_ptr(), 60_001), HINTS_BAD_REQUEST, "a lease past the limit");
+            assert_eq!(hints_unlock(handle, c"Bad Name".as_ptr(), null_mut()), HINTS_BAD_REQUEST);
+            assert_eq!(hints_put_if_absent(handle, c"misc".as_ptr(), key, 1, null(), 3, null_mut()), HINTS_INVALID);
             hints_close(handle);
         }
     }

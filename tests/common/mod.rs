@@ -43,6 +43,70 @@ fn workspace_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// How a C program is linked against hints-client's C library.
+#[derive(Clone, Copy, Debug)]
+pub enum Linkage {
+    /// `libhints_client.a` and the system libraries Rust's standard library needs.
+    Static,
+    /// `libhints_client.so`, found at run time through an rpath.
+    Shared,
+}
+
+/// Builds hints-client's `cdylib` and `staticlib` (a no-op when up to date) into the same
+/// target directory as this test, once per run, and returns that directory.
+pub fn c_library_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let dir = Path::new(HINTS_BENCH).parent().expect("target dir").to_owned();
+    BUILT.get_or_init(|| {
+        let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        // The same packages as `workspace_bin` builds, so that both resolve the same features
+        // and neither rebuilds what the other just built.
+        cargo.args(["build", "--lib", "--bins", "-p", "hintsd", "-p", "hints-client"]);
+        if dir.file_name().is_some_and(|profile| profile == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.current_dir(env!("CARGO_MANIFEST_DIR")).status().expect("run cargo build");
+        assert!(status.success(), "building the hints-client library failed");
+    });
+    for name in ["libhints_client.a", "libhints_client.so"] {
+        assert!(dir.join(name).is_file(), "{name} is not in {}", dir.display());
+    }
+    dir
+}
+
+/// Compiles the C program `source` with the system `cc` (C11, warnings as errors) against
+/// `hints-client/include/hints_client.h`, any further `include_dirs`, and the C library linked
+/// as `linkage`, into `program`; fails the test with cc's output if it does not compile.
+pub fn compile_c(source: &Path, include_dirs: &[PathBuf], linkage: Linkage, program: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = c_library_dir();
+    let mut cc = Command::new("cc");
+    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg("-I")
+        .arg(root.join("hints-client/include"));
+    for dir in include_dirs {
+        cc.arg("-I").arg(dir);
+    }
+    cc.arg(source).arg("-o").arg(program);
+    match linkage {
+        // The system libraries Rust's standard library needs (`--print native-static-libs`).
+        Linkage::Static => {
+            cc.arg(lib_dir.join("libhints_client.a")).args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"])
+        }
+        Linkage::Shared => {
+            cc.arg("-L").arg(&lib_dir).arg("-lhints_client").arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        }
+    };
+    let output = cc.output().expect("run cc (the system C compiler)");
+    assert!(
+        output.status.success(),
+        "cc failed on {} ({linkage:?}):\n{}{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A running daemon in its own temporary directory; stopped (SIGKILL) on drop if still up.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
