@@ -302,6 +302,29 @@ static void test_counter(hints_t *h) {
     RC(h, hints_counter(h, "misc", KEY("not-a-counter"), 1, 0, -1, 0, &value), HINTS_BAD_REQUEST);
 }
 
+static void test_put_if_absent_and_sessions(hints_t *h) {
+    int stored = -1, held = -1;
+    RC(h, hints_put_if_absent(h, "misc", KEY("first-wins"), "one", 3, &stored), HINTS_OK);
+    CHECK(stored == 1);
+    RC(h, hints_put_if_absent(h, "misc", KEY("first-wins"), "two", 3, &stored), HINTS_OK);
+    CHECK(stored == 0);
+    char buf[8];
+    size_t len = 0;
+    RC(h, hints_get(h, "misc", KEY("first-wins"), buf, sizeof buf, &len, NULL, NULL), HINTS_OK);
+    CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
+
+    RC(h, hints_lock(h, "misc", 5000), HINTS_OK);
+    RC(h, hints_put(h, "misc", KEY("in-session"), "x", 1, NULL, NULL), HINTS_OK);
+    RC(h, hints_unlock(h, "misc", &held), HINTS_OK);
+    CHECK(held == 1);
+    RC(h, hints_unlock(h, "misc", &held), HINTS_OK);
+    CHECK(held == 0);
+    RC(h, hints_lock(h, "misc", 0), HINTS_BAD_REQUEST);
+    RC(NULL, hints_lock(NULL, "misc", 5000), HINTS_INVALID);
+    RC(h, hints_unlock(h, NULL, &held), HINTS_INVALID);
+    RC(h, hints_put_if_absent(h, "misc", NULL, 3, "v", 1, &stored), HINTS_INVALID);
+}
+
 static void test_timeouts_and_availability(hints_t *h) {
     RC(h, hints_set_timeout(h, 250), HINTS_OK);
     RC(h, hints_ping(h), HINTS_OK);
@@ -491,6 +514,7 @@ int main(int argc, char **argv) {
     test_greylist(h);
     test_serialize(h);
     test_counter(h);
+    test_put_if_absent_and_sessions(h);
     test_last_error(h);
     test_nulls(h);
     test_fork(h);
