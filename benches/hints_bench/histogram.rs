@@ -37,6 +37,11 @@ impl Histogram {
         self.total += other.total;
     }
 
+    /// How many latencies were recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
     /// The latency below which `quantile` of the samples fall (bucket upper bound), in ns.
     pub fn quantile_nanos(&self, quantile: f64) -> u64 {
         if self.total == 0 {

@@ -1,29 +1,36 @@
-//! `hints-bench`: a load generator that runs client *processes* against hintsd and reports
-//! throughput, latency percentiles and CPU per operation; also the small worker programs the
-//! end-to-end tests run as separate processes (compare-and-set increments, fork checks).
+//! `hints-bench`: a load generator that runs client *processes* against hintsd and the stores
+//! MTAs use today (Exim's locked GDBM and Berkeley DB files on disk and on tmpfs, SQLite,
+//! LMDB, Redis, and a bare socket echo as the floor), on the same workloads in one run, and
+//! reports throughput, latency percentiles, CPU per operation and hintsd's ratios against
+//! each; also the small worker programs the end-to-end tests run as separate processes
+//! (compare-and-set increments, fork checks).
 //!
-//! `hints-bench run --spawn-daemon --clients 1,4 --ops get,put` starts a private hintsd, fills
-//! it, and for each (operation, client count) starts that many worker processes that run for
-//! a fixed time from a common start instant, then merges their histograms.
+//! `hints-bench run --contenders hintsd,sqlite --workloads mix --clients 1,4` starts each
+//! contender privately (a server, or a directory of files), fills it, checks that it stores
+//! what it is given (a `worker --check` process), and for each cell (workload, key
+//! distribution, pipeline depth, client count) starts that many worker processes that run
+//! for a fixed time from a common start instant, then merges their histograms.
 
+mod contenders;
 mod histogram;
 mod memory;
+mod report;
+mod workload;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand, ValueEnum};
-use hints_client::{CasOutcome, Client, ClientConfig};
-use hints_proto::{DbName, Request};
+use clap::{Parser, Subcommand};
+use hints_client::CasOutcome;
+use hints_proto::DbName;
 use serde::{Deserialize, Serialize};
 
+use crate::contenders::{Contender, Dirs, Target};
 use crate::histogram::Histogram;
-
-/// Keys in the benchmark database are `bench-<n>`.
-const KEY_PREFIX: &str = "bench-";
-/// Requests per pipelined batch when filling the database.
-const FILL_BATCH: usize = 100;
+use crate::report::{Cell, Report};
+use crate::workload::{Generator, KeyDist, Workload};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks and test workers for hintsd")]
@@ -94,46 +101,45 @@ enum Cmd {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Op {
-    Get,
-    Put,
-    /// 80 % get, 20 % put.
-    Mix,
-}
-
-/// What the workers talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Contender {
-    /// hintsd as configured by default: connections run on their database's thread.
-    Hintsd,
-    /// hintsd with `connection_placement = "pool"`: requests cross threads.
-    HintsdPool,
-    /// The floor: a bare Unix-socket echo server (a blocked thread per connection) that answers
-    /// each request with a reply the size of a get's; no work at all.
-    Echo,
-}
-
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Contenders to measure, comma-separated; each gets a private server started for it.
-    #[arg(long, value_delimiter = ',', default_value = "hintsd,hintsd-pool,echo")]
+    /// Contenders to measure, comma-separated; each gets a private server or directory.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hintsd,hintsd-pool,echo,exim-gdbm-disk,exim-gdbm-tmpfs,exim-bdb-disk,exim-bdb-tmpfs,sqlite,lmdb,redis"
+    )]
     contenders: Vec<Contender>,
     /// Client process counts to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     clients: Vec<u32>,
-    /// Operations to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "get,put")]
-    ops: Vec<Op>,
-    /// Seconds each (operation, clients) cell runs.
-    #[arg(long, default_value_t = 3.0)]
+    /// Workloads to run, comma-separated (echo runs its own).
+    #[arg(long, alias = "ops", value_delimiter = ',', default_value = "mix,ratelimit,seen")]
+    workloads: Vec<Workload>,
+    /// Key distributions for get, put and mix, comma-separated (ratelimit's hot keys and
+    /// seen's keys are uniform).
+    #[arg(long, value_delimiter = ',', default_value = "uniform,zipf")]
+    keys_dist: Vec<KeyDist>,
+    /// Pipeline depths, comma-separated: requests a worker writes before it reads their
+    /// replies. Depths above 1 run only for hintsd and echo.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pipeline: Vec<usize>,
+    /// Seconds each cell runs.
+    #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     #[arg(long, default_value_t = 10_000)]
     keys: u32,
     #[arg(long, default_value_t = 100)]
     value_bytes: usize,
+    /// Where the on-disk contenders keep their files.
+    #[arg(long, default_value = "/var/tmp")]
+    disk_dir: PathBuf,
+    /// The tmpfs for the `-tmpfs` contenders.
+    #[arg(long, default_value = "/dev/shm")]
+    tmpfs_dir: PathBuf,
+    /// The workers' random seed (worker i uses a seed derived from it and i).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -141,44 +147,41 @@ struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 struct WorkerArgs {
-    #[arg(long)]
-    socket: PathBuf,
     #[arg(long, value_enum)]
     contender: Contender,
-    #[arg(long, value_enum)]
-    op: Op,
+    /// The contender's socket or directory.
     #[arg(long)]
+    target: PathBuf,
+    /// Check the contender instead of measuring it (see `workload::check`).
+    #[arg(long)]
+    check: bool,
+    #[arg(long, value_enum, default_value = "mix")]
+    workload: Workload,
+    #[arg(long, value_enum, default_value = "uniform")]
+    keys_dist: KeyDist,
+    #[arg(long, default_value_t = 10_000)]
     keys: u32,
-    #[arg(long)]
+    #[arg(long, default_value_t = 100)]
     value_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
     /// Start at this Unix time in milliseconds, so all workers start together.
-    #[arg(long)]
+    #[arg(long, default_value_t = 0)]
     start_at_ms: u64,
-    #[arg(long)]
+    #[arg(long, default_value_t = 1.0)]
     seconds: f64,
-    #[arg(long)]
+    #[arg(long, default_value_t = 1)]
     seed: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct WorkerResult {
     ops: u64,
     errors: u64,
     elapsed_secs: f64,
     histogram: Histogram,
-}
-
-#[derive(Debug, Serialize)]
-struct Cell {
-    contender: Contender,
-    op: Op,
-    clients: u32,
-    ops_per_sec: f64,
-    errors: u64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    cpu_us_per_op: f64,
+    /// Latencies per kind of access (at depth 1 only).
+    by_kind: BTreeMap<String, Histogram>,
 }
 
 fn main() {
@@ -188,7 +191,7 @@ fn main() {
         Cmd::Worker(worker_args) => worker(&worker_args),
         Cmd::CasIncrement { socket, db, key, count } => cas_increment(socket, &db, &key, count),
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
-        Cmd::EchoServer { socket } => echo_server(&socket),
+        Cmd::EchoServer { socket } => contenders::echo_server(&socket),
         Cmd::CounterAdd { socket, db, key, count } => counter_add(socket, &db, &key, count),
         Cmd::Memory { records, value_bytes, json } => memory::run(records, value_bytes).and_then(|report| {
             memory::print(&report);
@@ -207,312 +210,206 @@ fn main() {
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn bench_db() -> DbName {
-    DbName::new("bench").expect("valid name")
-}
-
-fn client(socket: PathBuf) -> Client {
-    Client::new(ClientConfig::from_environment().with_socket(socket).with_timeout(Duration::from_secs(5)))
-}
-
 fn run(args: &RunArgs) -> Res<()> {
-    let mut cells = Vec::new();
+    let dirs = Dirs { disk: args.disk_dir.clone(), tmpfs: args.tmpfs_dir.clone() };
+    let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
     for &contender in &args.contenders {
-        let mut server = Server::spawn(contender)?;
-        let ops: &[Op] = if contender == Contender::Echo { &[Op::Get] } else { &args.ops };
-        if contender != Contender::Echo {
-            fill(&server.socket, args.keys, args.value_bytes)?;
+        if let Some(reason) = contender.unavailable(&dirs) {
+            eprintln!("hints-bench: {} skipped: {reason}", contender.name());
+            report.skip(contender, reason);
+            continue;
         }
-        for &op in ops {
-            for &clients in &args.clients {
-                cells.push(run_cell(&server, contender, op, clients, args)?);
-            }
-        }
-        server.stop();
+        let mut target = Target::start(contender, &dirs)?;
+        let measured = measure(contender, &target, args, &mut report);
+        target.stop();
+        measured?;
     }
-    print_table(&cells, args);
+    report.print(&format!(
+        "{} CPUs; client processes; {} keys of {} bytes; {} s a cell; seed {}; on-disk files in {}, tmpfs files in {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        args.keys,
+        args.value_bytes,
+        args.seconds,
+        args.seed,
+        args.disk_dir.display(),
+        args.tmpfs_dir.display()
+    ));
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&cells)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
 
-/// A server process started for one contender, in a private directory.
-struct Server {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn spawn(contender: Contender) -> Res<Server> {
-        let dir = std::env::temp_dir().join(format!("hints-bench-{}-{contender:?}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let socket = dir.join("server.sock");
-        let mut command = match contender {
-            Contender::Echo => {
-                let mut command = Command::new(std::env::current_exe()?);
-                command.arg("echo-server");
-                command
+/// Fills one contender, checks it, and runs its cells.
+fn measure(contender: Contender, target: &Target, args: &RunArgs, report: &mut Report) -> Res<()> {
+    let depths = args.pipeline.iter().copied().filter(|&depth| depth == 1 || contender.pipelines());
+    let depths: Vec<usize> = depths.collect();
+    if contender == Contender::Echo {
+        for &depth in &depths {
+            for &clients in &args.clients {
+                report.cells.push(run_cell(target, contender, None, KeyDist::Uniform, clients, depth, args)?);
             }
-            Contender::Hintsd | Contender::HintsdPool => {
-                let hintsd = std::env::current_exe()?.with_file_name("hintsd");
-                if !hintsd.exists() {
-                    return Err(format!(
-                        "{} not found; build it first (cargo build --release --bins)",
-                        hintsd.display()
-                    )
-                    .into());
+        }
+        return Ok(());
+    }
+    for db in ["bench", "seen"] {
+        let records = workload::fill_records(db, args.keys, args.value_bytes);
+        contenders::open(contender, &target.path, db)?.fill(&records)?;
+    }
+    let check = worker_command(target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
+    if !check.status.success() {
+        return Err(format!("{} failed its check: {}", contender.name(), String::from_utf8_lossy(&check.stderr)).into());
+    }
+    for &workload in &args.workloads {
+        let dists = if workload.has_key_dist() { &args.keys_dist[..] } else { &[KeyDist::Uniform] };
+        for &dist in dists {
+            for &depth in &depths {
+                for &clients in &args.clients {
+                    report.cells.push(run_cell(target, contender, Some(workload), dist, clients, depth, args)?);
                 }
-                let placement = if contender == Contender::HintsdPool { "pool" } else { "database" };
-                let config = dir.join("hintsd.toml");
-                std::fs::write(&config, format!("connection_placement = \"{placement}\"\n"))?;
-                let mut command = Command::new(hintsd);
-                command.arg("--config").arg(config).env("HINTSD_LOG", "warn");
-                command
             }
-        };
-        let child = command.arg("--socket").arg(&socket).stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
-        let server = Server { child, socket, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.answers(contender) {
-            if Instant::now() > deadline {
-                return Err(format!("the {contender:?} server did not answer").into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
-    }
-
-    fn answers(&self, contender: Contender) -> bool {
-        match contender {
-            Contender::Echo => EchoClient::connect(&self.socket).and_then(|mut echo| echo.round_trip()).is_ok(),
-            _ => client(self.socket.clone()).ping().is_ok(),
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn key_of(n: u32) -> Vec<u8> {
-    format!("{KEY_PREFIX}{n}").into_bytes()
-}
-
-fn fill(socket: &std::path::Path, keys: u32, value_bytes: usize) -> Res<()> {
-    let mut client = client(socket.to_owned());
-    let value = vec![b'v'; value_bytes];
-    let all: Vec<u32> = (0..keys).collect();
-    for chunk in all.chunks(FILL_BATCH) {
-        let requests: Vec<Request> =
-            chunk.iter().map(|&n| Request::Put { db: bench_db(), key: key_of(n), value: value.clone() }).collect();
-        client.pipeline(&requests)?;
     }
     Ok(())
 }
 
-fn run_cell(server: &Server, contender: Contender, op: Op, clients: u32, args: &RunArgs) -> Res<Cell> {
+fn worker_command(target: &Target, contender: Contender, workload: Workload, dist: KeyDist, args: &RunArgs) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap_or_else(|_| "hints-bench".into()));
+    command
+        .arg("worker")
+        .args(["--contender", contender.name()])
+        .arg("--target")
+        .arg(&target.path)
+        .args(["--workload", workload.name()])
+        .args(["--keys-dist", dist.name()])
+        .args(["--keys", &args.keys.to_string()])
+        .args(["--value-bytes", &args.value_bytes.to_string()]);
+    command
+}
+
+/// One cell: `clients` worker processes for `args.seconds` from a common start.
+fn run_cell(
+    target: &Target,
+    contender: Contender,
+    workload: Option<Workload>,
+    dist: KeyDist,
+    clients: u32,
+    depth: usize,
+    args: &RunArgs,
+) -> Res<Cell> {
     let start_at_ms = unix_ms() + 300;
-    let exe = std::env::current_exe()?;
-    let server_pid = server.child.id();
-    let cpu_before = process_cpu_secs(server_pid)?;
+    let server_pid = target.server.as_ref().map(Child::id);
+    let server_cpu = || server_pid.map_or(Ok(0.0), process_cpu_secs);
+    let cpu_before = server_cpu()?;
     let children_before = children_cpu_secs();
     let mut workers = Vec::new();
     for index in 0..clients {
-        let child = Command::new(&exe)
-            .arg("worker")
-            .arg("--socket")
-            .arg(&server.socket)
-            .args(["--contender", contender_name(contender)])
-            .args(["--op", op_name(op)])
-            .args(["--keys", &args.keys.to_string()])
-            .args(["--value-bytes", &args.value_bytes.to_string()])
+        let child = worker_command(target, contender, workload.unwrap_or(Workload::Mix), dist, args)
+            .args(["--depth", &depth.to_string()])
             .args(["--start-at-ms", &start_at_ms.to_string()])
             .args(["--seconds", &args.seconds.to_string()])
-            .args(["--seed", &(u64::from(index) * 7919 + 1).to_string()])
+            .args(["--seed", &(args.seed.wrapping_mul(1_000_003) + u64::from(index)).to_string()])
             .stdout(Stdio::piped())
             .spawn()?;
         workers.push(child);
     }
-    let mut histogram = Histogram::default();
-    let (mut ops, mut errors, mut elapsed) = (0u64, 0u64, 0f64);
+    let mut total = WorkerResult::default();
     for child in workers {
         let output = child.wait_with_output()?;
         if !output.status.success() {
-            return Err(format!("a worker failed with {}", output.status).into());
+            return Err(format!("a {} worker failed with {}", contender.name(), output.status).into());
         }
         let result: WorkerResult = serde_json::from_slice(&output.stdout)?;
-        histogram.merge(&result.histogram);
-        ops += result.ops;
-        errors += result.errors;
-        elapsed = elapsed.max(result.elapsed_secs);
+        total.histogram.merge(&result.histogram);
+        for (kind, histogram) in &result.by_kind {
+            total.by_kind.entry(kind.clone()).or_default().merge(histogram);
+        }
+        total.ops += result.ops;
+        total.errors += result.errors;
+        total.elapsed_secs = total.elapsed_secs.max(result.elapsed_secs);
     }
-    let client_cpu = children_cpu_secs() - children_before;
-    let server_cpu = process_cpu_secs(server_pid)? - cpu_before;
-    let cpu_us_per_op = (server_cpu + client_cpu) * 1e6 / ops.max(1) as f64;
-    let us = |q| histogram.quantile_nanos(q) as f64 / 1000.0;
-    Ok(Cell {
-        contender,
-        op,
-        clients,
-        ops_per_sec: ops as f64 / elapsed.max(1e-9),
-        errors,
-        p50_us: us(0.5),
-        p99_us: us(0.99),
-        p999_us: us(0.999),
-        cpu_us_per_op,
-    })
+    let cpu = server_cpu()? - cpu_before + children_cpu_secs() - children_before;
+    let workload = match workload {
+        None => "echo".to_owned(),
+        Some(workload) if workload.has_key_dist() => format!("{}/{}", workload.name(), dist.name()),
+        Some(workload) => workload.name().to_owned(),
+    };
+    Ok(Cell::new(contender, workload, clients, depth, &total, cpu))
 }
 
-fn contender_name(contender: Contender) -> &'static str {
-    match contender {
-        Contender::Hintsd => "hintsd",
-        Contender::HintsdPool => "hintsd-pool",
-        Contender::Echo => "echo",
-    }
-}
-
-fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Get => "get",
-        Op::Put => "put",
-        Op::Mix => "mix",
-    }
-}
-
-fn print_table(cells: &[Cell], args: &RunArgs) {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!(
-        "{cpus} CPUs; blocking client processes; {} keys of {} bytes; {} s a cell",
-        args.keys, args.value_bytes, args.seconds
-    );
-    println!();
-    println!("| contender | op | clients | ops/s | p50 µs | p99 µs | p99.9 µs | CPU µs/op | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for cell in cells {
-        println!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
-            contender_name(cell.contender),
-            if cell.contender == Contender::Echo { "echo" } else { op_name(cell.op) },
-            cell.clients,
-            cell.ops_per_sec,
-            cell.p50_us,
-            cell.p99_us,
-            cell.p999_us,
-            cell.cpu_us_per_op,
-            cell.errors
-        );
-    }
-}
-
+/// A worker process: opens the contender, waits for the common start, then makes batches of
+/// `depth` accesses until the time is up, and prints its [`WorkerResult`] as JSON.
 fn worker(args: &WorkerArgs) -> Res<()> {
+    if args.check {
+        let open = |db: &str| contenders::open(args.contender, &args.target, db);
+        return workload::check(&open, args.value_bytes);
+    }
+    let depth = args.depth.max(1);
+    let mut tally = Tally { depth: depth as u64, ..Tally::default() };
     if args.contender == Contender::Echo {
-        return echo_worker(args);
-    }
-    let mut client = client(args.socket.clone());
-    client.ping()?;
-    let db = bench_db();
-    let value = vec![b'w'; args.value_bytes];
-    let mut rng = args.seed | 1;
-    let mut histogram = Histogram::default();
-    let (mut ops, mut errors) = (0u64, 0u64);
-    while unix_ms() < args.start_at_ms {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let started = Instant::now();
-    let run_for = Duration::from_secs_f64(args.seconds);
-    while started.elapsed() < run_for {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let key = key_of((rng % u64::from(args.keys)) as u32);
-        let is_put = match args.op {
-            Op::Get => false,
-            Op::Put => true,
-            Op::Mix => rng % 10 < 2,
-        };
-        let t0 = Instant::now();
-        let ok =
-            if is_put { client.put(&db, &key, &value).is_ok() } else { matches!(client.get(&db, &key), Ok(Some(_))) };
-        histogram.record(t0.elapsed().as_nanos() as u64);
-        ops += 1;
-        errors += u64::from(!ok);
-    }
-    let result = WorkerResult { ops, errors, elapsed_secs: started.elapsed().as_secs_f64(), histogram };
-    println!("{}", serde_json::to_string(&result)?);
-    Ok(())
-}
-
-/// Bytes of an echo request and reply: about a get request and a get reply of a 100-byte value.
-const ECHO_REQUEST_BYTES: usize = 24;
-const ECHO_REPLY_BYTES: usize = 130;
-
-struct EchoClient {
-    stream: std::os::unix::net::UnixStream,
-    reply: Vec<u8>,
-}
-
-impl EchoClient {
-    fn connect(socket: &std::path::Path) -> std::io::Result<EchoClient> {
-        let stream = std::os::unix::net::UnixStream::connect(socket)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        Ok(EchoClient { stream, reply: vec![0; ECHO_REPLY_BYTES] })
-    }
-
-    fn round_trip(&mut self) -> std::io::Result<()> {
-        use std::io::{Read, Write};
-        self.stream.write_all(&[7; ECHO_REQUEST_BYTES])?;
-        self.stream.read_exact(&mut self.reply)
-    }
-}
-
-fn echo_worker(args: &WorkerArgs) -> Res<()> {
-    let mut echo = EchoClient::connect(&args.socket)?;
-    let mut histogram = Histogram::default();
-    let (mut ops, mut errors) = (0u64, 0u64);
-    while unix_ms() < args.start_at_ms {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let started = Instant::now();
-    let run_for = Duration::from_secs_f64(args.seconds);
-    while started.elapsed() < run_for {
-        let t0 = Instant::now();
-        let ok = echo.round_trip().is_ok();
-        histogram.record(t0.elapsed().as_nanos() as u64);
-        ops += 1;
-        errors += u64::from(!ok);
-    }
-    let result = WorkerResult { ops, errors, elapsed_secs: started.elapsed().as_secs_f64(), histogram };
-    println!("{}", serde_json::to_string(&result)?);
-    Ok(())
-}
-
-fn echo_server(socket: &std::path::Path) -> Res<()> {
-    use std::io::{Read, Write};
-    let listener = std::os::unix::net::UnixListener::bind(socket)?;
-    for stream in listener.incoming() {
-        let mut stream = stream?;
-        std::thread::spawn(move || {
-            let mut request = [0u8; ECHO_REQUEST_BYTES];
-            let reply = [9u8; ECHO_REPLY_BYTES];
-            while stream.read_exact(&mut request).is_ok() {
-                if stream.write_all(&reply).is_err() {
-                    break;
-                }
-            }
+        let mut echo = contenders::echo_step(&args.target)?;
+        timed(args, &mut tally, |tally| tally.time("echo", || Ok(if echo(depth) { 0 } else { depth as u64 })));
+    } else {
+        let mut store = contenders::open(args.contender, &args.target, args.workload.db())?;
+        let mut generator = Generator::new(args.workload, args.keys_dist, args.keys, args.value_bytes, args.seed);
+        let mut batch = Vec::with_capacity(depth);
+        timed(args, &mut tally, |tally| {
+            batch.clear();
+            batch.extend((0..depth).map(|_| generator.next_access()));
+            let kind = if depth == 1 { batch[0].kind() } else { "batch" };
+            tally.time(kind, || store.batch(&batch));
         });
     }
+    if let Some(err) = &tally.first_error {
+        eprintln!("hints-bench worker: {} errors; the first: {err}", tally.result.errors);
+    }
+    println!("{}", serde_json::to_string(&tally.result)?);
     Ok(())
+}
+
+/// What a worker has measured so far.
+#[derive(Debug, Default)]
+struct Tally {
+    depth: u64,
+    result: WorkerResult,
+    by_kind: BTreeMap<&'static str, Histogram>,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    /// Times one batch; `access` returns how many of its accesses failed, and an error fails
+    /// them all.
+    fn time(&mut self, kind: &'static str, access: impl FnOnce() -> Res<u64>) {
+        let t0 = Instant::now();
+        let failed = access().unwrap_or_else(|err| {
+            self.first_error.get_or_insert_with(|| err.to_string());
+            self.depth
+        });
+        let nanos = t0.elapsed().as_nanos() as u64;
+        self.result.histogram.record(nanos);
+        if self.depth == 1 {
+            self.by_kind.entry(kind).or_default().record(nanos);
+        }
+        self.result.ops += self.depth;
+        self.result.errors += failed;
+    }
+}
+
+fn timed(args: &WorkerArgs, tally: &mut Tally, mut step: impl FnMut(&mut Tally)) {
+    while unix_ms() < args.start_at_ms {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let started = Instant::now();
+    let run_for = Duration::from_secs_f64(args.seconds);
+    while started.elapsed() < run_for {
+        step(tally);
+    }
+    tally.result.elapsed_secs = started.elapsed().as_secs_f64();
+    tally.result.by_kind = std::mem::take(&mut tally.by_kind).into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
 }
 
 fn cas_increment(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
-    let mut client = client(socket);
+    let mut client = contenders::hintsd_client(&socket);
     let db = DbName::new(db)?;
     let mut conflicts = 0u64;
     for _ in 0..count {
@@ -534,7 +431,7 @@ fn cas_increment(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
 }
 
 fn counter_add(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
-    let mut client = client(socket);
+    let mut client = contenders::hintsd_client(&socket);
     let db = DbName::new(db)?;
     let mut last = 0;
     for _ in 0..count {
@@ -545,7 +442,7 @@ fn counter_add(socket: PathBuf, db: &str, key: &str, count: u64) -> Res<()> {
 }
 
 fn serialize_worker(socket: PathBuf, rounds: u32, limit: u32) -> Res<()> {
-    let mut client = client(socket);
+    let mut client = contenders::hintsd_client(&socket);
     let misc = DbName::new("misc")?;
     let inside = DbName::new("serialize_check")?;
     let (mut taken, mut most_inside) = (0u32, 0i64);
@@ -569,7 +466,7 @@ fn serialize_worker(socket: PathBuf, rounds: u32, limit: u32) -> Res<()> {
 }
 
 fn fork_check(socket: PathBuf, rounds: u32) -> Res<()> {
-    let mut client = client(socket);
+    let mut client = contenders::hintsd_client(&socket);
     client.ping()?;
     let db = DbName::new("forkcheck")?;
     // SAFETY: this process is single-threaded here (no runtime, no threads started), so the

@@ -1,0 +1,111 @@
+//! hintsd over its Unix socket through the blocking client: ratelimit and seen as the daemon's
+//! own requests, batches pipelined.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hints_client::{CasOutcome, Client, ClientConfig};
+use hints_proto::{DbName, Request, Response};
+
+use super::{Contender, Store};
+use crate::Res;
+use crate::workload::{Access, rate_condition, seen_condition};
+
+/// Puts per pipelined batch when filling.
+const FILL_BATCH: usize = 100;
+
+#[derive(Debug)]
+pub struct Hintsd {
+    client: Client,
+    db: DbName,
+}
+
+pub fn client(socket: &Path) -> Client {
+    Client::new(ClientConfig::from_environment().with_socket(socket).with_timeout(Duration::from_secs(5)))
+}
+
+pub fn answers(socket: &Path) -> bool {
+    client(socket).ping().is_ok()
+}
+
+/// The daemon beside this binary, configured for `contender`, in `dir`.
+pub fn server_command(contender: Contender, dir: &Path, socket: &Path) -> Res<Command> {
+    let hintsd: PathBuf = std::env::current_exe()?.with_file_name("hintsd");
+    if !hintsd.exists() {
+        return Err(format!("{} not found; build it first (cargo build --release --bins)", hintsd.display()).into());
+    }
+    let placement = if contender == Contender::HintsdPool { "pool" } else { "database" };
+    let config = dir.join("hintsd.toml");
+    // Snapshots as in production, but private: a default directory would carry records from
+    // one run (or contender) into the next.
+    let snapshots = dir.join("snapshots");
+    std::fs::write(&config, format!("connection_placement = \"{placement}\"\nsnapshot_dir = {snapshots:?}\n"))?;
+    let mut command = Command::new(hintsd);
+    command.arg("--config").arg(config).arg("--socket").arg(socket).env("HINTSD_LOG", "warn");
+    Ok(command)
+}
+
+impl Hintsd {
+    pub fn open(socket: &Path, db: &str) -> Res<Hintsd> {
+        let mut client = client(socket);
+        client.ping()?;
+        Ok(Hintsd { client, db: DbName::new(db)? })
+    }
+
+    fn request(&self, access: &Access) -> Request {
+        let db = self.db.clone();
+        match access {
+            Access::Get { key } => Request::Get { db, key: key.clone() },
+            Access::Put { key, value } => Request::Put { db, key: key.clone(), value: value.clone() },
+            Access::Ratelimit { host } => Request::Ratelimit { condition: rate_condition(host), at: None },
+            Access::SeenCheck { key } => Request::Seen { condition: seen_condition(key, false), at: None },
+            Access::SeenWrite { key } => Request::Seen { condition: seen_condition(key, true), at: None },
+        }
+    }
+}
+
+impl Store for Hintsd {
+    fn get(&mut self, key: &[u8]) -> Res<Option<Vec<u8>>> {
+        Ok(self.client.get(&self.db, key)?.map(|record| record.value))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Res<()> {
+        self.client.put(&self.db, key, value)?;
+        Ok(())
+    }
+
+    /// Get, then compare-and-set against the stamp read, until no one wrote in between.
+    fn update(&mut self, key: &[u8], modify: &mut dyn FnMut(Option<&[u8]>) -> Vec<u8>) -> Res<()> {
+        loop {
+            let current = self.client.get(&self.db, key)?;
+            let value = modify(current.as_ref().map(|record| record.value.as_slice()));
+            let expected = current.map(|record| record.stamp);
+            if let CasOutcome::Swapped(_) = self.client.compare_and_set(&self.db, key, expected, Some(&value))? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn fill(&mut self, records: &[(Vec<u8>, Vec<u8>)]) -> Res<()> {
+        for chunk in records.chunks(FILL_BATCH) {
+            let requests: Vec<Request> = chunk
+                .iter()
+                .map(|(key, value)| Request::Put { db: self.db.clone(), key: key.clone(), value: value.clone() })
+                .collect();
+            self.client.pipeline(&requests)?;
+        }
+        Ok(())
+    }
+
+    /// One request, or the batch pipelined; a failure is an error reply or a get that missed.
+    fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
+        let requests: Vec<Request> = accesses.iter().map(|access| self.request(access)).collect();
+        let responses = match <[Request; 1]>::try_from(requests) {
+            Ok([request]) => vec![self.client.call(request)?],
+            Err(requests) => self.client.pipeline(&requests)?,
+        };
+        let failed = responses.iter().filter(|response| matches!(response, Response::Error(_) | Response::Value(None)));
+        Ok(failed.count() as u64)
+    }
+}

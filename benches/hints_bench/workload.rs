@@ -1,0 +1,360 @@
+//! The workloads: which accesses a worker makes, on which keys, and what each access means for
+//! a store that only has get, put and read-modify-write (Exim's ratelimit formula and `seen`
+//! test are computed here, in the worker, as Exim computes them in the MTA process).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::ValueEnum;
+use hints_proto::exim::{RatelimitRecord, SeenRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::Res;
+use crate::contenders::Store;
+
+/// Mix keys are `bench-<n>`.
+const BENCH_KEY_PREFIX: &str = "bench-";
+/// Ratelimit runs on this many hot keys (sender hosts `192.0.2.<n>`).
+pub const RATELIMIT_HOT_KEYS: u32 = 100;
+/// The ratelimit condition: `100 / 1h / strict / per_rcpt / <host>`, one event per access.
+const RATE_PERIOD: &str = "1h";
+pub const RATE_PERIOD_SECS: f64 = 3600.0;
+/// The `seen` test: `-5m / key=<k>` (greylisting: true once the key is 5 minutes old).
+const SEEN_INTERVAL_SECS: i64 = 300;
+/// Zipf's exponent for `--keys-dist zipf`.
+const ZIPF_S: f64 = 0.99;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Every access a get of a 100-byte value.
+    Get,
+    /// Every access a put of a 100-byte value.
+    Put,
+    /// 80 % get, 20 % put.
+    Mix,
+    /// Every access Exim's ratelimit condition (a read-modify-write of the smoothed rate) on
+    /// one of 100 hot keys.
+    Ratelimit,
+    /// Read-mostly, as greylisting: 95 % `seen` tests that only read, 5 % writes.
+    Seen,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Get => "get",
+            Workload::Put => "put",
+            Workload::Mix => "mix",
+            Workload::Ratelimit => "ratelimit",
+            Workload::Seen => "seen",
+        }
+    }
+
+    /// The database the workload works in, named as Exim's (whose cycle opens `ratelimit` and
+    /// `seen` read-write even to read, and `bench` read-only to read, like `retry`).
+    pub fn db(self) -> &'static str {
+        match self {
+            Workload::Get | Workload::Put | Workload::Mix => "bench",
+            Workload::Ratelimit => "ratelimit",
+            Workload::Seen => "seen",
+        }
+    }
+
+    /// Whether `--keys-dist` applies (ratelimit's hot keys and seen's keys are uniform).
+    pub fn has_key_dist(self) -> bool {
+        matches!(self, Workload::Get | Workload::Put | Workload::Mix)
+    }
+}
+
+/// The records of `db` written before the workloads run: every key they read.
+pub fn fill_records(db: &str, keys: u32, value_bytes: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    match db {
+        "bench" => (0..keys).map(|n| (bench_key(n), vec![b'v'; value_bytes])).collect(),
+        "seen" => {
+            let value = SeenRecord { time_stamp: now().0 - 3600 }.encode();
+            (0..keys).map(|n| (seen_key(n).into_bytes(), value.clone())).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyDist {
+    Uniform,
+    /// Zipfian over the keys (s = 0.99): key 0 the hottest.
+    Zipf,
+}
+
+impl KeyDist {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyDist::Uniform => "uniform",
+            KeyDist::Zipf => "zipf",
+        }
+    }
+}
+
+/// One access a worker makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Read a record that exists (a miss is an error).
+    Get {
+        key: Vec<u8>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Exim's `ratelimit = 100 / 1h / strict / per_rcpt / <host>`.
+    Ratelimit {
+        host: String,
+    },
+    /// Exim's `seen = -5m / key=<key> / readonly`.
+    SeenCheck {
+        key: String,
+    },
+    /// Exim's `seen = -5m / key=<key> / write`.
+    SeenWrite {
+        key: String,
+    },
+}
+
+impl Access {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Access::Get { .. } => "get",
+            Access::Put { .. } => "put",
+            Access::Ratelimit { .. } => "rmw",
+            Access::SeenCheck { .. } => "check",
+            Access::SeenWrite { .. } => "write",
+        }
+    }
+}
+
+pub fn bench_key(n: u32) -> Vec<u8> {
+    format!("{BENCH_KEY_PREFIX}{n}").into_bytes()
+}
+
+fn seen_key(n: u32) -> String {
+    format!("192.0.2.1_rcpt{n}@example.net")
+}
+
+/// The ratelimit condition hintsd is sent.
+pub fn rate_condition(host: &str) -> String {
+    format!("100 / {RATE_PERIOD} / strict / per_rcpt / {host}")
+}
+
+/// The record key Exim uses for that condition: `<period>/<mode>/<key>`.
+pub fn rate_key(host: &str) -> String {
+    format!("{RATE_PERIOD}/per_rcpt/{host}")
+}
+
+pub fn seen_condition(key: &str, write: bool) -> String {
+    format!("-5m / key={key} / {}", if write { "write" } else { "readonly" })
+}
+
+/// The time as Exim's `gettimeofday`: seconds and microseconds.
+pub fn now() -> (i64, i32) {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (since.as_secs() as i64, since.subsec_micros() as i32)
+}
+
+/// Exim's smoothed rate after one event at `now` (`acl.c`, strict mode: always written).
+pub fn next_rate(previous: Option<&[u8]>, now: (i64, i32)) -> RatelimitRecord {
+    const COUNT: f64 = 1.0;
+    let rate = match previous.and_then(|bytes| RatelimitRecord::decode(bytes).ok()) {
+        None => COUNT,
+        Some(prev) => {
+            let secs = |s: i64, us: i32| s as f64 + f64::from(us) / 1e6;
+            let mut i = secs(now.0, now.1) - secs(prev.time_stamp, prev.time_usec);
+            if i <= 0.0 {
+                i = 1e-9;
+            }
+            let a = (-i / RATE_PERIOD_SECS).exp();
+            ((1.0 - a) * COUNT / (i / RATE_PERIOD_SECS) + a * prev.rate).max(COUNT)
+        }
+    };
+    RatelimitRecord { time_stamp: now.0, time_usec: now.1, rate }
+}
+
+/// Does `access` on a store with only get, put and update; whether it did what it should (a
+/// get found its record).
+pub fn apply(store: &mut (impl Store + ?Sized), access: &Access) -> Res<bool> {
+    match access {
+        Access::Get { key } => Ok(store.get(key)?.is_some()),
+        Access::Put { key, value } => store.put(key, value).map(|()| true),
+        Access::Ratelimit { host } => {
+            let at = now();
+            store.update(rate_key(host).as_bytes(), &mut |old| next_rate(old, at).encode())?;
+            Ok(true)
+        }
+        Access::SeenCheck { key } => {
+            let record = store.get(key.as_bytes())?;
+            let found = record.as_deref().map(SeenRecord::decode).transpose()?;
+            // The greylisting test's result; the benchmark only needs it computed.
+            let _passes = found.is_some_and(|r| now().0 - r.time_stamp >= SEEN_INTERVAL_SECS);
+            Ok(true)
+        }
+        Access::SeenWrite { key } => {
+            store.put(key.as_bytes(), &SeenRecord { time_stamp: now().0 }.encode())?;
+            Ok(true)
+        }
+    }
+}
+
+/// xorshift64: the workers' fixed-seed random numbers.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Draws key numbers in `0..n`.
+#[derive(Debug)]
+enum Sampler {
+    Uniform(u32),
+    /// The cumulative distribution of Zipf's law over the keys, normalised to end at 1.
+    Zipf(Vec<f64>),
+}
+
+impl Sampler {
+    fn new(dist: KeyDist, n: u32) -> Sampler {
+        match dist {
+            KeyDist::Uniform => Sampler::Uniform(n),
+            KeyDist::Zipf => {
+                let mut sum = 0.0;
+                let mut cdf: Vec<f64> = (1..=n)
+                    .map(|rank| {
+                        sum += 1.0 / f64::from(rank).powf(ZIPF_S);
+                        sum
+                    })
+                    .collect();
+                cdf.iter_mut().for_each(|c| *c /= sum);
+                Sampler::Zipf(cdf)
+            }
+        }
+    }
+
+    fn sample(&self, rng: &mut Rng) -> u32 {
+        match self {
+            Sampler::Uniform(n) => (rng.next() % u64::from(*n)) as u32,
+            Sampler::Zipf(cdf) => {
+                let u = rng.unit();
+                cdf.partition_point(|&c| c <= u).min(cdf.len() - 1) as u32
+            }
+        }
+    }
+}
+
+/// Makes a workload's accesses, from a fixed seed.
+#[derive(Debug)]
+pub struct Generator {
+    workload: Workload,
+    sampler: Sampler,
+    value: Vec<u8>,
+    rng: Rng,
+}
+
+impl Generator {
+    pub fn new(workload: Workload, dist: KeyDist, keys: u32, value_bytes: usize, seed: u64) -> Generator {
+        let sampler = match workload {
+            Workload::Ratelimit => Sampler::new(KeyDist::Uniform, RATELIMIT_HOT_KEYS),
+            Workload::Seen => Sampler::new(KeyDist::Uniform, keys),
+            _ => Sampler::new(dist, keys),
+        };
+        Generator { workload, sampler, value: vec![b'w'; value_bytes], rng: Rng::new(seed) }
+    }
+
+    pub fn next_access(&mut self) -> Access {
+        let n = self.sampler.sample(&mut self.rng);
+        let percent = self.rng.next() % 100;
+        match self.workload {
+            Workload::Get => Access::Get { key: bench_key(n) },
+            Workload::Mix if percent >= 20 => Access::Get { key: bench_key(n) },
+            Workload::Put | Workload::Mix => Access::Put { key: bench_key(n), value: self.value.clone() },
+            Workload::Ratelimit => Access::Ratelimit { host: format!("192.0.2.{n}") },
+            Workload::Seen if percent >= 5 => Access::SeenCheck { key: seen_key(n) },
+            Workload::Seen => Access::SeenWrite { key: seen_key(n) },
+        }
+    }
+}
+
+/// The check a `worker --check` makes through one contender's [`Store`]s before it is
+/// measured: what the coordinator filled is visible, what is written is read back, a
+/// read-modify-write applies, and the ratelimit and seen accesses store Exim's records.
+pub fn check(open: &dyn Fn(&str) -> Res<Box<dyn Store>>, value_bytes: usize) -> Res<()> {
+    fn expect(what: &str, ok: bool) -> Res<()> {
+        if ok { Ok(()) } else { Err(format!("check failed: {what}").into()) }
+    }
+    let mut bench = open("bench")?;
+    expect("a filled record reads back", bench.get(&bench_key(0))? == Some(vec![b'v'; value_bytes]))?;
+    bench.put(b"check-key", b"one")?;
+    expect("a put reads back", bench.get(b"check-key")?.as_deref() == Some(b"one".as_slice()))?;
+    bench.update(b"check-key", &mut |old| [old.unwrap_or_default(), b"+two"].concat())?;
+    expect("an update applies", bench.get(b"check-key")?.as_deref() == Some(b"one+two".as_slice()))?;
+    let batch = [
+        Access::Put { key: b"check-batch".to_vec(), value: b"three".to_vec() },
+        Access::Get { key: b"check-batch".to_vec() },
+    ];
+    expect("a batch of a put and a get succeeds", bench.batch(&batch)? == 0)?;
+
+    let mut rates = open("ratelimit")?;
+    let host = "192.0.2.200";
+    for _ in 0..2 {
+        expect("a ratelimit access succeeds", rates.batch(&[Access::Ratelimit { host: host.into() }])? == 0)?;
+    }
+    let record = rates.get(rate_key(host).as_bytes())?.ok_or("check failed: no ratelimit record")?;
+    let record = RatelimitRecord::decode(&record)?;
+    // Two events a moment apart: the smoothed rate is just under 2.
+    expect(&format!("two events give a rate near 2, not {}", record.rate), (1.9..2.1).contains(&record.rate))?;
+    expect("the rate's stamp is now", (now().0 - record.time_stamp).abs() < 60)?;
+
+    let mut seen = open("seen")?;
+    let key = "check@example.net".to_owned();
+    expect("a seen write succeeds", seen.batch(&[Access::SeenWrite { key: key.clone() }])? == 0)?;
+    let record = seen.get(key.as_bytes())?.ok_or("check failed: no seen record")?;
+    expect("the seen stamp is now", (now().0 - SeenRecord::decode(&record)?.time_stamp).abs() < 60)?;
+    expect("a seen check succeeds", seen.batch(&[Access::SeenCheck { key }])? == 0)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_formula_matches_exims_test_vector() {
+        // Previous rate 100 exactly one period ago (shared/reference/exim-hints.md).
+        let previous = RatelimitRecord { time_stamp: 1_000_000, time_usec: 0, rate: 100.0 }.encode();
+        let next = next_rate(Some(&previous), (1_003_600, 0));
+        assert_eq!(next.rate, 37.420_064_675_972_796);
+        assert_eq!(next_rate(None, (5, 0)).rate, 1.0);
+    }
+
+    #[test]
+    fn zipf_prefers_low_keys_and_stays_in_range() {
+        let sampler = Sampler::new(KeyDist::Zipf, 10_000);
+        let mut rng = Rng::new(1);
+        let draws: Vec<u32> = (0..100_000).map(|_| sampler.sample(&mut rng)).collect();
+        assert!(draws.iter().all(|&n| n < 10_000));
+        let hottest = draws.iter().filter(|&&n| n == 0).count();
+        // P(key 0) = 1 / H(10 000, 0.99), about 0.095.
+        assert!((8_000..11_000).contains(&hottest), "{hottest}");
+    }
+}
