@@ -50,8 +50,7 @@ const REARM_SLACK: Duration = Duration::from_millis(5);
 /// way as having lost it.
 ///
 /// ```no_run
-/// use hints_client::{Client, ClientConfig};
-/// use hints_proto::DbName;
+/// use hints_client::{Client, ClientConfig, DbName};
 ///
 /// let mut client = Client::new(ClientConfig::from_environment());
 /// let db = DbName::new("misc")?;

@@ -29,8 +29,7 @@
 //! - [`ffi`]: the C library (`libhints_client.so` and `.a`) over the blocking client.
 //!
 //! ```no_run
-//! use hints_client::{Client, ClientConfig, Error};
-//! use hints_proto::DbName;
+//! use hints_client::{Client, ClientConfig, DbName, Error};
 //!
 //! let mut client = Client::new(ClientConfig::from_environment());
 //! let retry = DbName::new("retry")?;
