@@ -13,6 +13,8 @@
 //! If a golden test fails, the layout changed: a record would no longer match what Exim writes.
 //! Do not update the hex to match the encoder.
 
+mod support;
+
 use hints_proto::exim::callout::{
     CALLOUT_ADDRESS_BYTES, CALLOUT_DOMAIN_BYTES, CALLOUT_DOMAIN_OBSOLETE_BYTES, CALLOUT_POSTMASTER_STAMP_OFFSET,
     CALLOUT_RANDOM_STAMP_OFFSET, CCACHE_ACCEPT, CCACHE_REJECT, CCACHE_REJECT_MFNULL, CCACHE_UNKNOWN,
@@ -31,28 +33,7 @@ use hints_proto::exim::{
     SeenRecord, SerializeRecord, WaitRecord,
 };
 use proptest::prelude::*;
-
-/// Parses hex written as space-separated bytes; anything after `#` on a line is a comment.
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or(""))
-        .flat_map(|line| line.bytes().filter(|b| !b.is_ascii_whitespace()))
-        .collect();
-    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {text:?}");
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).unwrap();
-            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("{pair:?} is not hex"))
-        })
-        .collect()
-}
-
-/// Shows bytes the way the expectations are written.
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-}
+use support::{hex, to_hex};
 
 fn assert_bytes(actual: &[u8], expected: &[u8]) {
     assert_eq!(to_hex(actual), to_hex(expected));

@@ -13,6 +13,8 @@
 //! If one of these tests fails, the wire format changed: a client in another language would
 //! now misread the daemon. Do not update the hex to match; see docs/protocol.md, "Versioning".
 
+mod support;
+
 use std::fmt::Debug;
 
 use hints_proto::frame::{decode_body, encode_frame, split_frame};
@@ -24,24 +26,7 @@ use hints_proto::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// Parses hex written as space-separated bytes (any whitespace is ignored).
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {text:?}");
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).unwrap();
-            u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("{pair:?} is not hex"))
-        })
-        .collect()
-}
-
-/// Shows bytes the way the expectations are written.
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-}
+use support::{hex, to_hex};
 
 /// Asserts that `value` encodes to exactly `expected_hex` and that those bytes decode back to
 /// `value` with nothing left over.
