@@ -216,23 +216,33 @@ impl Connection {
             }
             // Every database the batch names is opened (started if new) and remembered first,
             // so that however the connection ends, each is told.
+            let mut handles = Vec::with_capacity(batch.requests.len());
             for envelope in &batch.requests {
-                if matches!(envelope.request, Request::Stats { .. } | Request::Snapshot { .. }) {
-                    continue;
-                }
-                if let Some(db) = envelope.request.target_db()
-                    && let Ok(handle) = ctx.registry.open(&db).await
-                {
-                    self.holdings.note(db, handle.addr);
-                }
+                let handle = match envelope.request.target_db() {
+                    Some(db) if !matches!(envelope.request, Request::Stats { .. } | Request::Snapshot { .. }) => {
+                        ctx.registry.open(&db).await.ok().inspect(|handle| self.holdings.note(db, handle.addr.clone()))
+                    }
+                    _ => None,
+                };
+                handles.push(handle);
             }
+            let refusal = batch.refusal;
             let conn_id = self.holdings.conn;
-            let answers = join_all(batch.requests.into_iter().map(|envelope| {
-                let registry = &ctx.registry;
-                async move {
-                    ResponseEnvelope { id: envelope.id, response: answer(registry, envelope.request, conn_id).await }
+            let registry = &ctx.registry;
+            let answers = async move {
+                let mut requests = batch.requests.into_iter().zip(handles);
+                if requests.len() == 1 {
+                    // The common case, one request a round trip, without join_all's bookkeeping.
+                    let (envelope, handle) = requests.next().expect("one request");
+                    let response = answer_with(registry, envelope.request, handle, conn_id).await;
+                    return vec![ResponseEnvelope { id: envelope.id, response }];
                 }
-            }));
+                join_all(requests.map(|(envelope, handle)| async move {
+                    let response = answer_with(registry, envelope.request, handle, conn_id).await;
+                    ResponseEnvelope { id: envelope.id, response }
+                }))
+                .await
+            };
             // A request may wait behind another client's session: meanwhile, watch for this
             // client going away, so its requests are withdrawn rather than applied for nobody.
             let responses = tokio::select! {
@@ -250,12 +260,12 @@ impl Connection {
                     encode_frame(&envelope, &mut self.write_buf).expect("an error reply fits a frame");
                 }
             }
-            if let Some(refusal) = &batch.refusal {
+            if let Some(refusal) = &refusal {
                 tracing::info!(peer = ?self.peer, error = %refusal.reply, "closing connection after bad input");
                 let envelope = ResponseEnvelope { id: refusal.id, response: Response::Error(refusal.reply.clone()) };
                 encode_frame(&envelope, &mut self.write_buf).expect("an error reply fits a frame");
             }
-            if !self.flush().await || batch.refusal.is_some() {
+            if !self.flush().await || refusal.is_some() {
                 return;
             }
             self.give_back_buffers();
@@ -463,6 +473,15 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
     }
 }
 
+/// Answers one request through `handle`, its database opened beforehand, or as [`answer`]
+/// does when there is none.
+async fn answer_with(registry: &Registry, request: Request, handle: Option<DbHandle>, conn: ConnId) -> Response {
+    match handle {
+        Some(handle) => ask(&handle, request, conn).await,
+        None => answer(registry, request, conn).await,
+    }
+}
+
 /// Answers one request, through its database's actor when it has one.
 pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) -> Response {
     match &request {
@@ -484,8 +503,13 @@ pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) 
 async fn ask(handle: &DbHandle, request: Request, conn: ConnId) -> Response {
     // The database's bound on requests in flight (its mailbox capacity): wait for room, and
     // answer BUSY if none comes.
-    let Ok(Ok(_room)) = tokio::time::timeout(DB_REPLY_WAIT_MAX, handle.in_flight.acquire()).await else {
-        return Response::Error(ErrorReply::new(ErrorCode::BUSY, "the database's queue stayed full"));
+    let _room = match handle.in_flight.try_acquire() {
+        Ok(room) => room,
+        // Only a full queue pays for a timer.
+        Err(_) => match tokio::time::timeout(DB_REPLY_WAIT_MAX, handle.in_flight.acquire()).await {
+            Ok(Ok(room)) => room,
+            _ => return Response::Error(ErrorReply::new(ErrorCode::BUSY, "the database's queue stayed full")),
+        },
     };
     match handle.addr.send(Apply { request, conn }).timeout(DB_REPLY_WAIT_MAX).await {
         Ok(response) => response,
