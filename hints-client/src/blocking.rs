@@ -549,18 +549,10 @@ mod tests {
     use hints_proto::{ErrorCode, ErrorReply};
 
     use super::*;
-    use crate::fake_daemon::{FakeDaemon, Peer, Script, simple_answer};
+    use crate::fake_daemon::{FakeDaemon, db, script, simple_answer, test_config};
 
     fn client_for(socket: &Path) -> Client {
-        Client::new(ClientConfig::new(socket).with_timeout(Duration::from_millis(300)).with_client_name("test"))
-    }
-
-    fn db() -> DbName {
-        DbName::new("misc").unwrap()
-    }
-
-    fn script(f: impl FnOnce(&mut Peer) + Send + 'static) -> Script {
-        Box::new(f)
+        Client::new(test_config(socket))
     }
 
     #[test]

@@ -15,6 +15,21 @@ use hints_proto::{ErrorReply, HelloReply, PROTOCOL_VERSION, Request, RequestEnve
 /// What one accepted connection does.
 pub(crate) type Script = Box<dyn FnOnce(&mut Peer) + Send>;
 
+/// A script from a closure.
+pub(crate) fn script(f: impl FnOnce(&mut Peer) + Send + 'static) -> Script {
+    Box::new(f)
+}
+
+/// The database the client tests talk to.
+pub(crate) fn db() -> hints_proto::DbName {
+    hints_proto::DbName::new("misc").expect("a valid name")
+}
+
+/// A client configuration for a fake daemon at `socket`: a short timeout, a test name.
+pub(crate) fn test_config(socket: &Path) -> crate::ClientConfig {
+    crate::ClientConfig::new(socket).with_timeout(Duration::from_millis(300)).with_client_name("test")
+}
+
 /// The daemon's end of one connection.
 pub(crate) struct Peer {
     stream: UnixStream,
