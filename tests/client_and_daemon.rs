@@ -111,6 +111,13 @@ fn a_forked_child_opens_its_own_connection() {
 }
 
 #[test]
+fn a_parent_closing_its_client_frees_its_slot_though_a_child_holds_the_socket() {
+    let daemon = Daemon::start(&[]);
+    let output = Command::new(HINTS_BENCH).args(["fork-close-check", "--socket"]).arg(&daemon.socket).output().unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+}
+
+#[test]
 fn the_client_reconnects_by_itself_after_a_daemon_restart() {
     let mut daemon = Daemon::start(&[]);
     let mut client = daemon.client();
@@ -263,4 +270,21 @@ fn json_logs_are_one_object_a_line_naming_the_socket() {
     let listening = lines.iter().find(|line| line["fields"]["message"] == "hintsd listening").expect("start line");
     assert_eq!(listening["fields"]["socket"], daemon.socket.to_str().unwrap());
     assert!(listening["fields"]["databases"].as_str().unwrap().contains("retry"));
+}
+
+#[test]
+fn a_socket_directory_another_user_owns_is_refused() {
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a nobody user");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(nobody.uid.as_raw()), None).unwrap();
+    let output = Command::new(common::hintsd_bin())
+        .arg("--socket")
+        .arg(run.join("hintsd.sock"))
+        .arg("--no-snapshot")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("belongs to uid"), "{}", stderr(&output));
 }

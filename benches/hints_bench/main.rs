@@ -99,6 +99,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         rounds: u32,
     },
+    /// Take a slot, fork a child that keeps the inherited socket open, drop the client in the
+    /// parent, and check that the slot came free while the child still lives.
+    ForkCloseCheck {
+        #[arg(long)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,6 +197,7 @@ fn main() {
         Cmd::Worker(worker_args) => worker(&worker_args),
         Cmd::CasIncrement { socket, db, key, count } => cas_increment(socket, &db, &key, count),
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
+        Cmd::ForkCloseCheck { socket } => fork_close_check(socket),
         Cmd::EchoServer { socket } => contenders::echo_server(&socket),
         Cmd::CounterAdd { socket, db, key, count } => counter_add(socket, &db, &key, count),
         Cmd::Memory { records, value_bytes, json } => memory::run(records, value_bytes).and_then(|report| {
@@ -462,6 +469,36 @@ fn serialize_worker(socket: PathBuf, rounds: u32, limit: u32) -> Res<()> {
         client.serialize_release(&misc, b"host-serialize-mx.example.net")?;
     }
     println!("{taken} {most_inside}");
+    Ok(())
+}
+
+fn fork_close_check(socket: PathBuf) -> Res<()> {
+    let misc = DbName::new("misc")?;
+    let mut holder = contenders::hintsd_client(&socket);
+    if !holder.serialize_take(&misc, b"fork-close", 1)?.held {
+        return Err("the slot was not free to begin with".into());
+    }
+    // SAFETY: single-threaded here, as in fork_check; the child only sleeps and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    if pid == 0 {
+        // Holds its copy of the parent's socket, untouched, until it is killed.
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    }
+    drop(holder);
+    let freed = contenders::hintsd_client(&socket).serialize_take(&misc, b"fork-close", 1)?.held;
+    // SAFETY: ending the child forked above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    if !freed {
+        return Err("the parent closed its client but the slot stayed taken while the child lived".into());
+    }
+    println!("ok");
     Ok(())
 }
 

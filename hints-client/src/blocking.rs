@@ -74,6 +74,17 @@ struct Connection {
     armed: Duration,
 }
 
+impl Drop for Connection {
+    /// The process that opened the connection shuts it down before closing it, so the daemon
+    /// sees it end (and frees its slots and session) even while a forked child still holds a
+    /// copy of the descriptor. A child only closes its copy, leaving the parent's connection be.
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 impl Client {
     /// A client for `config`. Does not connect: the first call does.
     pub fn new(config: ClientConfig) -> Client {

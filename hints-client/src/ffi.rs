@@ -471,9 +471,11 @@ pub unsafe extern "C" fn hints_get_alloc(
 ) -> c_int {
     // SAFETY: every pointer is passed on, or used, under the caller's contract above.
     unsafe {
+        // Cleared before anything can fail, a NULL handle included: the header promises a NULL
+        // value on every result but HINTS_OK.
+        out(value, std::ptr::null_mut());
+        out(value_len, 0);
         run(handle, |client| {
-            out(value, std::ptr::null_mut());
-            out(value_len, 0);
             let (value, value_len) = (required(value, "value")?, required(value_len, "value_len")?);
             let (db, key) = db_key_args(db, key, key_len)?;
             let record = client.get(&db, key)?.ok_or_else(|| not_found(&db))?;
@@ -622,7 +624,15 @@ pub unsafe extern "C" fn hints_scan(
                     }
                 }
                 match page.next {
-                    Some(next) => after = Some(next),
+                    // Each page must start past the last one, or a confused daemon would keep
+                    // this loop going for ever.
+                    Some(next) if after.as_ref().is_none_or(|last| next > *last) => after = Some(next),
+                    Some(_) => {
+                        return Err(Failure {
+                            code: HINTS_PROTOCOL,
+                            message: "the scan cursor did not move forward".to_owned(),
+                        });
+                    }
                     None => return Ok(()),
                 }
             }

@@ -46,7 +46,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let line = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line).trim_start();
-    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let (command, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim_start();
     let words = || rest.split_whitespace();
     let request = match command {
@@ -73,9 +73,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
             if command == "get" { Request::Get { db, key } } else { Request::Delete { db, key } }
         }
         "put" => {
-            let (db, rest) = rest.split_once(' ').ok_or("put needs a database, a key and a value")?;
-            let (key, value) = rest.trim_start().split_once(' ').ok_or("put needs a database, a key and a value")?;
-            Request::Put { db: db_name(db)?, key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec() }
+            // The database and the key are words as for get; the value is the rest of the line.
+            let missing = "put needs a database, a key and a value";
+            let (db, rest) = rest.split_once(char::is_whitespace).ok_or(missing)?;
+            let (key, value) = rest.trim_start().split_once(char::is_whitespace).ok_or(missing)?;
+            Request::Put {
+                db: db_name(db)?,
+                key: key.as_bytes().to_vec(),
+                value: value.trim_start().as_bytes().to_vec(),
+            }
         }
         "counter" => {
             let mut it = words();
@@ -207,6 +213,8 @@ mod tests {
                 },
             ),
             ("get misc k", Request::Get { db: db("misc"), key: b"k".to_vec() }),
+            ("get\tmisc\tk", Request::Get { db: db("misc"), key: b"k".to_vec() }),
+            ("put\tmisc\tk\tv", Request::Put { db: db("misc"), key: b"k".to_vec(), value: b"v".to_vec() }),
             ("del misc k", Request::Delete { db: db("misc"), key: b"k".to_vec() }),
             (
                 "put misc k a value with spaces",

@@ -53,14 +53,17 @@ impl std::error::Error for BindError {}
 /// Another daemon is listening on the path, the path is not a socket, or a system call failed.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<Listener, BindError> {
     let fail = |reason: String| BindError { path: path.to_owned(), reason };
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|err| fail(format!("creating {}: {err}", dir.display())))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SOCKET_DIR_MODE))
-            .map_err(|err| fail(format!("setting the mode of {}: {err}", dir.display())))?;
-        if group.is_some() {
-            chown(dir, None, group).map_err(|err| fail(format!("setting the group of {}: {err}", dir.display())))?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if dir.exists() {
+            check_socket_dir(dir).map_err(fail)?;
+        } else {
+            std::fs::create_dir_all(dir).map_err(|err| fail(format!("creating {}: {err}", dir.display())))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SOCKET_DIR_MODE))
+                .map_err(|err| fail(format!("setting the mode of {}: {err}", dir.display())))?;
+            if group.is_some() {
+                chown(dir, None, group)
+                    .map_err(|err| fail(format!("setting the group of {}: {err}", dir.display())))?;
+            }
         }
     }
     clear_stale_socket(path).map_err(fail)?;
@@ -77,6 +80,27 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<Listener, BindError> {
         chown(path, None, group).map_err(|err| fail(format!("setting the socket's group: {err}")))?;
     }
     Ok(listener)
+}
+
+/// An existing socket directory must be ours or root's, and writable by others only if sticky
+/// (as /tmp is): otherwise another user could swap the socket for one of their own, and
+/// clients would talk to them.
+fn check_socket_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory (a symbolic link is not accepted)", dir.display()));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(format!("{} belongs to uid {}, not to this daemon's user or root", dir.display(), meta.uid()));
+    }
+    const OTHERS_WRITE: u32 = 0o022;
+    const STICKY: u32 = 0o1000;
+    if meta.mode() & OTHERS_WRITE != 0 && meta.mode() & STICKY == 0 {
+        return Err(format!("{} is writable by others and not sticky", dir.display()));
+    }
+    Ok(())
 }
 
 fn clear_stale_socket(path: &Path) -> Result<(), String> {
