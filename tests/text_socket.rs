@@ -96,3 +96,14 @@ fn the_text_socket_has_the_main_sockets_mode() {
     let mode = std::fs::metadata(text_socket(&daemon)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
 }
+
+#[test]
+fn a_request_stuck_behind_a_session_is_answered_busy_and_never_applied() {
+    let daemon = Daemon::start(&[]);
+    let mut holder = daemon.client();
+    holder.lock(&common::db("misc"), std::time::Duration::from_secs(30)).unwrap();
+    let reply = ask(&daemon, "put misc late value");
+    assert!(reply.starts_with("error busy"), "{reply:?}");
+    assert!(holder.unlock(&common::db("misc")).unwrap());
+    assert_eq!(holder.get(&common::db("misc"), b"late").unwrap(), None, "the withdrawn put was not applied");
+}

@@ -13,13 +13,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::connection::{ConnectionContext, Peer, answer};
-use crate::db::ConnId;
+use crate::db::{ConnId, ConnectionClosed};
 
 /// How long a client has to send its request: under Exim's default readsocket wait of 5 s, so
 /// the reply (an error) arrives before Exim gives up.
 pub const TEXT_READ_WAIT_MAX: Duration = Duration::from_secs(3);
 /// How long the reply may take to write, and the client to close after it.
 pub const TEXT_WRITE_WAIT_MAX: Duration = Duration::from_secs(2);
+/// How long a request may wait for its answer (behind another client's exclusive session,
+/// say) before it is withdrawn, never to be applied, and answered `error busy`: under Exim's
+/// default readsocket wait of 5 s.
+pub const TEXT_ANSWER_WAIT_MAX: Duration = Duration::from_secs(4);
 
 /// Serves one text connection: read a request, answer it, close.
 pub async fn serve(
@@ -40,9 +44,22 @@ pub async fn serve(
     let reply = match request.and_then(|line| parse_request(&line)) {
         Ok(request) => {
             let kind = request.kind();
-            let response = answer(&ctx.registry, request, conn).await;
-            tracing::debug!(pid = ?peer.pid, op = kind, "text request answered");
-            format_reply(&response)
+            let database = request.target_db().and_then(|db| ctx.registry.lookup(&db)).map(|handle| handle.addr);
+            tokio::select! {
+                response = answer(&ctx.registry, request, conn) => {
+                    tracing::debug!(pid = ?peer.pid, op = kind, "text request answered");
+                    format_reply(&response)
+                }
+                () = tokio::time::sleep(TEXT_ANSWER_WAIT_MAX) => {
+                    // Withdraw it where it waits, so it is never applied for a client that
+                    // has been told it failed.
+                    if let Some(addr) = database {
+                        addr.do_send(ConnectionClosed(conn));
+                    }
+                    tracing::info!(pid = ?peer.pid, op = kind, "text request withdrawn: no answer in time");
+                    error_line(&format!("busy: no answer within {} s", TEXT_ANSWER_WAIT_MAX.as_secs()))
+                }
+            }
         }
         Err(reason) => {
             tracing::info!(pid = ?peer.pid, uid = ?peer.uid, reason = %reason, "text request refused");
