@@ -135,6 +135,7 @@ typedef struct {
     char name[HINTSD_EXIM_NAME_MAX + 1];
     unsigned depth;     /* handles' open and transaction levels holding it; 0: slot free */
     long long since_ms; /* when the lease was last taken or renewed (hintsd_now_ms) */
+    uint64_t conn_id;   /* the connection that holds it (hints_connection_id) */
 } hintsd_session;
 
 typedef struct {
@@ -274,6 +275,7 @@ static inline BOOL hintsd_hold(hintsd_db *db) {
             return FALSE;
         }
         slot->since_ms = hintsd_now_ms();
+        slot->conn_id = hints_connection_id(client);
     }
     slot->depth++;
     db->levels++;
@@ -306,18 +308,29 @@ static inline void hintsd_release(hintsd_db *db, BOOL all) {
     }
 }
 
-/* Before a call on db: renews the session it holds once half of the lease has gone by. */
-static inline void hintsd_keep(hintsd_db *db) {
+/* Before a call on db: FALSE (errno EAGAIN) if db holds a session that its connection has lost
+ * (a timed-out call drops the connection, and hintsd ends its sessions with it), so nothing
+ * is read or written as if under Exim's lock when it is not; otherwise renews the session
+ * once half of the lease has gone by, and TRUE. */
+static inline BOOL hintsd_keep(hintsd_db *db) {
     hintsd_adopt(db);
     if (db->levels == 0) {
-        return;
+        return TRUE;
     }
+    hints_t *client = hintsd_exim_client();
     hintsd_session *slot = hintsd_session_of(db->name, FALSE);
+    if (slot == NULL || client == NULL || hints_connection_id(client) != slot->conn_id) {
+        DEBUG(D_hints_lookup)
+        debug_printf_indent("hintsd: the session on %s was lost with its connection\n", db->name);
+        errno = EAGAIN;
+        return FALSE;
+    }
     long long now = hintsd_now_ms();
-    if (slot != NULL && now - slot->since_ms >= hintsd_lease_ms() / 2 &&
-        hintsd_lock(hintsd_exim_client(), db->name) == HINTS_OK) {
+    if (now - slot->since_ms >= hintsd_lease_ms() / 2 && hintsd_lock(client, db->name) == HINTS_OK &&
+        hints_connection_id(client) == slot->conn_id) {
         slot->since_ms = now;
     }
+    return TRUE;
 }
 
 /* hintsd's name for the database at path: its basename, capitals made small. */
@@ -452,7 +465,9 @@ static inline BOOL exim_dbget(EXIM_DB *db, EXIM_DATUM *key, EXIM_DATUM *res) {
     if (db == NULL || !hintsd_key_of(key, &bytes, &len)) {
         return FALSE;
     }
-    hintsd_keep(db);
+    if (!hintsd_keep(db)) {
+        return FALSE;
+    }
     int code = hints_get_alloc(hintsd_exim_client(), db->name, bytes, len, &value, &value_len);
     if (code != HINTS_OK) {
         if (code != HINTS_NOT_FOUND) {
@@ -472,7 +487,9 @@ static inline int exim_dbput(EXIM_DB *db, EXIM_DATUM *key, EXIM_DATUM *data) {
     if (db == NULL || !db->writable || !hintsd_key_of(key, &bytes, &len)) {
         return -1;
     }
-    hintsd_keep(db);
+    if (!hintsd_keep(db)) {
+        return -1;
+    }
     int code = hints_put(hintsd_exim_client(), db->name, bytes, len, data->data, data->len, NULL, NULL);
     if (code != HINTS_OK) {
         hintsd_debug_failure("put", db->name, code);
@@ -490,7 +507,9 @@ static inline int exim_dbputb(EXIM_DB *db, EXIM_DATUM *key, EXIM_DATUM *data) {
     if (db == NULL || !db->writable || !hintsd_key_of(key, &bytes, &len)) {
         return -1;
     }
-    hintsd_keep(db);
+    if (!hintsd_keep(db)) {
+        return -1;
+    }
     int code = hints_put_if_absent(hintsd_exim_client(), db->name, bytes, len, data->data, data->len, &stored);
     if (code != HINTS_OK) {
         hintsd_debug_failure("put if absent", db->name, code);
@@ -507,7 +526,9 @@ static inline int exim_dbdel(EXIM_DB *db, EXIM_DATUM *key) {
     if (db == NULL || !db->writable || !hintsd_key_of(key, &bytes, &len)) {
         return -1;
     }
-    hintsd_keep(db);
+    if (!hintsd_keep(db)) {
+        return -1;
+    }
     int code = hints_delete(hintsd_exim_client(), db->name, bytes, len, &existed);
     if (code != HINTS_OK) {
         hintsd_debug_failure("delete", db->name, code);
@@ -570,7 +591,9 @@ static inline void hintsd_cursor_load(hintsd_cursor *cursor) {
     cursor->next = 0;
     cursor->out_of_memory = FALSE;
     cursor->loaded = TRUE;
-    hintsd_keep(cursor->db);
+    if (!hintsd_keep(cursor->db)) {
+        return;
+    }
     int code = hints_scan(hintsd_exim_client(), cursor->db->name, NULL, 0, hintsd_collect_key, cursor);
     if (code != HINTS_OK) {
         hintsd_debug_failure("scan", cursor->db->name, code);

@@ -217,6 +217,14 @@ int hints_counter(hints_t *h, const char *db, const void *key, size_t key_len, i
 int hints_lock(hints_t *h, const char *db, unsigned lease_ms);
 
 /*
+ * The id of the handle's open connection (1, 2, ... in the order the handle opened them), or 0
+ * when it has none (NULL handle included). Sessions and slots belong to a connection: a
+ * caller holding one checks before its next call that the id has not changed, since a
+ * timed-out call drops the connection and what it held.
+ */
+uint64_t hints_connection_id(const hints_t *h);
+
+/*
  * Ends this handle's exclusive session on db: *held (optional) is 1 if the connection still
  * held it, 0 if it had already ended (the lease ran out, or it went with an earlier connection).
  */

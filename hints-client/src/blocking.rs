@@ -64,6 +64,8 @@ pub struct Client {
     connection: Option<Connection>,
     /// Reused by single calls, so a call allocates no reply vector.
     responses: Vec<Response>,
+    /// Connections this client has opened; the current one's number is its id.
+    connections_opened: u64,
 }
 
 /// An open socket and the process that opened it.
@@ -88,7 +90,13 @@ impl Drop for Connection {
 impl Client {
     /// A client for `config`. Does not connect: the first call does.
     pub fn new(config: ClientConfig) -> Client {
-        Client { config, codec: Codec::new(), connection: None, responses: Vec::with_capacity(1) }
+        Client {
+            config,
+            codec: Codec::new(),
+            connection: None,
+            responses: Vec::with_capacity(1),
+            connections_opened: 0,
+        }
     }
 
     /// The client's configuration.
@@ -105,6 +113,15 @@ impl Client {
     /// True while a connection is open (it may still turn out to be broken).
     pub fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// Names the open connection (1 for the first this client opened, then 2, ...), `None`
+    /// when there is none in this process. Slots and sessions belong to one connection: code
+    /// that holds one can tell, before its next call, whether it still has the connection
+    /// that took it.
+    pub fn connection_id(&self) -> Option<u64> {
+        let connection = self.connection.as_ref()?;
+        (connection.pid == std::process::id()).then_some(self.connections_opened)
     }
 
     /// The daemon's version, as its hello reply gave it, while connected.
@@ -439,6 +456,7 @@ impl Client {
         socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
         socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
         let mut connection = Connection { socket, pid: std::process::id(), armed: timeout };
+        self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
         connection
             .pump(&mut self.codec, deadline, &mut Vec::new())

@@ -69,7 +69,7 @@ pub const CODES: [(&str, c_int); 10] = [
 ];
 
 /// Every function this module exports, so a test can compare them with the header's.
-pub const EXPORTED: [&str; 21] = [
+pub const EXPORTED: [&str; 22] = [
     "hints_open",
     "hints_close",
     "hints_set_timeout",
@@ -90,6 +90,7 @@ pub const EXPORTED: [&str; 21] = [
     "hints_counter",
     "hints_lock",
     "hints_unlock",
+    "hints_connection_id",
     "hints_ping",
 ];
 
@@ -826,6 +827,22 @@ pub unsafe extern "C" fn hints_lock(handle: *mut Handle, db: *const c_char, leas
             Ok(())
         })
     }
+}
+
+/// The id of the handle's open connection (1, 2, ... in the order this handle opened them), or
+/// 0 when it has none. Sessions and slots belong to a connection: a caller that holds one
+/// checks before its next call that the id has not changed (a timed-out call drops the
+/// connection, and its sessions and slots with it).
+///
+/// # Safety
+/// `handle` is NULL (giving 0) or a live handle from [`hints_open`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hints_connection_id(handle: *const Handle) -> u64 {
+    // SAFETY: by the contract above, a non-NULL handle is live; this only reads it.
+    let Some(handle) = (unsafe { handle.as_ref() }) else {
+        return 0;
+    };
+    catch_unwind(AssertUnwindSafe(|| handle.client.connection_id().unwrap_or(0))).unwrap_or(0)
 }
 
 /// Ends this handle's exclusive session on `db`; whether the connection still held it (1), or

@@ -313,7 +313,11 @@ static void test_put_if_absent_and_sessions(hints_t *h) {
     RC(h, hints_get(h, "misc", KEY("first-wins"), buf, sizeof buf, &len, NULL, NULL), HINTS_OK);
     CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
 
+    CHECK(hints_connection_id(NULL) == 0);
+    uint64_t connection = hints_connection_id(h);
+    CHECK(connection >= 1); /* the calls above opened one */
     RC(h, hints_lock(h, "misc", 5000), HINTS_OK);
+    CHECK(hints_connection_id(h) == connection);
     RC(h, hints_put(h, "misc", KEY("in-session"), "x", 1, NULL, NULL), HINTS_OK);
     RC(h, hints_unlock(h, "misc", &held), HINTS_OK);
     CHECK(held == 1);

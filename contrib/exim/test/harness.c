@@ -218,6 +218,41 @@ static int read_count(const char *db, const char *key) {
 /* Run in a child before this process makes its handle, with a socket nobody listens on: a
  * read-write open fails as a hints file that cannot be locked does, and a read-only open reads
  * nothing. The child's exit status is its count of failed checks. */
+/* A read that times out behind another process's session drops the connection, and hintsd
+ * ends this process's own sessions with it: a write that then believed itself under Exim's
+ * lock must fail rather than go through unlocked. */
+static void test_a_lost_session_fails_the_writes_under_it(void) {
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t holder = fork();
+    if (holder == 0) {
+        open_hints misc;
+        hintsd_exim_process.client = NULL; /* an unrelated process, with its own connection */
+        BOOL held = hints_db_open(&misc, "misc", O_RDWR | O_CREAT);
+        (void)!write(ready[1], held ? "y" : "n", 1);
+        sleep_ms(HINTSD_EXIM_TIMEOUT_MS + 1500);
+        if (held) {
+            hints_db_close(&misc);
+        }
+        _exit(0);
+    }
+    char held = 0;
+    CHECK(read(ready[0], &held, 1) == 1 && held == 'y');
+    open_hints retry, misc;
+    CHECK(hints_db_open(&retry, "retry", O_RDWR | O_CREAT));
+    CHECK(hints_db_write(&retry, "R:before.example", "x", 1) == 0);
+    CHECK(hints_db_open(&misc, "misc", O_RDONLY));
+    CHECK(hints_db_read(&misc, "anything", NULL) == NULL); /* waits behind the holder, times out */
+    hints_db_close(&misc);
+    CHECK(hints_db_write(&retry, "R:after.example", "x", 1) == -1);
+    hints_db_close(&retry);
+    int status = 0;
+    CHECK(waitpid(holder, &status, 0) == holder && WIFEXITED(status));
+    CHECK(hints_get(outside, "retry", "R:after.example", 15, NULL, 0, NULL, NULL, NULL) == HINTS_NOT_FOUND);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 static void test_daemon_unavailable(void) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -678,6 +713,7 @@ int main(int argc, char **argv) {
     test_lease_renewal();
     test_one_connection();
     test_concurrent_increments();
+    test_a_lost_session_fails_the_writes_under_it();
     test_no_files();
     hints_close(outside);
 
