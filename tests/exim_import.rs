@@ -429,3 +429,25 @@ fn a_large_import_reports_progress_and_loads_in_batches() {
     assert!(dry.status.success() && stdout(&dry).contains("seen: 10001 records read"), "{}", stdout(&dry));
     assert_eq!(other.client().stats(Some(&common::db("seen"))).unwrap().first().map_or(0, |stats| stats.records), 0);
 }
+
+#[test]
+fn a_dump_line_far_longer_than_exim_writes_is_refused_not_held() {
+    let daemon = Daemon::start(&[]);
+    let mut input = vec![b'x'; 200 * 1024];
+    input.push(b'\n');
+    let mut child = Command::new(common::hintsctl_bin())
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["import-exim", "--stdin", "--db", "seen", "--utc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // hintsctl stops reading at the limit, so the rest may meet a closed pipe.
+    let _ = child.stdin.take().unwrap().write_all(&input);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stderr(&output).contains("not an exim_dumpdb dump"), "{}", stderr(&output));
+    daemon.client().ping().unwrap();
+}

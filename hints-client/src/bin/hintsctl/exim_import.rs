@@ -27,6 +27,9 @@ use crate::failure::Failure;
 
 /// Puts sent in one pipelined call (the client splits it into windows of its pipeline depth).
 const BATCH: usize = 512;
+/// The longest dump line read; exim_dumpdb's longest (a retry record with its 150-byte text,
+/// or a full wait- record) is far shorter. A longer line is refused, never held whole.
+const LINE_BYTES_MAX: u64 = 64 * 1024;
 /// Without a terminal, a progress line on stderr every this many records.
 const PROGRESS_EVERY: u64 = 10_000;
 /// With a terminal, the progress bar is redrawn at most this often.
@@ -289,9 +292,17 @@ fn load(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = input
+        let read = (&mut input)
+            .take(LINE_BYTES_MAX + 1)
             .read_until(b'\n', &mut line)
             .map_err(|err| Failure::Other(format!("reading the dump of {}: {err}", report.name)))?;
+        if line.len() as u64 > LINE_BYTES_MAX {
+            return Err(Failure::Other(format!(
+                "line {} of the dump of {} is over {LINE_BYTES_MAX} bytes: not an exim_dumpdb dump",
+                report.lines + 1,
+                report.name
+            )));
+        }
         let results = if read == 0 {
             reader.finish()
         } else {
