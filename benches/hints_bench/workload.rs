@@ -5,6 +5,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
+use hints_proto::Stamp;
+use hints_proto::condition::parse_ratelimit;
 use hints_proto::exim::{RatelimitRecord, SeenRecord};
 use serde::{Deserialize, Serialize};
 
@@ -160,22 +162,17 @@ pub fn now() -> (i64, i32) {
     (since.as_secs() as i64, since.subsec_micros() as i32)
 }
 
-/// Exim's smoothed rate after one event at `now` (`acl.c`, strict mode: always written).
-pub fn next_rate(previous: Option<&[u8]>, now: (i64, i32)) -> RatelimitRecord {
-    const COUNT: f64 = 1.0;
-    let rate = match previous.and_then(|bytes| RatelimitRecord::decode(bytes).ok()) {
-        None => COUNT,
-        Some(prev) => {
-            let secs = |s: i64, us: i32| s as f64 + f64::from(us) / 1e6;
-            let mut i = secs(now.0, now.1) - secs(prev.time_stamp, prev.time_usec);
-            if i <= 0.0 {
-                i = 1e-9;
-            }
-            let a = (-i / RATE_PERIOD_SECS).exp();
-            ((1.0 - a) * COUNT / (i / RATE_PERIOD_SECS) + a * prev.rate).max(COUNT)
-        }
-    };
-    RatelimitRecord { time_stamp: now.0, time_usec: now.1, rate }
+/// The record Exim's smoothed rate leaves after one event from `host` at `now` (strict mode:
+/// always written), computed by hintsd's own implementation of `acl.c`'s formula, so every
+/// contender stores what Exim would, by the one formula the project has.
+pub fn next_rate(previous: Option<&[u8]>, host: &str, now: (i64, i32)) -> Vec<u8> {
+    let condition = parse_ratelimit(&rate_condition(host)).expect("the benchmark's condition parses");
+    let at = Stamp { secs: now.0.max(0) as u64, micros: now.1.max(0) as u32 };
+    let outcome = hintsd::hints::ratelimit::apply(&condition, previous, at)
+        // A record that does not decode counts as none, as hintsd treats a damaged one.
+        .or_else(|_| hintsd::hints::ratelimit::apply(&condition, None, at))
+        .expect("a fresh record always computes");
+    outcome.write.expect("strict mode always writes")
 }
 
 /// Does `access` on a store with only get, put and update; whether it did what it should (a
@@ -186,7 +183,7 @@ pub fn apply(store: &mut (impl Store + ?Sized), access: &Access) -> Res<bool> {
         Access::Put { key, value } => store.put(key, value).map(|()| true),
         Access::Ratelimit { host } => {
             let at = now();
-            store.update(rate_key(host).as_bytes(), &mut |old| next_rate(old, at).encode())?;
+            store.update(rate_key(host).as_bytes(), &mut |old| next_rate(old, host, at))?;
             Ok(true)
         }
         Access::SeenCheck { key } => {
@@ -342,9 +339,9 @@ mod tests {
     fn the_rate_formula_matches_exims_test_vector() {
         // Previous rate 100 exactly one period ago (shared/reference/exim-hints.md).
         let previous = RatelimitRecord { time_stamp: 1_000_000, time_usec: 0, rate: 100.0 }.encode();
-        let next = next_rate(Some(&previous), (1_003_600, 0));
-        assert_eq!(next.rate, 37.420_064_675_972_796);
-        assert_eq!(next_rate(None, (5, 0)).rate, 1.0);
+        let rate_of = |bytes: Vec<u8>| RatelimitRecord::decode(&bytes).unwrap().rate;
+        assert_eq!(rate_of(next_rate(Some(&previous), "192.0.2.1", (1_003_600, 0))), 37.420_064_675_972_796);
+        assert_eq!(rate_of(next_rate(None, "192.0.2.1", (5, 0))), 1.0);
     }
 
     #[test]
