@@ -39,6 +39,19 @@ struct Args {
     command: Cmd,
 }
 
+/// Which counter a counting worker increments, and how often.
+#[derive(Debug, clap::Args)]
+struct CounterArgs {
+    #[arg(long)]
+    socket: PathBuf,
+    #[arg(long)]
+    db: String,
+    #[arg(long)]
+    key: String,
+    #[arg(long)]
+    count: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the benchmark matrix and print a table.
@@ -46,16 +59,7 @@ enum Cmd {
     /// One benchmark client process (started by `run`); prints its result as JSON.
     Worker(WorkerArgs),
     /// Increment a counter held as a decimal value COUNT times by compare-and-set.
-    CasIncrement {
-        #[arg(long)]
-        socket: PathBuf,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        count: u64,
-    },
+    CasIncrement(CounterArgs),
     /// Measure the daemon's memory holding RECORDS records, and its snapshot write and load.
     Memory {
         #[arg(long, default_value_t = 1_000_000)]
@@ -67,16 +71,7 @@ enum Cmd {
         json: Option<PathBuf>,
     },
     /// Add 1 to a counter COUNT times (the daemon's atomic add).
-    CounterAdd {
-        #[arg(long)]
-        socket: PathBuf,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        count: u64,
-    },
+    CounterAdd(CounterArgs),
     /// Take and give back a serialize slot ROUNDS times; while holding one, count the holders
     /// through an independent counter and fail if more than LIMIT hold at once.
     SerializeWorker {
@@ -195,11 +190,11 @@ fn main() {
     let result = match args.command {
         Cmd::Run(run_args) => run(&run_args),
         Cmd::Worker(worker_args) => worker(&worker_args),
-        Cmd::CasIncrement { socket, db, key, count } => cas_increment(socket, &db, &key, count),
+        Cmd::CasIncrement(CounterArgs { socket, db, key, count }) => cas_increment(socket, &db, &key, count),
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
         Cmd::ForkCloseCheck { socket } => fork_close_check(socket),
         Cmd::EchoServer { socket } => contenders::echo_server(&socket),
-        Cmd::CounterAdd { socket, db, key, count } => counter_add(socket, &db, &key, count),
+        Cmd::CounterAdd(CounterArgs { socket, db, key, count }) => counter_add(socket, &db, &key, count),
         Cmd::Memory { records, value_bytes, json } => memory::run(records, value_bytes).and_then(|report| {
             memory::print(&report);
             if let Some(path) = json {
