@@ -16,6 +16,7 @@ use crate::codec::{Codec, Failure, describe_io, unavailable, validate_all};
 use crate::config::ClientConfig;
 use crate::error::Error;
 use crate::ops::{self, CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
+use crate::process::ProcessMark;
 
 /// How far the socket's read timeout may drift from a call's remaining time before it is set
 /// again. A call ends at most this long after its deadline; in exchange the usual call, whose
@@ -71,7 +72,7 @@ pub struct Client {
 /// An open socket and the process that opened it.
 struct Connection {
     socket: Socket,
-    pid: u32,
+    opener: ProcessMark,
     /// The socket's read timeout as last set.
     armed: Duration,
 }
@@ -81,7 +82,7 @@ impl Drop for Connection {
     /// sees it end (and frees its slots and session) even while a forked child still holds a
     /// copy of the descriptor. A child only closes its copy, leaving the parent's connection be.
     fn drop(&mut self) {
-        if self.pid == std::process::id() {
+        if self.opener.is_current() {
             let _ = self.socket.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -121,7 +122,7 @@ impl Client {
     /// that took it.
     pub fn connection_id(&self) -> Option<u64> {
         let connection = self.connection.as_ref()?;
-        (connection.pid == std::process::id()).then_some(self.connections_opened)
+        connection.opener.is_current().then_some(self.connections_opened)
     }
 
     /// The daemon's version, as its hello reply gave it, while connected.
@@ -438,7 +439,7 @@ impl Client {
     /// closed without a byte written to it (the parent's stays open).
     fn take_reusable_connection(&mut self) -> Option<Connection> {
         let connection = self.connection.take()?;
-        (connection.pid == std::process::id() && self.codec.is_clean()).then_some(connection)
+        (connection.opener.is_current() && self.codec.is_clean()).then_some(connection)
     }
 
     /// Connects and says hello, within `deadline`.
@@ -455,7 +456,7 @@ impl Client {
         socket.connect_timeout(&address, remaining).map_err(io_failed)?;
         socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
         socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
-        let mut connection = Connection { socket, pid: std::process::id(), armed: timeout };
+        let mut connection = Connection { socket, opener: ProcessMark::current(), armed: timeout };
         self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
         connection

@@ -26,6 +26,7 @@
 //! - `codec`: the sans-IO half of a connection both clients share: frames, ids, handshake,
 //!   the resend rule.
 //! - [`blocking`] and [`nonblocking`]: the two clients, which only move bytes.
+//! - `process`: the cheap fork check (a counter bumped in every forked child).
 //! - [`ffi`]: the C library (`libhints_client.so` and `.a`) over the blocking client.
 //!
 //! ```no_run
@@ -50,6 +51,7 @@ pub mod ffi;
 #[cfg(feature = "tokio")]
 pub mod nonblocking;
 mod ops;
+mod process;
 
 pub use blocking::Client;
 pub use config::{ClientConfig, DEFAULT_TIMEOUT};

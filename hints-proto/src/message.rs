@@ -338,11 +338,16 @@ impl Request {
 
     /// The database whose actor handles the request, if one does.
     pub fn target_db(&self) -> Option<DbName> {
+        self.target_db_name().map(|name| DbName(name.to_owned()))
+    }
+
+    /// The name of [`Request::target_db`], without copying it.
+    pub fn target_db_name(&self) -> Option<&str> {
         match self {
-            Request::Ratelimit { .. } => Some(DbName(RATELIMIT_DB.to_owned())),
-            Request::Seen { .. } => Some(DbName(SEEN_DB.to_owned())),
-            Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } => Some(db.clone()),
-            other => other.db().cloned(),
+            Request::Ratelimit { .. } => Some(RATELIMIT_DB),
+            Request::Seen { .. } => Some(SEEN_DB),
+            Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } => Some(db.as_str()),
+            other => other.db().map(DbName::as_str),
         }
     }
 

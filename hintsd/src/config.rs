@@ -22,6 +22,8 @@ pub const DATABASES_MAX_DEFAULT: usize = 256;
 /// Default and upper bound of `worker_threads` (the tokio pool for accept and hello).
 pub const WORKER_THREADS_DEFAULT: usize = 2;
 pub const WORKER_THREADS_LIMIT: usize = 64;
+/// Upper bound of `connection_threads` (lanes); the default is one per core.
+pub const CONNECTION_THREADS_LIMIT: usize = 64;
 /// The largest configuration file read.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
 /// The text socket's file name beside the main socket, unless configured.
@@ -69,8 +71,9 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionPlacement {
-    /// On the arbiter of the database the connection uses: no thread hand-off per request.
-    Database,
+    /// On a lane (`connection_threads` of them), a thread each connection keeps for its life:
+    /// no thread hand-off per request.
+    Lanes,
     /// On the tokio pool, sending each request across threads (kept to measure the difference).
     Pool,
 }
@@ -103,8 +106,10 @@ pub struct Config {
     pub databases: Vec<DbName>,
     pub databases_max: usize,
     pub worker_threads: usize,
+    /// Lanes: threads that run connections after their hello.
+    pub connection_threads: usize,
     pub log_format: LogFormat,
-    /// Where connection tasks run: on their database's thread, or on the tokio pool.
+    /// Where connection tasks run: on lanes (`connection_threads`), or on the tokio pool.
     pub connection_placement: ConnectionPlacement,
     /// Where snapshots are written and loaded from; `None` runs as a pure cache.
     pub snapshot_dir: Option<PathBuf>,
@@ -171,6 +176,7 @@ struct FileConfig {
     databases: Option<Vec<String>>,
     databases_max: Option<usize>,
     worker_threads: Option<usize>,
+    connection_threads: Option<usize>,
     log_format: Option<LogFormat>,
     connection_placement: Option<ConnectionPlacement>,
     snapshot_dir: Option<PathBuf>,
@@ -319,8 +325,14 @@ impl Config {
                 WORKER_THREADS_DEFAULT,
                 WORKER_THREADS_LIMIT,
             )?,
+            connection_threads: bounded(
+                "connection_threads",
+                file.connection_threads,
+                std::thread::available_parallelism().map_or(2, usize::from).min(CONNECTION_THREADS_LIMIT),
+                CONNECTION_THREADS_LIMIT,
+            )?,
             log_format: overrides.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            connection_placement: file.connection_placement.unwrap_or(ConnectionPlacement::Database),
+            connection_placement: file.connection_placement.unwrap_or(ConnectionPlacement::Lanes),
             fault_panic_key: overrides.fault_panic_key,
         })
     }
@@ -438,7 +450,7 @@ mod tests {
     fn every_key_is_read() {
         let config = parse(
             "socket = \"/x.sock\"\nsocket_group = 0\nallow_uids = [1234, \"root\"]\nallow_gids = [77]\nconnections_max = 10\n\
-             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
+             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nconnection_threads = 3\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
         )
         .unwrap();
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"), "the command line wins");
@@ -449,6 +461,7 @@ mod tests {
         assert_eq!((config.connections_max, config.mailbox_capacity, config.databases_max), (10, 20, 30));
         assert_eq!(config.databases.len(), 2);
         assert_eq!((config.worker_threads, config.log_format), (1, LogFormat::Json));
+        assert_eq!(config.connection_threads, 3);
         assert_eq!(config.connection_placement, ConnectionPlacement::Pool);
     }
 
@@ -464,6 +477,8 @@ mod tests {
             ("socket_group = \"no-such-group-hintsd\"", "socket_group"),
             ("log_format = \"xml\"", "log_format"),
             ("worker_threads = 65", "worker_threads"),
+            ("connection_threads = 0", "connection_threads"),
+            ("connection_threads = 65", "connection_threads"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(key), "{text:?} gave {err}");

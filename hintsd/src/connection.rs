@@ -1,11 +1,10 @@
 //! One client connection: the hello, then batches of pipelined requests answered in order.
 //!
-//! A connection's task runs on the arbiter (thread) of the database it uses, so a request
-//! costs no thread hand-off: the socket's own wake-up reaches the thread that holds the
-//! database's actor, the actor answers on that thread, and the reply is written from it. A
-//! connection starts on the tokio pool (accept and hello) and moves to the arbiter of the first
-//! database it asks for; when a batch starts with a request for a database on another arbiter,
-//! it moves again. Requests for other databases within a batch are sent across threads.
+//! A connection is greeted on the tokio pool and then moves to a lane (`lanes.rs`), a thread
+//! of its own that it shares with other connections and never leaves, so the socket's own
+//! wake-up is the only one a request costs. Plain requests are applied right there, under
+//! their database's lock (`direct.rs`); requests that need a database's actor (sessions,
+//! snapshots, stats, a database not started yet) are sent to its mailbox.
 //!
 //! Bad input (an oversized, malformed or unknown frame) gets an error reply and the connection
 //! is closed; nothing else is affected. A half-sent frame times out; an idle connection between
@@ -30,7 +29,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::db::{Apply, ConnId, ConnectionClosed, DbActor};
+use crate::db::{Apply, ConnId, DbActor};
+use crate::direct::{self, Direct};
+use crate::lanes::{Lanes, Seat};
 use crate::registry::{DbHandle, Registry};
 
 /// How long a new connection has to send its hello.
@@ -61,9 +62,9 @@ const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct ConnectionContext {
     pub registry: Registry,
-    /// Move each connection to its database's arbiter (the default); off, connections stay
-    /// on the tokio pool, which exists to measure what the move saves.
-    pub follow_database: bool,
+    /// The threads connections move to after their hello (the default); `None` keeps them on
+    /// the tokio pool, which exists to measure what the move saves.
+    pub lanes: Option<Lanes>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -86,6 +87,10 @@ struct Holdings {
 }
 
 impl Holdings {
+    fn holds(&self, db: &str) -> bool {
+        self.dbs.iter().any(|(held, _)| held.as_str() == db)
+    }
+
     fn note(&mut self, db: DbName, addr: Addr<DbActor>) {
         match self.dbs.iter_mut().find(|(held, _)| *held == db) {
             // The database's actor may have been started anew since: tell the live one.
@@ -97,9 +102,8 @@ impl Holdings {
 
 impl Drop for Holdings {
     fn drop(&mut self) {
-        for (_, addr) in &self.dbs {
-            // do_send ignores the mailbox bound; there is one such message per database held.
-            addr.do_send(ConnectionClosed(self.conn));
+        for (db, addr) in &self.dbs {
+            direct::connection_closed(db, addr, self.conn);
         }
     }
 }
@@ -114,10 +118,8 @@ struct Connection {
     read_buf: Vec<u8>,
     read_pos: usize,
     write_buf: Vec<u8>,
-    /// The arbiter this task runs on; `None` on the tokio pool.
-    home: Option<usize>,
-    /// A batch decoded on the previous thread, to answer first after a move.
-    carried: Option<Batch>,
+    /// The lane this task runs on (held for its count); `None` on the tokio pool.
+    _seat: Option<Seat>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit.
@@ -151,13 +153,16 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         read_buf: Vec::with_capacity(READ_CHUNK_BYTES),
         read_pos: 0,
         write_buf: Vec::new(),
-        home: None,
-        carried: None,
+        _seat: None,
         frame_deadline: None,
         _permit: permit,
     };
-    if conn.hello(&ctx).await {
-        conn.serve(ctx).await;
+    if !conn.hello(&ctx).await {
+        return;
+    }
+    match ctx.lanes.clone() {
+        Some(lanes) => move_to_lane(conn, &lanes, ctx),
+        None => conn.serve(ctx).await,
     }
 }
 
@@ -198,60 +203,37 @@ impl Connection {
         self.flush().await && accepted
     }
 
-    /// Answers batches until the peer closes, the daemon stops, or the task moves thread.
+    /// Answers batches until the peer closes or the daemon stops.
     async fn serve(mut self, ctx: ConnectionContext) {
         loop {
-            let batch = match self.carried.take() {
-                Some(batch) => batch,
-                None => match self.fill(&ctx, FRAME_BYTES_MAX).await {
-                    Fill::Ready => self.take_batch(),
-                    Fill::Closed | Fill::Stopping => return,
-                    Fill::Broken(refusal) => Batch { requests: Vec::new(), refusal: Some(refusal) },
-                },
+            let batch = match self.fill(&ctx, FRAME_BYTES_MAX).await {
+                Fill::Ready => self.take_batch(),
+                Fill::Closed | Fill::Stopping => return,
+                Fill::Broken(refusal) => Batch { requests: Vec::new(), refusal: Some(refusal) },
             };
-            if let Some(target) = self.move_target(&ctx, &batch) {
-                self.carried = Some(batch);
-                move_to(self, target, ctx);
-                return;
-            }
-            // Every database the batch names is opened (started if new) and remembered first,
-            // so that however the connection ends, each is told.
-            let mut handles = Vec::with_capacity(batch.requests.len());
-            for envelope in &batch.requests {
-                let handle = match envelope.request.target_db() {
-                    Some(db) if !matches!(envelope.request, Request::Stats { .. } | Request::Snapshot { .. }) => {
-                        ctx.registry.open(&db).await.ok().inspect(|handle| self.holdings.note(db, handle.addr.clone()))
+            let Batch { requests, refusal } = batch;
+            let mut responses = Vec::with_capacity(requests.len());
+            // Plain requests are applied here, in order. From the first that cannot be (a
+            // session, a snapshot, a database not started yet), the rest of the batch goes
+            // through the actors' mailboxes, so the batch keeps its order.
+            let mut requests = requests.into_iter();
+            let mut through_mailbox = Vec::new();
+            while let Some(RequestEnvelope { id, request }) = requests.next() {
+                match self.apply_here(request) {
+                    Direct::Applied(response) => responses.push(ResponseEnvelope { id, response }),
+                    Direct::Declined(request) => {
+                        through_mailbox.push(RequestEnvelope { id, request });
+                        through_mailbox.extend(requests.by_ref());
+                        break;
                     }
-                    _ => None,
-                };
-                handles.push(handle);
+                }
             }
-            let refusal = batch.refusal;
-            let conn_id = self.holdings.conn;
-            let registry = &ctx.registry;
-            let answers = async move {
-                let mut requests = batch.requests.into_iter().zip(handles);
-                if requests.len() == 1 {
-                    // The common case, one request a round trip, without join_all's bookkeeping.
-                    let (envelope, handle) = requests.next().expect("one request");
-                    let response = answer_with(registry, envelope.request, handle, conn_id).await;
-                    return vec![ResponseEnvelope { id: envelope.id, response }];
+            if !through_mailbox.is_empty() {
+                match self.ask_actors(&ctx, through_mailbox).await {
+                    Some(answered) => responses.extend(answered),
+                    None => return,
                 }
-                join_all(requests.map(|(envelope, handle)| async move {
-                    let response = answer_with(registry, envelope.request, handle, conn_id).await;
-                    ResponseEnvelope { id: envelope.id, response }
-                }))
-                .await
-            };
-            // A request may wait behind another client's session: meanwhile, watch for this
-            // client going away, so its requests are withdrawn rather than applied for nobody.
-            let responses = tokio::select! {
-                responses = answers => responses,
-                () = self.peer_gone() => {
-                    tracing::debug!(peer = ?self.peer, "client left while its requests waited; withdrawing them");
-                    return;
-                }
-            };
+            }
             self.write_buf.clear();
             for response in &responses {
                 if let Err(err) = encode_frame(response, &mut self.write_buf) {
@@ -269,6 +251,58 @@ impl Connection {
                 return;
             }
             self.give_back_buffers();
+        }
+    }
+
+    /// Applies `request` here if it is a ping or a plain request for a running database (see
+    /// `direct.rs`); declines it otherwise.
+    fn apply_here(&mut self, request: Request) -> Direct {
+        if matches!(request, Request::Ping) {
+            return Direct::Applied(Response::Pong);
+        }
+        let Some(db) = request.target_db_name() else { return Direct::Declined(request) };
+        if !self.holdings.holds(db) {
+            // Remembered before its first request, so that however the connection ends, the
+            // database is told.
+            let Some((name, addr)) = direct::addr(db) else { return Direct::Declined(request) };
+            self.holdings.note(name, addr);
+        }
+        direct::apply(request, self.holdings.conn)
+    }
+
+    /// Sends `requests` to their databases' actors together and waits for every answer, in
+    /// order; `None` when the client left meanwhile (its requests are then withdrawn).
+    async fn ask_actors(
+        &mut self,
+        ctx: &ConnectionContext,
+        requests: Vec<RequestEnvelope>,
+    ) -> Option<Vec<ResponseEnvelope>> {
+        // Every database the requests name is opened (started if new) and remembered first,
+        // so that however the connection ends, each is told.
+        let mut handles = Vec::with_capacity(requests.len());
+        for envelope in &requests {
+            let handle = match envelope.request.target_db() {
+                Some(db) if !matches!(envelope.request, Request::Stats { .. } | Request::Snapshot { .. }) => {
+                    ctx.registry.open(&db).await.ok().inspect(|handle| self.holdings.note(db, handle.addr.clone()))
+                }
+                _ => None,
+            };
+            handles.push(handle);
+        }
+        let conn_id = self.holdings.conn;
+        let registry = &ctx.registry;
+        let answers = join_all(requests.into_iter().zip(handles).map(|(envelope, handle)| async move {
+            let response = answer_with(registry, envelope.request, handle, conn_id).await;
+            ResponseEnvelope { id: envelope.id, response }
+        }));
+        // A request may wait behind another client's session: meanwhile, watch for this
+        // client going away, so its requests are withdrawn rather than applied for nobody.
+        tokio::select! {
+            responses = answers => Some(responses),
+            () = self.peer_gone() => {
+                tracing::debug!(peer = ?self.peer, "client left while its requests waited; withdrawing them");
+                None
+            }
         }
     }
 
@@ -297,16 +331,6 @@ impl Connection {
             self.read_pos = 0;
             self.read_buf.shrink_to(READ_CHUNK_BYTES.max(self.read_buf.len()));
         }
-    }
-
-    /// The arbiter to move to before answering `batch`, if it is not this one.
-    fn move_target(&self, ctx: &ConnectionContext, batch: &Batch) -> Option<DbHandle> {
-        if !ctx.follow_database {
-            return None;
-        }
-        let db = batch.requests.first()?.request.target_db()?;
-        let handle = ctx.registry.lookup(&db)?;
-        (Some(handle.arbiter_id) != self.home).then_some(handle)
     }
 
     /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer, fewer once
@@ -433,10 +457,10 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
     refusal(code, &err.to_string())
 }
 
-/// Hands the connection to the arbiter of `target`; the socket is taken off this thread's
-/// reactor and put on the target's.
-fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
-    let Connection { stream, peer, holdings, read_buf, read_pos, write_buf, carried, _permit, .. } = conn;
+/// Hands the connection to the least busy lane: the socket is taken off this thread's reactor
+/// and put on the lane's, with any bytes already read.
+fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
+    let Connection { stream, peer, holdings, read_buf, read_pos, write_buf, _permit, .. } = conn;
     let fd = match OwnedFd::try_from(stream) {
         Ok(fd) => fd,
         Err(err) => {
@@ -444,7 +468,7 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
             return;
         }
     };
-    let arbiter_id = target.arbiter_id;
+    let (lane, seat) = lanes.seat();
     let tracker = ctx.tracker.clone();
     let resumed = tracker.track_future(async move {
         let stream = match Stream::try_from(fd) {
@@ -454,22 +478,13 @@ fn move_to(conn: Connection, target: DbHandle, ctx: ConnectionContext) {
                 return;
             }
         };
-        let conn = Connection {
-            stream,
-            peer,
-            holdings,
-            read_buf,
-            read_pos,
-            write_buf,
-            home: Some(arbiter_id),
-            carried,
-            frame_deadline: None,
-            _permit,
-        };
+        let _seat = Some(seat);
+        let conn =
+            Connection { stream, peer, holdings, read_buf, read_pos, write_buf, _seat, frame_deadline: None, _permit };
         conn.serve(ctx).await;
     });
-    if !target.arbiter.spawn(resumed) {
-        tracing::warn!("database arbiter has stopped; connection closed");
+    if !lane.spawn(resumed) {
+        tracing::warn!("connection lane has stopped; connection closed");
     }
 }
 
@@ -482,7 +497,8 @@ async fn answer_with(registry: &Registry, request: Request, handle: Option<DbHan
     }
 }
 
-/// Answers one request, through its database's actor when it has one.
+/// Answers one request: directly when it may be (see `direct.rs`), else through its
+/// database's actor.
 pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) -> Response {
     match &request {
         Request::Ping => return Response::Pong,
@@ -493,6 +509,10 @@ pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) 
         }
         _ => {}
     }
+    let request = match direct::apply(request, conn) {
+        Direct::Applied(response) => return response,
+        Direct::Declined(request) => request,
+    };
     let db = request.target_db().expect("every other request names a database");
     match registry.open(&db).await {
         Ok(handle) => ask(&handle, request, conn).await,

@@ -11,11 +11,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised, WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised};
 use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
 use tokio::sync::oneshot;
 
@@ -23,6 +22,7 @@ use hints_proto::condition::{ConditionError, parse_ratelimit, parse_seen};
 use hints_proto::exim::RecordError;
 
 use crate::config::Config;
+use crate::direct;
 use crate::hints;
 use crate::snapshot::{self, LoadOutcome};
 use crate::store::{CasResult, Entry, Store};
@@ -128,9 +128,11 @@ struct SessionHolder {
     generation: u64,
 }
 
-/// The actor that owns one database's store.
+/// One database: its records and the state connections hold in it. Its actor owns it, and
+/// connection tasks on any thread apply plain requests to it directly, under its lock (see
+/// `direct.rs`).
 #[derive(Debug)]
-pub struct DbActor {
+pub struct Database {
     db: DbName,
     config: DbConfig,
     store: Store,
@@ -141,6 +143,34 @@ pub struct DbActor {
     sweep_cursor: Option<Box<[u8]>>,
     /// The snapshot write in flight, and who waits for the next one.
     snapshot: SnapshotState,
+    /// A handler panicked and the actor is restarting: nothing is applied directly until then.
+    failed: bool,
+}
+
+/// The actor of one database. It shares its [`Database`] with connection tasks, which apply
+/// plain requests directly under its lock; everything that needs the actor's context (sessions
+/// and their timers, snapshots, the sweep, restarts) comes through its mailbox.
+#[derive(Debug)]
+pub struct DbActor {
+    database: Arc<Mutex<Database>>,
+}
+
+impl DbActor {
+    /// The actor of a database holding `store`.
+    pub fn new(db: DbName, config: DbConfig, store: Store) -> DbActor {
+        DbActor { database: Arc::new(Mutex::new(Database::new(db, config, store))) }
+    }
+
+    fn database(&self) -> MutexGuard<'_, Database> {
+        lock(&self.database)
+    }
+}
+
+/// Locks a database. A panic while it was held is caught inside the lock (`Database::guarded`),
+/// so poisoning can only come from a bug outside a handler; the state is used as it is, as the
+/// actor would after a caught panic.
+pub fn lock(database: &Mutex<Database>) -> MutexGuard<'_, Database> {
+    database.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// At most one snapshot write runs per database; requests that come while it runs wait for
@@ -151,10 +181,10 @@ struct SnapshotState {
     waiting: Vec<oneshot::Sender<Response>>,
 }
 
-impl DbActor {
+impl Database {
     /// A database holding `store`.
-    pub fn new(db: DbName, config: DbConfig, store: Store) -> DbActor {
-        DbActor {
+    pub fn new(db: DbName, config: DbConfig, store: Store) -> Database {
+        Database {
             db,
             config,
             store,
@@ -163,11 +193,39 @@ impl DbActor {
             session: Session::default(),
             sweep_cursor: None,
             snapshot: SnapshotState::default(),
+            failed: false,
         }
     }
 
-    fn apply(&mut self, request: Request, conn: ConnId, now: Stamp, ctx: &mut Context<Self>) -> Response {
+    /// True when `conn`'s `request` may be applied by [`Database::apply_plain`] right now,
+    /// without the actor: it touches only records and slots, and no other connection's
+    /// session holds the database.
+    pub fn applies_directly(&self, request: &Request, conn: ConnId) -> bool {
+        !self.failed && is_plain(request) && !self.must_wait(request, conn)
+    }
+
+    /// Applies a request that needs the actor's context (a session's timer) or none.
+    fn apply(&mut self, request: Request, conn: ConnId, now: Stamp, ctx: &mut Context<DbActor>) -> Response {
+        match request {
+            Request::Lock { lease_ms, .. } => {
+                self.count(&request);
+                self.lock(conn, lease_ms, ctx)
+            }
+            Request::Unlock { .. } => {
+                self.count(&request);
+                self.unlock(conn, ctx)
+            }
+            plain => self.apply_plain(plain, conn, now),
+        }
+    }
+
+    fn count(&mut self, request: &Request) {
         *self.counters.ops.entry(request.kind()).or_default() += 1;
+    }
+
+    /// Applies a plain request (see [`is_plain`]).
+    fn apply_plain(&mut self, request: Request, conn: ConnId, now: Stamp) -> Response {
+        self.count(&request);
         match request {
             Request::Get { key, .. } => {
                 self.check_fault(&key);
@@ -203,15 +261,15 @@ impl DbActor {
             Request::Counter { key, delta, expiry_secs, at, .. } => self.counter(&key, delta, expiry_secs, at, now),
             Request::SerializeTake { key, limit, .. } => self.take_slot(key, limit, conn, now),
             Request::SerializeRelease { key, .. } => self.release_slot(&key, conn),
-            Request::Lock { lease_ms, .. } => self.lock(conn, lease_ms, ctx),
-            Request::Unlock { .. } => self.unlock(conn, ctx),
             Request::Ping => Response::Pong,
             Request::Ratelimit { condition, at } => self.ratelimit(&condition, at.unwrap_or(now), now),
             Request::Seen { condition, at } => self.seen(&condition, at.unwrap_or(now), now),
             Request::Greylist { key, delay_secs, expiry_secs, at, .. } => {
                 self.greylist(&key, delay_secs, expiry_secs, at.unwrap_or(now), now)
             }
-            Request::Snapshot { .. } => unreachable!("snapshots are answered by the handler, off the store"),
+            Request::Lock { .. } | Request::Unlock { .. } | Request::Snapshot { .. } => {
+                unreachable!("sessions and snapshots are the actor's (is_plain)")
+            }
         }
     }
 
@@ -353,20 +411,21 @@ impl DbActor {
         Response::Slot { held: false, holders: holders_left }
     }
 
-    fn lock(&mut self, conn: ConnId, lease_ms: u32, ctx: &mut Context<Self>) -> Response {
+    fn lock(&mut self, conn: ConnId, lease_ms: u32, ctx: &mut Context<DbActor>) -> Response {
         self.session.generation += 1;
         let generation = self.session.generation;
         self.session.holder = Some(SessionHolder { conn, generation });
         ctx.run_later(Duration::from_millis(u64::from(lease_ms)), move |actor, ctx| {
-            if actor.session.holder.is_some_and(|holder| holder.generation == generation) {
-                tracing::info!(db = %actor.db, conn, "exclusive session lease ended");
-                actor.end_session(ctx);
+            let mut database = actor.database();
+            if database.session.holder.is_some_and(|holder| holder.generation == generation) {
+                tracing::info!(db = %database.db, conn, "exclusive session lease ended");
+                database.end_session(ctx);
             }
         });
         Response::Locked { lease_ms }
     }
 
-    fn unlock(&mut self, conn: ConnId, ctx: &mut Context<Self>) -> Response {
+    fn unlock(&mut self, conn: ConnId, ctx: &mut Context<DbActor>) -> Response {
         let held = self.session.holder.is_some_and(|holder| holder.conn == conn);
         if held {
             self.end_session(ctx);
@@ -376,7 +435,7 @@ impl DbActor {
 
     /// Ends the session and answers the requests that waited, in order, until one of them
     /// takes a new session.
-    fn end_session(&mut self, ctx: &mut Context<Self>) {
+    fn end_session(&mut self, ctx: &mut Context<DbActor>) {
         self.session.holder = None;
         self.answer_waiters(ctx);
     }
@@ -385,7 +444,7 @@ impl DbActor {
     /// is held, and a new holder's own requests that queued behind its `Lock`. Stops at the
     /// first that must still wait, or if a request made the actor stop (its answers would be
     /// lost with the restart).
-    fn answer_waiters(&mut self, ctx: &mut Context<Self>) {
+    fn answer_waiters(&mut self, ctx: &mut Context<DbActor>) {
         while let Some(next) = self.session.waiting.front() {
             if self.must_wait(&next.request, next.conn) || ctx.state() != ActorState::Running {
                 break;
@@ -415,7 +474,7 @@ impl DbActor {
     /// Asks for a snapshot: the answer comes when a file holding at least everything written
     /// before this request is in place. One write runs at a time per database; requests that
     /// arrive meanwhile share the next one, so the store is copied at most once per write.
-    fn snapshot(&mut self, ctx: &mut Context<Self>) -> actix::Response<Response> {
+    fn snapshot(&mut self, ctx: &mut Context<DbActor>) -> actix::Response<Response> {
         if self.config.snapshot_dir.is_none() {
             return actix::Response::reply(Response::Error(ErrorReply::new(
                 ErrorCode::BAD_ARGUMENT,
@@ -440,7 +499,7 @@ impl DbActor {
     /// Copies the store into an image here (the only part that holds the actor) and writes it
     /// from the blocking pool; when the file is in place, answers the requests that asked for
     /// this image and starts the next if more came meanwhile.
-    fn start_snapshot(&mut self, ctx: &mut Context<Self>) {
+    fn start_snapshot(&mut self, ctx: &mut Context<DbActor>) {
         let Some(dir) = self.config.snapshot_dir.clone() else { return };
         let waiting = std::mem::take(&mut self.snapshot.waiting);
         self.snapshot.writing = true;
@@ -451,7 +510,8 @@ impl DbActor {
         let db = self.db.clone();
         let bytes = image.len();
         let write = tokio::task::spawn_blocking(move || snapshot::write_atomically(&dir, &db, &image));
-        ctx.spawn(write.into_actor(self).map(move |written, actor, ctx| {
+        ctx.spawn(actix::fut::wrap_future::<_, DbActor>(write).map(move |written, actor, ctx| {
+            let mut actor = actor.database();
             let response = match written {
                 Ok(Ok(path)) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -517,12 +577,30 @@ impl DbActor {
         }
     }
 
-    /// Applies a request, turning a panic into an error reply and a restart.
-    fn apply_guarded(&mut self, request: Request, conn: ConnId, ctx: &mut Context<Self>) -> Response {
+    /// Applies a request through the actor, turning a panic into an error reply and a restart.
+    fn apply_guarded(&mut self, request: Request, conn: ConnId, ctx: &mut Context<DbActor>) -> Response {
         let now = now_stamp();
         let kind = request.kind();
-        match catch_unwind(AssertUnwindSafe(|| self.apply(request, conn, now, ctx))) {
-            Ok(response) => response,
+        self.guarded(kind, |database| database.apply(request, conn, now, ctx)).unwrap_or_else(|failure| {
+            ctx.stop();
+            failure
+        })
+    }
+
+    /// Applies a plain request directly, from a connection task on the actor's thread (when
+    /// [`Database::applies_directly`] said so). After a panic, the error reply comes back as
+    /// `Err`: the caller must then tell the actor ([`Failed`]) so that it restarts.
+    pub fn apply_directly(&mut self, request: Request, conn: ConnId) -> Result<Response, Response> {
+        let now = now_stamp();
+        let kind = request.kind();
+        self.guarded(kind, |database| database.apply_plain(request, conn, now))
+    }
+
+    /// Runs `operation`, catching a panic: the database is then marked failed (nothing more is
+    /// applied directly until the actor restarts) and the error reply is returned as `Err`.
+    fn guarded(&mut self, kind: &str, operation: impl FnOnce(&mut Self) -> Response) -> Result<Response, Response> {
+        match catch_unwind(AssertUnwindSafe(|| operation(self))) {
+            Ok(response) => Ok(response),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<String>()
@@ -530,14 +608,20 @@ impl DbActor {
                     .or_else(|| panic.downcast_ref::<&str>().copied())
                     .unwrap_or("(no message)");
                 tracing::error!(db = %self.db, op = kind, panic = what, "database handler panicked; restarting it");
-                ctx.stop();
-                Response::Error(ErrorReply::new(
+                self.failed = true;
+                Err(Response::Error(ErrorReply::new(
                     ErrorCode::DATABASE_FAILED,
                     format!("database {} failed on this {kind} and was restarted", self.db),
-                ))
+                )))
             }
         }
     }
+}
+
+/// True for requests that touch only records and slots: they need no timer and no actor
+/// context, so they may be applied directly (sessions, snapshots and stats go to the actor).
+pub fn is_plain(request: &Request) -> bool {
+    !matches!(request, Request::Lock { .. } | Request::Unlock { .. } | Request::Snapshot { .. } | Request::Stats { .. })
 }
 
 /// The database's snapshot as a store: empty when there is none, or when it was damaged (it is
@@ -573,25 +657,49 @@ impl Actor for DbActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::debug!(db = %self.db, records = self.store.len(), "database actor started");
+        let database = self.database();
+        tracing::debug!(db = %database.db, records = database.store.len(), "database actor started");
+        direct::register(database.db.clone(), Arc::clone(&self.database), ctx.address());
+        drop(database);
         ctx.run_interval(SWEEP_INTERVAL, |actor, _ctx| {
-            actor.sweep_step(now_stamp());
-            actor.give_up_on_old_waiters();
+            let mut database = actor.database();
+            database.sweep_step(now_stamp());
+            database.give_up_on_old_waiters();
         });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let db = self.database().db.clone();
+        direct::unregister(&db);
     }
 }
 
 impl Supervised for DbActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.store = match &self.config.snapshot_dir {
-            Some(dir) => load_snapshot(dir, &self.db),
+        let mut database = self.database();
+        database.store = match &database.config.snapshot_dir {
+            Some(dir) => load_snapshot(dir, &database.db),
             None => Store::new(),
         };
-        tracing::warn!(db = %self.db, records = self.store.len(), "database restarted from its last snapshot");
-        self.slots.clear();
-        self.session = Session::default();
-        self.snapshot = SnapshotState::default();
-        self.sweep_cursor = None;
+        tracing::warn!(db = %database.db, records = database.store.len(), "database restarted from its last snapshot");
+        database.slots.clear();
+        database.session = Session::default();
+        database.snapshot = SnapshotState::default();
+        database.sweep_cursor = None;
+        database.failed = false;
+    }
+}
+
+/// A request applied directly made the database panic: stop, so the supervisor restarts it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Failed;
+
+impl Handler<Failed> for DbActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Failed, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -599,6 +707,13 @@ impl Handler<Apply> for DbActor {
     type Result = actix::Response<Response>;
 
     fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) -> Self::Result {
+        let mut database = self.database();
+        database.handle_apply(msg, ctx)
+    }
+}
+
+impl Database {
+    fn handle_apply(&mut self, msg: Apply, ctx: &mut Context<DbActor>) -> actix::Response<Response> {
         if self.must_wait(&msg.request, msg.conn) {
             if self.session.waiting.len() >= SESSION_WAITERS_MAX {
                 return actix::Response::reply(Response::Error(ErrorReply::new(
@@ -627,14 +742,27 @@ impl Handler<ConnectionClosed> for DbActor {
     type Result = ();
 
     fn handle(&mut self, ConnectionClosed(conn): ConnectionClosed, ctx: &mut Context<Self>) {
+        self.database().connection_closed(conn, ctx);
+    }
+}
+
+impl Database {
+    fn connection_closed(&mut self, conn: ConnId, ctx: &mut Context<DbActor>) {
+        if self.release_connection(conn) {
+            tracing::info!(db = %self.db, conn, "exclusive session ended by its connection closing");
+            self.end_session(ctx);
+        }
+    }
+
+    /// Frees what connection `conn` held here (its slots, its requests waiting behind a
+    /// session). Returns whether it holds the session, which only the actor can end (its
+    /// waiters are answered then).
+    pub fn release_connection(&mut self, conn: ConnId) -> bool {
         self.slots.retain(|_, holders| {
             holders.retain(|holder| holder.conn != conn);
             !holders.is_empty()
         });
         self.session.waiting.retain(|waiting| waiting.conn != conn);
-        if self.session.holder.is_some_and(|holder| holder.conn == conn) {
-            tracing::info!(db = %self.db, conn, "exclusive session ended by its connection closing");
-            self.end_session(ctx);
-        }
+        self.session.holder.is_some_and(|holder| holder.conn == conn)
     }
 }

@@ -6,16 +6,20 @@
 //! - [`config`]: the TOML file, command-line overrides, embedded defaults.
 //! - [`telemetry`]: tracing-subscriber setup.
 //! - [`listener`]: the socket, its modes, credentials and the connection limit.
-//! - [`connection`]: one client's frames, answered in order, on its database's thread.
+//! - [`connection`]: one client's frames, answered in order, on its lane.
+//! - [`lanes`]: the threads connections run on after their hello.
 //! - [`registry`]: the supervisor that starts a database's actor on its own arbiter.
 //! - [`text`]: the text socket for Exim's `${readsocket}`.
-//! - [`db`]: the database actor (actix messages and handlers only).
+//! - [`db`]: the database and its actor (actix messages and handlers).
+//! - [`direct`]: the running databases, which connection tasks apply plain requests to directly.
 //! - [`store`]: the records of one database, a plain struct with time passed in.
 
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod direct;
 pub mod hints;
+pub mod lanes;
 pub mod listener;
 pub mod registry;
 pub mod snapshot;
@@ -33,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConnectionPlacement};
 use crate::connection::ConnectionContext;
+use crate::lanes::Lanes;
 use crate::listener::Protocol;
 use crate::registry::Registry;
 
@@ -105,7 +110,8 @@ async fn start(config: Config) -> Result<(), RunError> {
     );
     let ctx = ConnectionContext {
         registry: registry.clone(),
-        follow_database: config.connection_placement == ConnectionPlacement::Database,
+        lanes: (config.connection_placement == ConnectionPlacement::Lanes)
+            .then(|| Lanes::start(config.connection_threads)),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
     };
@@ -127,6 +133,9 @@ async fn start(config: Config) -> Result<(), RunError> {
             snapshot_all(&registry).await;
         }
         registry.stop_all().await;
+        if let Some(lanes) = &ctx.lanes {
+            lanes.stop();
+        }
         tracing::info!("hintsd stopped");
         system.stop();
     });

@@ -35,7 +35,7 @@ pub fn server_command(contender: Contender, dir: &Path, socket: &Path) -> Res<Co
     if !hintsd.exists() {
         return Err(format!("{} not found; build it first (cargo build --release --bins)", hintsd.display()).into());
     }
-    let placement = if contender == Contender::HintsdPool { "pool" } else { "database" };
+    let placement = if contender == Contender::HintsdPool { "pool" } else { "lanes" };
     let config = dir.join("hintsd.toml");
     // Snapshots as in production, but private: a default directory would carry records from
     // one run (or contender) into the next.

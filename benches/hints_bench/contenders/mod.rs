@@ -55,7 +55,7 @@ pub trait Store {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Contender {
-    /// hintsd as configured by default: connections run on their database's thread.
+    /// hintsd as configured by default: connections run on lanes and apply requests directly.
     Hintsd,
     /// hintsd with `connection_placement = "pool"`: requests cross threads.
     HintsdPool,
@@ -96,7 +96,7 @@ impl Contender {
     pub fn describe(self) -> &'static str {
         match self {
             Contender::Hintsd => {
-                "the daemon over its Unix socket, blocking client; connections on their database's thread"
+                "the daemon over its Unix socket, blocking client; connections on lanes (a thread each keeps), requests applied under the database's lock"
             }
             Contender::HintsdPool => "the same daemon with connection tasks on the tokio pool (requests cross threads)",
             Contender::Echo => "the floor: a Unix-socket echo server (a thread per connection), no work",

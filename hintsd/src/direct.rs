@@ -1,0 +1,88 @@
+//! The running databases, for connection tasks to apply plain requests to directly, from
+//! whichever thread they run on: under the database's lock, with no mailbox, no reply channel,
+//! no timer and no thread hand-off.
+//!
+//! A database's actor registers its [`Database`] here when it starts and takes it out when it
+//! stops. Requests that need the actor (a session, a snapshot, stats, a request that must wait
+//! behind another client's session) are declined and go through its mailbox. The lock orders
+//! every request a database sees, those applied here and those its actor applies, in one total
+//! order, as the mailbox alone did before.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use actix::Addr;
+use hints_proto::{DbName, Request, Response};
+
+use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, Failed};
+
+/// A running database.
+struct DirectDb {
+    name: DbName,
+    database: Arc<Mutex<Database>>,
+    addr: Addr<DbActor>,
+}
+
+/// A handful of databases (at most `databases_max`), changed only when one starts or stops.
+static RUNNING: RwLock<Vec<DirectDb>> = RwLock::new(Vec::new());
+
+/// Called by a database's actor as it starts (again, after a restart).
+pub(crate) fn register(name: DbName, database: Arc<Mutex<Database>>, addr: Addr<DbActor>) {
+    let mut running = RUNNING.write().unwrap_or_else(PoisonError::into_inner);
+    running.retain(|direct| direct.name != name);
+    running.push(DirectDb { name, database, addr });
+}
+
+/// Called by a database's actor as it stops.
+pub(crate) fn unregister(name: &DbName) {
+    RUNNING.write().unwrap_or_else(PoisonError::into_inner).retain(|direct| direct.name != *name);
+}
+
+/// The name and actor of database `db` if it is running.
+pub fn addr(db: &str) -> Option<(DbName, Addr<DbActor>)> {
+    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
+    running.iter().find(|direct| direct.name.as_str() == db).map(|direct| (direct.name.clone(), direct.addr.clone()))
+}
+
+/// What [`apply`] did with a request.
+#[derive(Debug)]
+pub enum Direct {
+    Applied(Response),
+    /// The database is not running, or the request needs its actor (a session, a snapshot,
+    /// stats, a request that must wait): send it through the mailbox.
+    Declined(Request),
+}
+
+/// Applies `conn`'s `request` directly if its database is running and the request may skip
+/// the actor.
+pub fn apply(request: Request, conn: ConnId) -> Direct {
+    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
+    let db = request.target_db_name();
+    let Some(direct) = running.iter().find(|direct| Some(direct.name.as_str()) == db) else {
+        return Direct::Declined(request);
+    };
+    let mut database = db::lock(&direct.database);
+    if !database.applies_directly(&request, conn) {
+        return Direct::Declined(request);
+    }
+    match database.apply_directly(request, conn) {
+        Ok(response) => Direct::Applied(response),
+        Err(failure) => {
+            // The actor restarts the database from its snapshot; until then requests go
+            // through its mailbox, where they wait for the restart.
+            direct.addr.do_send(Failed);
+            Direct::Applied(failure)
+        }
+    }
+}
+
+/// Frees what connection `conn` held in database `db` right away (its slots), so another
+/// client's next request finds them free; a session it held is ended by the actor, which is
+/// told too (the [`ConnectionClosed`] message is harmless to repeat).
+pub fn connection_closed(db: &DbName, addr: &Addr<DbActor>, conn: ConnId) {
+    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(direct) = running.iter().find(|direct| direct.name == *db) {
+        db::lock(&direct.database).release_connection(conn);
+    }
+    // do_send ignores the mailbox bound; there is one such message per database held.
+    addr.do_send(ConnectionClosed(conn));
+}
