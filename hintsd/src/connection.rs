@@ -216,18 +216,16 @@ impl Connection {
             // Plain requests are applied here, in order. From the first that cannot be (a
             // session, a snapshot, a database not started yet), the rest of the batch goes
             // through the actors' mailboxes, so the batch keeps its order.
-            let mut requests = requests.into_iter();
-            let mut through_mailbox = Vec::new();
-            while let Some(RequestEnvelope { id, request }) = requests.next() {
-                match self.apply_here(request) {
-                    Direct::Applied(response) => responses.push(ResponseEnvelope { id, response }),
-                    Direct::Declined(request) => {
-                        through_mailbox.push(RequestEnvelope { id, request });
-                        through_mailbox.extend(requests.by_ref());
-                        break;
-                    }
+            let mut requests = requests.into_iter().peekable();
+            let holdings = &mut self.holdings;
+            direct::apply_batch(&mut requests, holdings.conn, &mut responses, |db, addr| {
+                // Remembered before its first request, so that however the connection ends,
+                // the database is told.
+                if !holdings.holds(db.as_str()) {
+                    holdings.note(db.clone(), addr.clone());
                 }
-            }
+            });
+            let through_mailbox: Vec<RequestEnvelope> = requests.collect();
             if !through_mailbox.is_empty() {
                 match self.ask_actors(&ctx, through_mailbox).await {
                     Some(answered) => responses.extend(answered),
@@ -252,22 +250,6 @@ impl Connection {
             }
             self.give_back_buffers();
         }
-    }
-
-    /// Applies `request` here if it is a ping or a plain request for a running database (see
-    /// `direct.rs`); declines it otherwise.
-    fn apply_here(&mut self, request: Request) -> Direct {
-        if matches!(request, Request::Ping) {
-            return Direct::Applied(Response::Pong);
-        }
-        let Some(db) = request.target_db_name() else { return Direct::Declined(request) };
-        if !self.holdings.holds(db) {
-            // Remembered before its first request, so that however the connection ends, the
-            // database is told.
-            let Some((name, addr)) = direct::addr(db) else { return Direct::Declined(request) };
-            self.holdings.note(name, addr);
-        }
-        direct::apply(request, self.holdings.conn)
     }
 
     /// Sends `requests` to their databases' actors together and waits for every answer, in

@@ -229,7 +229,8 @@ impl Database {
         match request {
             Request::Get { key, .. } => {
                 self.check_fault(&key);
-                Response::Value(self.store.get(&key).map(|entry| record(&key, entry)))
+                let found = self.store.get(&key).map(|entry| (entry.value.to_vec(), entry.stamp));
+                Response::Value(found.map(|(value, stamp)| Record { key, value, stamp }))
             }
             Request::Put { key, value, .. } => {
                 self.check_fault(&key);

@@ -8,10 +8,11 @@
 //! every request a database sees, those applied here and those its actor applies, in one total
 //! order, as the mailbox alone did before.
 
+use std::iter::Peekable;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use actix::Addr;
-use hints_proto::{DbName, Request, Response};
+use hints_proto::{DbName, Request, RequestEnvelope, Response, ResponseEnvelope};
 
 use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, Failed};
 
@@ -55,22 +56,52 @@ pub enum Direct {
 /// Applies `conn`'s `request` directly if its database is running and the request may skip
 /// the actor.
 pub fn apply(request: Request, conn: ConnId) -> Direct {
-    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
-    let db = request.target_db_name();
-    let Some(direct) = running.iter().find(|direct| Some(direct.name.as_str()) == db) else {
-        return Direct::Declined(request);
-    };
-    let mut database = db::lock(&direct.database);
-    if !database.applies_directly(&request, conn) {
-        return Direct::Declined(request);
+    let mut one = std::iter::once(RequestEnvelope { id: 0, request }).peekable();
+    let mut responses = Vec::with_capacity(1);
+    apply_batch(&mut one, conn, &mut responses, |_, _| {});
+    match (one.next(), responses.pop()) {
+        (Some(declined), _) => Direct::Declined(declined.request),
+        (None, Some(answered)) => Direct::Applied(answered.response),
+        (None, None) => unreachable!("a request is either applied or left"),
     }
-    match database.apply_directly(request, conn) {
-        Ok(response) => Direct::Applied(response),
-        Err(failure) => {
-            // The actor restarts the database from its snapshot; until then requests go
-            // through its mailbox, where they wait for the restart.
-            direct.addr.do_send(Failed);
-            Direct::Applied(failure)
+}
+
+/// Applies requests from the front of `requests` directly, in order, while they may be: each
+/// run of consecutive requests for one database under one taking of its lock. Stops at the
+/// first that must go to an actor (left at the front of `requests`). `first_use` is called with
+/// each database before its first request is applied, so the connection can remember it.
+pub fn apply_batch(
+    requests: &mut Peekable<impl Iterator<Item = RequestEnvelope>>,
+    conn: ConnId,
+    responses: &mut Vec<ResponseEnvelope>,
+    mut first_use: impl FnMut(&DbName, &Addr<DbActor>),
+) {
+    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
+    while let Some(next) = requests.peek() {
+        if matches!(next.request, Request::Ping) {
+            let id = requests.next().expect("peeked").id;
+            responses.push(ResponseEnvelope { id, response: Response::Pong });
+            continue;
+        }
+        let db = next.request.target_db_name();
+        let Some(direct) = running.iter().find(|direct| Some(direct.name.as_str()) == db) else { return };
+        first_use(&direct.name, &direct.addr);
+        let applied_before = responses.len();
+        let mut database = db::lock(&direct.database);
+        while let Some(next) = requests.next_if(|next| {
+            next.request.target_db_name() == Some(direct.name.as_str())
+                && database.applies_directly(&next.request, conn)
+        }) {
+            let response = database.apply_directly(next.request, conn).unwrap_or_else(|failure| {
+                // The actor restarts the database from its snapshot; until then requests go
+                // through its mailbox, where they wait for the restart.
+                direct.addr.do_send(Failed);
+                failure
+            });
+            responses.push(ResponseEnvelope { id: next.id, response });
+        }
+        if responses.len() == applied_before {
+            return;
         }
     }
 }
