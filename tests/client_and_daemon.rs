@@ -177,6 +177,60 @@ fn a_panic_in_one_database_leaves_the_others_serving() {
     assert!(daemon.log_text().contains("panicked"), "the panic is logged");
 }
 
+/// Requests already queued for a database's actor when a request applied directly panics are
+/// refused, not applied to the state the restart then throws away: a write acknowledged after
+/// the panic is never lost. (Writes before it go back to the last snapshot, as documented.)
+#[test]
+fn no_write_acknowledged_after_a_panic_is_lost() {
+    use hints_proto::{Request, RequestEnvelope, Response, ResponseEnvelope};
+    use std::os::unix::net::UnixStream;
+
+    let daemon = Daemon::start(&["--fault-panic-key", "boom"]);
+    let put = |key: String| Request::Put { db: db("misc"), key: key.into_bytes(), value: b"v".to_vec() };
+    for round in 0..20 {
+        let socket = daemon.socket.clone();
+        let writer = std::thread::spawn(move || {
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            common::hello(&mut stream);
+            // Stats first, so the whole batch goes through the actor's mailbox.
+            let mut batch = vec![RequestEnvelope { id: 0, request: Request::Stats { db: Some(db("misc")) } }];
+            batch.extend((1..=120u64).map(|id| RequestEnvelope { id, request: put(format!("r{round}-{id}")) }));
+            for envelope in &batch {
+                common::send(&mut stream, envelope);
+            }
+            let mut acknowledged = Vec::new();
+            for _ in 0..batch.len() {
+                let reply: ResponseEnvelope = common::receive(&mut stream);
+                if let Response::Stored(stamp) = reply.response {
+                    acknowledged.push((format!("r{round}-{}", reply.id), stamp));
+                }
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_micros(300));
+        // One batch, applied under one taking of the lock: nothing lands between the two.
+        let mut stream = daemon.raw();
+        common::hello(&mut stream);
+        common::send(&mut stream, &RequestEnvelope { id: 1, request: put("marker".into()) });
+        common::send(
+            &mut stream,
+            &RequestEnvelope { id: 2, request: Request::Get { db: db("misc"), key: b"boom".to_vec() } },
+        );
+        let Response::Stored(panic_time) = common::receive::<ResponseEnvelope>(&mut stream).response else {
+            panic!("the marker was not stored");
+        };
+        let reply: ResponseEnvelope = common::receive(&mut stream);
+        assert!(matches!(reply.response, Response::Error(ref e) if e.code == ErrorCode::DATABASE_FAILED), "{reply:?}");
+        let acknowledged = writer.join().unwrap();
+        let mut client = daemon.client();
+        let lost: Vec<_> = acknowledged
+            .iter()
+            .filter(|(key, stamp)| *stamp > panic_time && client.get(&db("misc"), key.as_bytes()).unwrap().is_none())
+            .collect();
+        assert!(lost.is_empty(), "round {round}: {} writes acknowledged after the panic lost", lost.len());
+    }
+}
+
 #[test]
 fn a_peer_not_on_the_allow_list_is_refused() {
     let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a nobody user");

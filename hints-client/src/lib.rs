@@ -26,7 +26,7 @@
 //! - `codec`: the sans-IO half of a connection both clients share: frames, ids, handshake,
 //!   the resend rule.
 //! - [`blocking`] and [`nonblocking`]: the two clients, which only move bytes.
-//! - `process`: the cheap fork check (a counter bumped in every forked child).
+//! - `process`: the cheap fork check (a token in a page the kernel wipes in every child).
 //! - [`ffi`]: the C library (`libhints_client.so` and `.a`) over the blocking client.
 //!
 //! ```no_run

@@ -145,6 +145,9 @@ pub struct Database {
     snapshot: SnapshotState,
     /// A handler panicked and the actor is restarting: nothing is applied directly until then.
     failed: bool,
+    /// Times the actor has restarted this database, so a late [`Failed`] for a state already
+    /// replaced is ignored.
+    restarts: u64,
 }
 
 /// The actor of one database. It shares its [`Database`] with connection tasks, which apply
@@ -194,6 +197,7 @@ impl Database {
             sweep_cursor: None,
             snapshot: SnapshotState::default(),
             failed: false,
+            restarts: 0,
         }
     }
 
@@ -588,13 +592,14 @@ impl Database {
         })
     }
 
-    /// Applies a plain request directly, from a connection task on the actor's thread (when
-    /// [`Database::applies_directly`] said so). After a panic, the error reply comes back as
-    /// `Err`: the caller must then tell the actor ([`Failed`]) so that it restarts.
-    pub fn apply_directly(&mut self, request: Request, conn: ConnId) -> Result<Response, Response> {
+    /// Applies a plain request directly, from a connection's thread (when
+    /// [`Database::applies_directly`] said so). After a panic, the error reply comes back in
+    /// the `Err`, with the message the caller must send the actor so that it restarts.
+    pub fn apply_directly(&mut self, request: Request, conn: ConnId) -> Result<Response, DirectFailure> {
         let now = now_stamp();
         let kind = request.kind();
         self.guarded(kind, |database| database.apply_plain(request, conn, now))
+            .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
     }
 
     /// Runs `operation`, catching a panic: the database is then marked failed (nothing more is
@@ -658,10 +663,13 @@ impl Actor for DbActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let database = self.database();
-        tracing::debug!(db = %database.db, records = database.store.len(), "database actor started");
-        direct::register(database.db.clone(), Arc::clone(&self.database), ctx.address());
-        drop(database);
+        let (db, records) = {
+            let database = self.database();
+            (database.db.clone(), database.store.len())
+        };
+        tracing::debug!(db = %db, records, "database actor started");
+        // Not under the database's lock: `direct` takes its table's lock first, then a database's.
+        direct::register(db, Arc::clone(&self.database), ctx.address());
         ctx.run_interval(SWEEP_INTERVAL, |actor, _ctx| {
             let mut database = actor.database();
             database.sweep_step(now_stamp());
@@ -688,19 +696,32 @@ impl Supervised for DbActor {
         database.snapshot = SnapshotState::default();
         database.sweep_cursor = None;
         database.failed = false;
+        database.restarts += 1;
     }
 }
 
 /// A request applied directly made the database panic: stop, so the supervisor restarts it.
+/// It names the state that failed (its restart count), so a late one does not restart the
+/// fresh state again.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Failed;
+pub struct Failed(u64);
+
+/// A panic while applying a request directly: the reply for the request, and what to tell the
+/// actor.
+#[derive(Debug)]
+pub struct DirectFailure {
+    pub reply: Response,
+    pub tell_actor: Failed,
+}
 
 impl Handler<Failed> for DbActor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Failed, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, Failed(restarts): Failed, ctx: &mut Context<Self>) {
+        if self.database().restarts == restarts {
+            ctx.stop();
+        }
     }
 }
 
@@ -715,6 +736,15 @@ impl Handler<Apply> for DbActor {
 
 impl Database {
     fn handle_apply(&mut self, msg: Apply, ctx: &mut Context<DbActor>) -> actix::Response<Response> {
+        if self.failed {
+            // A request applied directly panicked and this state is about to be replaced by
+            // the last snapshot: applying more to it would acknowledge writes that vanish.
+            ctx.stop();
+            return actix::Response::reply(Response::Error(ErrorReply::new(
+                ErrorCode::DATABASE_FAILED,
+                format!("database {} failed and is restarting; try again", self.db),
+            )));
+        }
         if self.must_wait(&msg.request, msg.conn) {
             if self.session.waiting.len() >= SESSION_WAITERS_MAX {
                 return actix::Response::reply(Response::Error(ErrorReply::new(

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use actix::Addr;
 use hints_proto::{DbName, Request, RequestEnvelope, Response, ResponseEnvelope};
 
-use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, Failed};
+use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor};
 
 /// A running database.
 struct DirectDb {
@@ -94,9 +94,9 @@ pub fn apply_batch(
         }) {
             let response = database.apply_directly(next.request, conn).unwrap_or_else(|failure| {
                 // The actor restarts the database from its snapshot; until then requests go
-                // through its mailbox, where they wait for the restart.
-                direct.addr.do_send(Failed);
-                failure
+                // through its mailbox, which answers them DATABASE_FAILED.
+                direct.addr.do_send(failure.tell_actor);
+                failure.reply
             });
             responses.push(ResponseEnvelope { id: next.id, response });
         }
