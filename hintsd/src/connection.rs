@@ -24,7 +24,6 @@ use hints_proto::{
     ResponseEnvelope,
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +32,7 @@ use crate::db::{Apply, ConnId, DbActor};
 use crate::direct::{self, Direct};
 use crate::lanes::{Lanes, Seat};
 use crate::registry::{DbHandle, Registry};
+use crate::socket::ConnSocket;
 
 /// How long a new connection has to send its hello.
 pub const HELLO_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -111,7 +111,7 @@ impl Drop for Holdings {
 /// A connection's state; it moves between threads whole.
 #[derive(Debug)]
 struct Connection {
-    stream: Stream,
+    socket: ConnSocket,
     peer: Peer,
     holdings: Holdings,
     /// Bytes read and not yet consumed start at `read_pos`.
@@ -146,8 +146,15 @@ enum Fill {
 
 /// Serves a new connection from its hello to its close, moving between threads as needed.
 pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSemaphorePermit, ctx: ConnectionContext) {
+    let socket = match OwnedFd::try_from(stream).and_then(ConnSocket::new) {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::warn!(peer = ?peer, error = %err, "could not set up the connection's socket; closing it");
+            return;
+        }
+    };
     let mut conn = Connection {
-        stream,
+        socket,
         peer,
         holdings: Holdings { conn, dbs: Vec::new() },
         read_buf: Vec::with_capacity(READ_CHUNK_BYTES),
@@ -296,7 +303,7 @@ impl Connection {
                 return std::future::pending().await;
             }
             self.read_buf.reserve(READ_CHUNK_BYTES);
-            match self.stream.read_buf(&mut self.read_buf).await {
+            match self.socket.read_buf(&mut self.read_buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -375,12 +382,12 @@ impl Connection {
             let read = if between_frames {
                 tokio::select! {
                     biased;
-                    read = self.stream.read_buf(&mut self.read_buf) => read,
+                    read = self.socket.read_buf(&mut self.read_buf) => read,
                     () = ctx.shutdown.cancelled() => return Fill::Stopping,
                 }
             } else {
                 let deadline = *self.frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
-                match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.read_buf)).await {
+                match tokio::time::timeout_at(deadline, self.socket.read_buf(&mut self.read_buf)).await {
                     Ok(read) => read,
                     Err(_) => {
                         return Fill::Broken(refusal(
@@ -404,7 +411,7 @@ impl Connection {
 
     /// Writes the write buffer out; false when the connection is to close.
     async fn flush(&mut self) -> bool {
-        match tokio::time::timeout(WRITE_WAIT_MAX, self.stream.write_all(&self.write_buf)).await {
+        match tokio::time::timeout(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await {
             Ok(Ok(())) => true,
             Ok(Err(err)) => {
                 tracing::debug!(peer = ?self.peer, error = %err, "write failed");
@@ -442,19 +449,13 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
 /// Hands the connection to the least busy lane: the socket is taken off this thread's reactor
 /// and put on the lane's, with any bytes already read.
 fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
-    let Connection { stream, peer, holdings, read_buf, read_pos, write_buf, _permit, .. } = conn;
-    let fd = match OwnedFd::try_from(stream) {
-        Ok(fd) => fd,
-        Err(err) => {
-            tracing::warn!(peer = ?peer, error = %err, "could not move connection; closing it");
-            return;
-        }
-    };
+    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, _permit, .. } = conn;
+    let fd = socket.into_fd();
     let (lane, seat) = lanes.seat();
     let tracker = ctx.tracker.clone();
     let resumed = tracker.track_future(async move {
-        let stream = match Stream::try_from(fd) {
-            Ok(stream) => stream,
+        let socket = match ConnSocket::new(fd) {
+            Ok(socket) => socket,
             Err(err) => {
                 tracing::warn!(peer = ?peer, error = %err, "could not resume moved connection");
                 return;
@@ -462,7 +463,7 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
         };
         let _seat = Some(seat);
         let conn =
-            Connection { stream, peer, holdings, read_buf, read_pos, write_buf, _seat, frame_deadline: None, _permit };
+            Connection { socket, peer, holdings, read_buf, read_pos, write_buf, _seat, frame_deadline: None, _permit };
         conn.serve(ctx).await;
     });
     if !lane.spawn(resumed) {

@@ -9,6 +9,7 @@
 //! - [`connection`]: one client's frames, answered in order, on its lane.
 //! - [`lanes`]: the threads connections run on after their hello.
 //! - [`registry`]: the supervisor that starts a database's actor on its own arbiter.
+//! - [`socket`]: a connection's socket, watched for input only.
 //! - [`text`]: the text socket for Exim's `${readsocket}`.
 //! - [`db`]: the database and its actor (actix messages and handlers).
 //! - [`direct`]: the running databases, which connection tasks apply plain requests to directly.
@@ -23,6 +24,7 @@ pub mod lanes;
 pub mod listener;
 pub mod registry;
 pub mod snapshot;
+pub mod socket;
 pub mod store;
 pub mod telemetry;
 pub mod text;

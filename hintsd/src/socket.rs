@@ -1,0 +1,142 @@
+//! A connection's socket on the reactor of the thread that serves it, watched for input only.
+//!
+//! A tokio `UnixStream` asks epoll for both input and room to write, so every time a client
+//! reads a reply (freeing room in the socket), the serving thread is woken for nothing; on a
+//! VM where waking a sleeping core is a cross-CPU interrupt, that doubled the wake-ups of a
+//! round trip. Here a reply is written straight away (a reply fits the socket's buffer almost
+//! always), and only a write that finds the buffer full waits for room, through a second
+//! descriptor of the same socket registered for room alone, for as long as that write lasts.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// A nonblocking stream socket registered with the current thread's reactor for input.
+#[derive(Debug)]
+pub struct ConnSocket {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl ConnSocket {
+    /// Registers `fd` (a connected stream socket) with this thread's reactor.
+    ///
+    /// # Errors
+    /// The socket could not be made nonblocking or registered.
+    pub fn new(fd: OwnedFd) -> io::Result<ConnSocket> {
+        SockRef::from(&fd).set_nonblocking(true)?;
+        Ok(ConnSocket { fd: register(fd, Interest::READABLE)? })
+    }
+
+    /// Takes the socket off this thread's reactor, to move it to another.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd.into_inner()
+    }
+
+    /// Reads what has arrived (at least one byte, or 0 at the peer's close) into `buf`'s spare
+    /// capacity, which must not be empty.
+    ///
+    /// # Errors
+    /// As `recv`.
+    pub async fn read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        debug_assert!(buf.capacity() > buf.len(), "read_buf needs spare capacity");
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let read = ready.try_io(|fd| SockRef::from(fd.get_ref()).recv(buf.spare_capacity_mut()));
+            match read {
+                Ok(Ok(n)) => {
+                    // SAFETY: recv initialised the first n bytes of the spare capacity.
+                    unsafe { buf.set_len(buf.len() + n) };
+                    return Ok(n);
+                }
+                Ok(Err(err)) if err.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(err)) => return Err(err),
+                // Readiness was stale; it has been cleared, wait for the next.
+                Err(_would_block) => {}
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, waiting for room only if the socket's buffer is full.
+    ///
+    /// # Errors
+    /// As `send` (`MSG_NOSIGNAL`: a peer gone is an error, never a signal).
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let socket = SockRef::from(self.fd.get_ref());
+        let mut room: Option<AsyncFd<OwnedFd>> = None;
+        while !bytes.is_empty() {
+            match socket.send_with_flags(bytes, libc::MSG_NOSIGNAL) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    let watcher = match &mut room {
+                        Some(watcher) => watcher,
+                        None => {
+                            let second = self.fd.get_ref().as_fd().try_clone_to_owned()?;
+                            room.insert(register(second, Interest::WRITABLE)?)
+                        }
+                    };
+                    // Registration reports room that came meanwhile, so no edge is missed;
+                    // readiness is cleared only once a send has found the buffer full again.
+                    let mut ready = watcher.writable().await?;
+                    ready.clear_ready();
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Registers `fd` with this thread's reactor for `interest`.
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
+    // same socket for as long as it is registered.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, interest)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use super::ConnSocket;
+
+    #[tokio::test]
+    async fn a_write_larger_than_the_socket_buffer_waits_for_room_and_arrives_whole() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let socket = ConnSocket::new(ours.into()).unwrap();
+        let sent: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let expected = sent.clone();
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while received.len() < expected.len() {
+                // A slow reader: the writer must find the buffer full and wait for room.
+                std::thread::sleep(std::time::Duration::from_micros(50));
+                let n = theirs.read(&mut chunk).unwrap();
+                received.extend_from_slice(&chunk[..n]);
+            }
+            theirs.write_all(b"done").unwrap();
+            assert!(received == expected, "the bytes arrived changed or out of order");
+        });
+        socket.write_all(&sent).await.unwrap();
+        let mut buf = Vec::with_capacity(16);
+        while buf.len() < 4 {
+            assert_ne!(socket.read_buf(&mut buf).await.unwrap(), 0, "the reader closed early");
+        }
+        assert_eq!(buf, b"done");
+        reader.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn read_buf_gives_zero_at_the_peers_close() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let socket = ConnSocket::new(ours.into()).unwrap();
+        drop(theirs);
+        let mut buf = Vec::with_capacity(16);
+        assert_eq!(socket.read_buf(&mut buf).await.unwrap(), 0);
+    }
+}
