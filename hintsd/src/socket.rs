@@ -38,6 +38,12 @@ impl ConnSocket {
     /// Reads what has arrived (at least one byte, or 0 at the peer's close) into `buf`'s spare
     /// capacity, which must not be empty.
     ///
+    /// Readiness is cleared only when a `recv` finds nothing (not after a short read, as tokio's
+    /// streams do): under load the next request is often there already and is read without an
+    /// `epoll_wait` (strace at 4 clients: 321 `epoll_wait` and 455 empty `recv` for 16 900
+    /// requests, against 8 638 `epoll_wait` when clearing after short reads); an idle client
+    /// costs one empty `recv` per request.
+    ///
     /// # Errors
     /// As `recv`.
     pub async fn read_buf(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
