@@ -24,6 +24,11 @@ pub const WORKER_THREADS_DEFAULT: usize = 2;
 pub const WORKER_THREADS_LIMIT: usize = 64;
 /// Upper bound of `connection_threads` (lanes); the default is one per core.
 pub const CONNECTION_THREADS_LIMIT: usize = 64;
+/// Default and upper bound of `spin_micros`: how long a lane that has answered may keep
+/// trying for its connection's next request before it sleeps (when the host has a core for
+/// every client and busy lane; see `lanes.rs`). 0 turns spinning off.
+pub const SPIN_MICROS_DEFAULT: u64 = 30;
+pub const SPIN_MICROS_LIMIT: u64 = 1000;
 /// The largest configuration file read.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
 /// The text socket's file name beside the main socket, unless configured.
@@ -108,6 +113,8 @@ pub struct Config {
     pub worker_threads: usize,
     /// Lanes: threads that run connections after their hello.
     pub connection_threads: usize,
+    /// How long a lane may spin for its connection's next request (zero: never).
+    pub lane_spin: Duration,
     pub log_format: LogFormat,
     /// Where connection tasks run: on lanes (`connection_threads`), or on the tokio pool.
     pub connection_placement: ConnectionPlacement,
@@ -177,6 +184,7 @@ struct FileConfig {
     databases_max: Option<usize>,
     worker_threads: Option<usize>,
     connection_threads: Option<usize>,
+    spin_micros: Option<u64>,
     log_format: Option<LogFormat>,
     connection_placement: Option<ConnectionPlacement>,
     snapshot_dir: Option<PathBuf>,
@@ -331,6 +339,13 @@ impl Config {
                 std::thread::available_parallelism().map_or(2, usize::from).min(CONNECTION_THREADS_LIMIT),
                 CONNECTION_THREADS_LIMIT,
             )?,
+            lane_spin: Duration::from_micros(match file.spin_micros.unwrap_or(SPIN_MICROS_DEFAULT) {
+                micros if micros <= SPIN_MICROS_LIMIT => micros,
+                micros => {
+                    let message = format!("{micros} is outside 0..={SPIN_MICROS_LIMIT}");
+                    return Err(ConfigError { key: "spin_micros".into(), message });
+                }
+            }),
             log_format: overrides.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             connection_placement: file.connection_placement.unwrap_or(ConnectionPlacement::Lanes),
             fault_panic_key: overrides.fault_panic_key,
@@ -450,7 +465,7 @@ mod tests {
     fn every_key_is_read() {
         let config = parse(
             "socket = \"/x.sock\"\nsocket_group = 0\nallow_uids = [1234, \"root\"]\nallow_gids = [77]\nconnections_max = 10\n\
-             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nconnection_threads = 3\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
+             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nconnection_threads = 3\nspin_micros = 0\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
         )
         .unwrap();
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"), "the command line wins");
@@ -462,6 +477,7 @@ mod tests {
         assert_eq!(config.databases.len(), 2);
         assert_eq!((config.worker_threads, config.log_format), (1, LogFormat::Json));
         assert_eq!(config.connection_threads, 3);
+        assert_eq!(config.lane_spin, Duration::ZERO);
         assert_eq!(config.connection_placement, ConnectionPlacement::Pool);
     }
 
@@ -479,6 +495,8 @@ mod tests {
             ("worker_threads = 65", "worker_threads"),
             ("connection_threads = 0", "connection_threads"),
             ("connection_threads = 65", "connection_threads"),
+            ("spin_micros = 1001", "spin_micros"),
+            ("spin_micros = -1", "spin_micros"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(key), "{text:?} gave {err}");

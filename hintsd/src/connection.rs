@@ -119,7 +119,7 @@ struct Connection {
     read_pos: usize,
     write_buf: Vec<u8>,
     /// The lane this task runs on (held for its count); `None` on the tokio pool.
-    _seat: Option<Seat>,
+    seat: Option<Seat>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit.
@@ -160,7 +160,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         read_buf: Vec::with_capacity(READ_CHUNK_BYTES),
         read_pos: 0,
         write_buf: Vec::new(),
-        _seat: None,
+        seat: None,
         frame_deadline: None,
         _permit: permit,
     };
@@ -379,7 +379,13 @@ impl Connection {
             let have = self.read_buf.len();
             self.read_buf.reserve(wanted.saturating_sub(have).max(READ_CHUNK_BYTES));
             let between_frames = have == 0;
-            let read = if between_frames {
+            let spun = match (between_frames, &self.seat, ctx.lanes.as_ref().and_then(Lanes::spin_budget)) {
+                (true, Some(_), Some(budget)) => self.socket.read_spinning(&mut self.read_buf, budget),
+                _ => None,
+            };
+            let read = if let Some(read) = spun {
+                read
+            } else if between_frames {
                 tokio::select! {
                     biased;
                     read = self.socket.read_buf(&mut self.read_buf) => read,
@@ -461,9 +467,9 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
                 return;
             }
         };
-        let _seat = Some(seat);
+        let seat = Some(seat);
         let conn =
-            Connection { socket, peer, holdings, read_buf, read_pos, write_buf, _seat, frame_deadline: None, _permit };
+            Connection { socket, peer, holdings, read_buf, read_pos, write_buf, seat, frame_deadline: None, _permit };
         conn.serve(ctx).await;
     });
     if !lane.spawn(resumed) {

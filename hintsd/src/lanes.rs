@@ -5,9 +5,16 @@
 //! connections, where it stays until it closes. Requests are applied from the lane directly
 //! (see `direct.rs`): no thread hand-off on the request path, and as many lanes serving at once
 //! as the host has cores.
+//!
+//! While the host has a core for every client and every busy lane, a lane that has answered
+//! keeps trying its connection's socket for a moment ([`Lanes::spin_budget`]) before it sleeps:
+//! waking a sleeping core costs about 30 µs on a VM, more than a lightly loaded round trip's
+//! own work. Once clients and lanes outnumber the cores, spinning would take a core a client
+//! needs, so lanes sleep at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
 
@@ -24,6 +31,10 @@ pub struct Lanes {
     lanes: Arc<[Lane]>,
     /// Kept to stop them at shutdown.
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
+    /// How long a lane may spin for its connection's next request; zero: never.
+    spin: Duration,
+    /// The host's cores.
+    cores: usize,
 }
 
 /// A connection's place on a lane; the lane's count goes down when it is dropped.
@@ -40,11 +51,25 @@ impl Drop for Seat {
 }
 
 impl Lanes {
-    /// Starts `count` lanes (at least one).
-    pub fn start(count: usize) -> Lanes {
+    /// Starts `count` lanes (at least one), which spin up to `spin` for a connection's next
+    /// request while the host has a core for every client and busy lane.
+    pub fn start(count: usize, spin: Duration) -> Lanes {
         let arbiters: Vec<Arbiter> = (0..count.max(1)).map(|_| Arbiter::new()).collect();
         let lanes = arbiters.iter().map(|arbiter| Lane { arbiter: arbiter.handle(), connections: AtomicUsize::new(0) });
-        Lanes { lanes: lanes.collect(), arbiters: Arc::new(Mutex::new(arbiters)) }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Lanes { lanes: lanes.collect(), arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
+    }
+
+    /// How long a lane that has just answered may spin for its connection's next request:
+    /// `Some` only while every connection (counted as a client process that may be running)
+    /// and every lane serving one can have a core of its own.
+    pub fn spin_budget(&self) -> Option<Duration> {
+        if self.spin.is_zero() {
+            return None;
+        }
+        let counts = self.lanes.iter().map(|lane| lane.connections.load(Ordering::Relaxed));
+        let (connections, busy_lanes) = counts.fold((0, 0), |(all, busy), n| (all + n, busy + usize::from(n > 0)));
+        (connections + busy_lanes <= self.cores).then_some(self.spin)
     }
 
     /// A seat on the lane with the fewest connections, and that lane's thread.
@@ -67,17 +92,38 @@ impl Lanes {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::Lanes;
 
     #[actix::test]
     async fn connections_go_to_the_least_busy_lane_and_leave_it_on_drop() {
-        let lanes = Lanes::start(2);
+        let lanes = Lanes::start(2, Duration::ZERO);
         let (_, first) = lanes.seat();
         let (_, second) = lanes.seat();
         assert_ne!(first.index, second.index, "the second connection takes the idle lane");
         drop(first);
         let (_, third) = lanes.seat();
         assert_ne!(third.index, second.index, "the lane freed by the first is the least busy");
+        lanes.stop();
+    }
+
+    #[actix::test]
+    async fn lanes_spin_only_while_clients_and_busy_lanes_fit_the_cores() {
+        let mut lanes = Lanes::start(2, Duration::from_micros(30));
+        lanes.cores = 2;
+        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "no connection: nothing to crowd");
+        let (_, first) = lanes.seat();
+        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "one client and its lane: two cores");
+        let (_, second) = lanes.seat();
+        assert_eq!(lanes.spin_budget(), None, "two clients and two busy lanes need four cores");
+        drop((first, second));
+        lanes.cores = 8;
+        let seats: Vec<_> = (0..3).map(|_| lanes.seat()).collect();
+        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "three clients, two lanes: five of eight");
+        drop(seats);
+        lanes.spin = Duration::ZERO;
+        assert_eq!(lanes.spin_budget(), None, "spin_micros = 0 turns it off");
         lanes.stop();
     }
 }

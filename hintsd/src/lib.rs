@@ -113,7 +113,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     let ctx = ConnectionContext {
         registry: registry.clone(),
         lanes: (config.connection_placement == ConnectionPlacement::Lanes)
-            .then(|| Lanes::start(config.connection_threads)),
+            .then(|| Lanes::start(config.connection_threads, config.lane_spin)),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
     };

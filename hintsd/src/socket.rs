@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tokio::io::Interest;
@@ -62,6 +63,29 @@ impl ConnSocket {
                 // Readiness was stale; it has been cleared, wait for the next.
                 Err(_would_block) => {}
             }
+        }
+    }
+
+    /// Tries `recv` without sleeping for up to `budget` (busy-polling the socket); `None` if
+    /// nothing came in that time.
+    pub fn read_spinning(&self, buf: &mut Vec<u8>, budget: Duration) -> Option<io::Result<usize>> {
+        debug_assert!(buf.capacity() > buf.len(), "read_spinning needs spare capacity");
+        let socket = SockRef::from(self.fd.get_ref());
+        let until = Instant::now() + budget;
+        loop {
+            match socket.recv(buf.spare_capacity_mut()) {
+                Ok(n) => {
+                    // SAFETY: recv initialised the first n bytes of the spare capacity.
+                    unsafe { buf.set_len(buf.len() + n) };
+                    return Some(Ok(n));
+                }
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(err) => return Some(Err(err)),
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -135,6 +159,19 @@ mod tests {
         }
         assert_eq!(buf, b"done");
         reader.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn read_spinning_takes_what_is_there_and_gives_up_when_nothing_comes() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let socket = ConnSocket::new(ours.into()).unwrap();
+        let mut buf = Vec::with_capacity(16);
+        assert!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).is_none());
+        theirs.write_all(b"ping").unwrap();
+        assert_eq!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).unwrap().unwrap(), 4);
+        assert_eq!(buf, b"ping");
+        drop(theirs);
+        assert_eq!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).unwrap().unwrap(), 0);
     }
 
     #[tokio::test]
