@@ -25,8 +25,11 @@ use crate::bytes::escape;
 use crate::exim_format::LocalTime;
 use crate::failure::Failure;
 
-/// Puts sent in one pipelined call (the client splits it into windows of its pipeline depth).
+/// Puts sent in one pipelined call (the client splits it into windows of its pipeline depth),
+/// at most; fewer once their keys and values reach [`BATCH_BYTES_MAX`].
 const BATCH: usize = 512;
+/// Bytes of keys and values held for one pipelined call, at most (plus one record).
+const BATCH_BYTES_MAX: usize = 1 << 20;
 /// The longest dump line read; exim_dumpdb's longest (a retry record with its 150-byte text,
 /// or a full wait- record) is far shorter. A longer line is refused, never held whole.
 const LINE_BYTES_MAX: u64 = 64 * 1024;
@@ -34,8 +37,43 @@ const LINE_BYTES_MAX: u64 = 64 * 1024;
 const PROGRESS_EVERY: u64 = 10_000;
 /// With a terminal, the progress bar is redrawn at most this often.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
-/// Skipped lines listed per database in the summary (the rest are counted).
-const SKIPPED_LISTED_MAX: usize = 20;
+/// Skipped lines, and messages, kept per database for the summary (the rest are counted, so a
+/// dump of millions of bad lines costs a count, not their texts).
+const PROBLEMS_LISTED_MAX: usize = 20;
+
+/// The first [`PROBLEMS_LISTED_MAX`] of one kind of problem, and how many there were.
+#[derive(Debug)]
+struct Listed<T> {
+    first: Vec<T>,
+    total: usize,
+}
+
+impl<T> Listed<T> {
+    fn new() -> Listed<T> {
+        Listed { first: Vec::new(), total: 0 }
+    }
+
+    fn push(&mut self, item: T) {
+        self.total += 1;
+        if self.first.len() < PROBLEMS_LISTED_MAX {
+            self.first.push(item);
+        }
+    }
+
+    /// How many were pushed, listed or not.
+    fn len(&self) -> usize {
+        self.total
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// How many were counted but not kept.
+    fn unlisted(&self) -> usize {
+        self.total - self.first.len()
+    }
+}
 
 /// What `import-exim` was asked to do.
 #[derive(Debug)]
@@ -68,9 +106,9 @@ struct DbReport {
     unique: u64,
     /// Callout results printed as `unknown` (which ccache_reject_mfnull also prints as).
     unknown_callouts: u64,
-    skipped: Vec<SkippedLine>,
+    skipped: Listed<SkippedLine>,
     /// `exim_dumpdb`'s own messages, its stderr and its exit status when not 0.
-    messages: Vec<String>,
+    messages: Listed<String>,
 }
 
 impl DbReport {
@@ -85,8 +123,8 @@ impl DbReport {
             not_carried: 0,
             unique: 0,
             unknown_callouts: 0,
-            skipped: Vec::new(),
-            messages: Vec::new(),
+            skipped: Listed::new(),
+            messages: Listed::new(),
         }
     }
 
@@ -120,7 +158,7 @@ impl DbReport {
 pub fn import(client: &mut Client, args: &ImportArgs<'_>, out: &mut impl Write) -> Result<(), Failure> {
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs()))
         .unwrap_or(i64::MAX);
-    let mut loader = Loader { client: (!args.dry_run).then_some(client), batch: Vec::new() };
+    let mut loader = Loader { client: (!args.dry_run).then_some(client), batch: Vec::new(), batch_bytes: 0 };
     let mut reports = Vec::new();
     let local = LocalTime::new();
     match args.spool {
@@ -353,6 +391,8 @@ fn count(report: &mut DbReport, entry: &DumpEntry) {
 struct Loader<'c> {
     client: Option<&'c mut Client>,
     batch: Vec<Request>,
+    /// Bytes of keys and values in `batch`.
+    batch_bytes: usize,
 }
 
 impl Loader<'_> {
@@ -363,8 +403,10 @@ impl Loader<'_> {
         progress: &mut Progress,
         report: &mut DbReport,
     ) -> Result<(), Failure> {
-        self.batch.push(Request::Put { db: db.clone(), key: entry.key, value: entry.record.encode() });
-        if self.batch.len() >= BATCH {
+        let value = entry.record.encode();
+        self.batch_bytes += entry.key.len() + value.len();
+        self.batch.push(Request::Put { db: db.clone(), key: entry.key, value });
+        if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES_MAX {
             self.flush(db, progress, report)?;
         }
         Ok(())
@@ -375,6 +417,7 @@ impl Loader<'_> {
             return Ok(());
         }
         let sent = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let doing = || format!("importing {db} ({} records imported before this batch)", report.imported);
         if let Some(client) = self.client.as_deref_mut() {
             let responses = client.pipeline(&sent).map_err(|err| Failure::ClientDuring { doing: doing(), err })?;
@@ -486,31 +529,7 @@ fn summary(out: &mut impl Write, args: &ImportArgs<'_>, reports: &[DbReport]) ->
             writeln!(out, "{}: {note}", report.name)?;
             continue;
         }
-        let mut line = format!("{}: {} {verb}", report.name, plural(report.imported, "record", "records"));
-        if report.unique > 0 {
-            line.push_str(&format!(" ({} of them unique)", report.unique));
-        }
-        if report.not_carried > 0 {
-            line.push_str(&format!(", {} not carried by the dump", plural(report.not_carried, "record", "records")));
-        }
-        if !report.skipped.is_empty() {
-            let skipped = u64::try_from(report.skipped.len()).unwrap_or(u64::MAX);
-            line.push_str(&format!(", {} skipped", plural(skipped, "line", "lines")));
-        }
-        let lines = u64::try_from(report.lines).unwrap_or(u64::MAX);
-        writeln!(out, "{line}; from {}", plural(lines, "line", "lines"))?;
-        for skipped in report.skipped.iter().take(SKIPPED_LISTED_MAX) {
-            writeln!(out, "  skipped line {}: {}: \"{}\"", skipped.line, skipped.why, escape(&skipped.text))?;
-        }
-        if report.skipped.len() > SKIPPED_LISTED_MAX {
-            writeln!(out, "  and {} more skipped lines", report.skipped.len() - SKIPPED_LISTED_MAX)?;
-        }
-        for message in &report.messages {
-            writeln!(out, "  {message}")?;
-        }
-        for loss in report.losses() {
-            writeln!(out, "  lost: {loss}")?;
-        }
+        write_report(out, report, verb)?;
     }
     if args.spool.is_none() && !args.utc {
         writeln!(
@@ -518,6 +537,39 @@ fn summary(out: &mut impl Write, args: &ImportArgs<'_>, reports: &[DbReport]) ->
             "times were read in local time (TZ): one in the hour a DST change repeats is ambiguous; \
              a dump made with exim_dumpdb -z and read with --utc is not"
         )?;
+    }
+    Ok(())
+}
+
+/// One database's lines of the summary.
+fn write_report(out: &mut impl Write, report: &DbReport, verb: &str) -> Result<(), Failure> {
+    let mut line = format!("{}: {} {verb}", report.name, plural(report.imported, "record", "records"));
+    if report.unique > 0 {
+        line.push_str(&format!(" ({} of them unique)", report.unique));
+    }
+    if report.not_carried > 0 {
+        line.push_str(&format!(", {} not carried by the dump", plural(report.not_carried, "record", "records")));
+    }
+    if !report.skipped.is_empty() {
+        let skipped = u64::try_from(report.skipped.len()).unwrap_or(u64::MAX);
+        line.push_str(&format!(", {} skipped", plural(skipped, "line", "lines")));
+    }
+    let lines = u64::try_from(report.lines).unwrap_or(u64::MAX);
+    writeln!(out, "{line}; from {}", plural(lines, "line", "lines"))?;
+    for skipped in &report.skipped.first {
+        writeln!(out, "  skipped line {}: {}: \"{}\"", skipped.line, skipped.why, escape(&skipped.text))?;
+    }
+    if report.skipped.unlisted() > 0 {
+        writeln!(out, "  and {} more skipped lines", report.skipped.unlisted())?;
+    }
+    for message in &report.messages.first {
+        writeln!(out, "  {message}")?;
+    }
+    if report.messages.unlisted() > 0 {
+        writeln!(out, "  and {} more messages from exim_dumpdb", report.messages.unlisted())?;
+    }
+    for loss in report.losses() {
+        writeln!(out, "  lost: {loss}")?;
     }
     Ok(())
 }
@@ -560,5 +612,23 @@ mod tests {
         let mut report = DbReport::new("seen", DumpFormat::Seen, false);
         report.imported = 1;
         assert!(report.losses().is_empty());
+    }
+
+    #[test]
+    fn a_dump_of_many_bad_lines_keeps_a_few_texts_and_counts_the_rest() {
+        let mut report = DbReport::new("retry", DumpFormat::Retry, true);
+        for line in 1..=100_000 {
+            report.skipped.push(SkippedLine { line, text: vec![b'x'; 100], why: "not a record".into() });
+            report.messages.push(format!("message {line}"));
+        }
+        assert_eq!(report.skipped.first.len(), PROBLEMS_LISTED_MAX);
+        assert_eq!(report.problems(), 200_000);
+        let mut summary = Vec::new();
+        write_report(&mut summary, &report, "imported").unwrap();
+        let summary = String::from_utf8(summary).unwrap();
+        assert!(summary.contains("100000 lines skipped"), "{summary}");
+        assert!(summary.contains(&format!("and {} more skipped lines", 100_000 - PROBLEMS_LISTED_MAX)), "{summary}");
+        assert!(summary.contains(&format!("and {} more messages", 100_000 - PROBLEMS_LISTED_MAX)), "{summary}");
+        assert_eq!(summary.matches("skipped line ").count(), PROBLEMS_LISTED_MAX);
     }
 }
