@@ -148,7 +148,9 @@ int hints_delete(hints_t *h, const char *db, const void *key, size_t key_len, in
  * Calls cb(user, ...) for every record in db whose key starts with prefix (NULL with a
  * prefix_len of 0: every record), in key order, fetching pages as it goes, until the records
  * end or cb returns non-zero. Returns HINTS_OK either way; a failure part way returns its
- * code after the records already given to cb.
+ * code after the records already given to cb. The handle's timeout applies to each page
+ * (of up to 256 records), not to the whole scan, so a large database can be scanned
+ * whole; a caller that needs a deadline for the scan stops it from cb.
  */
 int hints_scan(hints_t *h, const char *db, const void *prefix, size_t prefix_len, hints_scan_cb cb, void *user);
 

@@ -587,7 +587,8 @@ pub unsafe extern "C" fn hints_delete(
 
 /// Calls `cb` for every record whose key starts with `prefix` (NULL with length 0: every
 /// record), in key order, fetching pages as it goes, until the records end or `cb` returns
-/// non-zero. Returns `HINTS_OK` in both cases.
+/// non-zero. Returns `HINTS_OK` in both cases. The handle's timeout applies to each page, not
+/// to the whole scan (a caller that needs a deadline stops the scan from `cb`).
 ///
 /// # Safety
 /// As [`hints_get`]; `prefix` is NULL (with `prefix_len` 0) or `prefix_len` readable bytes;
