@@ -13,6 +13,8 @@
 //! - [`db_name`]: database names (Exim's and any other of 1-64 `[a-z0-9_-]`).
 //! - [`duration`]: Exim's time syntax (`30d`, `1d12h`), shared by the CLI and the config.
 //! - [`socket_path`]: where a client looks for the daemon and where the daemon listens.
+//! - [`ring`]: the shared-memory ring's algorithm (one producer, one consumer), over memory it is
+//!   handed; model-checked with loom (`tests/loom_ring.rs`).
 //!
 //! # Wire stability
 //! Enum variants are append-only and struct fields never change; `tests/golden.rs` pins the
@@ -27,6 +29,7 @@ pub mod frame;
 pub mod hello;
 pub mod limits;
 pub mod message;
+pub mod ring;
 pub mod socket_path;
 pub mod text;
 
