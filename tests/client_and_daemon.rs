@@ -177,6 +177,49 @@ fn a_panic_in_one_database_leaves_the_others_serving() {
     assert!(daemon.log_text().contains("panicked"), "the panic is logged");
 }
 
+/// A client that never pauses cannot hold a stopping daemon up, and every write it was told
+/// was stored is in the final snapshot.
+#[test]
+fn a_client_that_never_pauses_does_not_keep_the_daemon_from_stopping() {
+    use hints_proto::frame::{decode_body, read_frame, write_frame};
+    use hints_proto::{Request, RequestEnvelope, Response, ResponseEnvelope};
+
+    let mut daemon = Daemon::start(&[]);
+    let mut stream = daemon.raw();
+    common::hello(&mut stream);
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut buffer = Vec::new();
+        for id in 1u64.. {
+            let request = Request::Put { db: db("misc"), key: format!("k{id}").into_bytes(), value: b"v".to_vec() };
+            if write_frame(&mut writer, &RequestEnvelope { id, request }, &mut buffer).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.pid() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut acknowledged = Vec::new();
+    let mut body = Vec::new();
+    while read_frame(&mut stream, &mut body).is_ok() {
+        let reply: ResponseEnvelope = decode_body(&body).unwrap();
+        if let Response::Stored(_) = reply.response {
+            acknowledged.push(reply.id);
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let status = daemon.stop();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < hintsd::SHUTDOWN_DRAIN_MAX, "the daemon waited for the busy client");
+    sender.join().unwrap();
+    assert!(!acknowledged.is_empty());
+    daemon.launch();
+    let mut client = daemon.client();
+    let lost = acknowledged.iter().filter(|id| client.get(&db("misc"), format!("k{id}").as_bytes()).unwrap().is_none());
+    assert_eq!(lost.count(), 0, "writes acknowledged before the stop were lost");
+}
+
 /// Requests already queued for a database's actor when a request applied directly panics are
 /// refused, not applied to the state the restart then throws away: a write acknowledged after
 /// the panic is never lost. (Writes before it go back to the last snapshot, as documented.)

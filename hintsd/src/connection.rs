@@ -379,11 +379,20 @@ impl Connection {
             let have = self.read_buf.len();
             self.read_buf.reserve(wanted.saturating_sub(have).max(READ_CHUNK_BYTES));
             let between_frames = have == 0;
-            let spun = match (between_frames, &self.seat, ctx.lanes.as_ref().and_then(Lanes::spin_budget)) {
-                (true, Some(_), Some(budget)) => self.socket.read_spinning(&mut self.read_buf, budget),
+            // A client that keeps sending would otherwise never see the daemon stop: its reads
+            // are always ready first.
+            if between_frames && ctx.shutdown.is_cancelled() {
+                return Fill::Stopping;
+            }
+            let spin = match (&ctx.lanes, &self.seat) {
+                (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
+            let spun = spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget));
             let read = if let Some(read) = spun {
+                // Reads that never wait never give the lane back: yield when tokio's budget
+                // for this task runs out, as its own I/O would.
+                tokio::task::consume_budget().await;
                 read
             } else if between_frames {
                 tokio::select! {

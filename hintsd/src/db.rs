@@ -624,10 +624,18 @@ impl Database {
     }
 }
 
-/// True for requests that touch only records and slots: they need no timer and no actor
-/// context, so they may be applied directly (sessions, snapshots and stats go to the actor).
+/// True for requests that touch only records and slots in bounded time: they need no timer
+/// and no actor context, so they may be applied directly. Sessions, snapshots and stats go to
+/// the actor, and so does `Tidy`, which walks the whole store while it holds the lock.
 pub fn is_plain(request: &Request) -> bool {
-    !matches!(request, Request::Lock { .. } | Request::Unlock { .. } | Request::Snapshot { .. } | Request::Stats { .. })
+    !matches!(
+        request,
+        Request::Lock { .. }
+            | Request::Unlock { .. }
+            | Request::Snapshot { .. }
+            | Request::Stats { .. }
+            | Request::Tidy { .. }
+    )
 }
 
 /// The database's snapshot as a store: empty when there is none, or when it was damaged (it is

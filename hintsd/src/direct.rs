@@ -9,7 +9,8 @@
 //! order, as the mailbox alone did before.
 
 use std::iter::Peekable;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use hints_proto::{DbName, Request, RequestEnvelope, Response, ResponseEnvelope};
@@ -76,26 +77,27 @@ pub fn apply_batch(
     responses: &mut Vec<ResponseEnvelope>,
     mut first_use: impl FnMut(&DbName, &Addr<DbActor>),
 ) {
-    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
     while let Some(next) = requests.peek() {
         if matches!(next.request, Request::Ping) {
             let id = requests.next().expect("peeked").id;
             responses.push(ResponseEnvelope { id, response: Response::Pong });
             continue;
         }
-        let db = next.request.target_db_name();
-        let Some(direct) = running.iter().find(|direct| Some(direct.name.as_str()) == db) else { return };
-        first_use(&direct.name, &direct.addr);
+        let Some(db) = next.request.target_db_name() else { return };
+        let Some((name, database, addr)) = find(db) else { return };
+        first_use(&name, &addr);
+        // A lane must not sleep on a lock another thread holds for long (a large scan, say):
+        // every connection on the lane would wait. After a short spin the rest of the batch
+        // goes to the actor, whose thread may wait.
+        let Some(mut database) = lock_briefly(&database) else { return };
         let applied_before = responses.len();
-        let mut database = db::lock(&direct.database);
         while let Some(next) = requests.next_if(|next| {
-            next.request.target_db_name() == Some(direct.name.as_str())
-                && database.applies_directly(&next.request, conn)
+            next.request.target_db_name() == Some(name.as_str()) && database.applies_directly(&next.request, conn)
         }) {
             let response = database.apply_directly(next.request, conn).unwrap_or_else(|failure| {
                 // The actor restarts the database from its snapshot; until then requests go
                 // through its mailbox, which answers them DATABASE_FAILED.
-                direct.addr.do_send(failure.tell_actor);
+                addr.do_send(failure.tell_actor);
                 failure.reply
             });
             responses.push(ResponseEnvelope { id: next.id, response });
@@ -106,13 +108,37 @@ pub fn apply_batch(
     }
 }
 
+/// The running database `db`: its name, state and actor, copied out so that the table's lock
+/// is not held while the database's is taken.
+fn find(db: &str) -> Option<(DbName, Arc<Mutex<Database>>, Addr<DbActor>)> {
+    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
+    let direct = running.iter().find(|direct| direct.name.as_str() == db)?;
+    Some((direct.name.clone(), Arc::clone(&direct.database), direct.addr.clone()))
+}
+
+/// How long a lane spins for a database's lock before it sends the request to the actor.
+pub const LOCK_SPIN_MAX: Duration = Duration::from_micros(20);
+
+/// The database's lock if it comes within [`LOCK_SPIN_MAX`].
+fn lock_briefly(database: &Mutex<Database>) -> Option<MutexGuard<'_, Database>> {
+    let deadline = Instant::now() + LOCK_SPIN_MAX;
+    loop {
+        match database.try_lock() {
+            Ok(guard) => return Some(guard),
+            // A handler's panic is caught inside the lock (`Database::guarded`).
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::hint::spin_loop(),
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
 /// Frees what connection `conn` held in database `db` right away (its slots), so another
 /// client's next request finds them free; a session it held is ended by the actor, which is
 /// told too (the [`ConnectionClosed`] message is harmless to repeat).
 pub fn connection_closed(db: &DbName, addr: &Addr<DbActor>, conn: ConnId) {
-    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
-    if let Some(direct) = running.iter().find(|direct| direct.name == *db) {
-        db::lock(&direct.database).release_connection(conn);
+    if let Some((_, database, _)) = find(db.as_str()) {
+        db::lock(&database).release_connection(conn);
     }
     // do_send ignores the mailbox bound; there is one such message per database held.
     addr.do_send(ConnectionClosed(conn));

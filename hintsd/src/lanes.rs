@@ -60,11 +60,12 @@ impl Lanes {
         Lanes { lanes: lanes.collect(), arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
     }
 
-    /// How long a lane that has just answered may spin for its connection's next request:
-    /// `Some` only while every connection (counted as a client process that may be running)
-    /// and every lane serving one can have a core of its own.
-    pub fn spin_budget(&self) -> Option<Duration> {
-        if self.spin.is_zero() {
+    /// How long the lane of `seat` may spin for its connection's next request: `Some` only
+    /// while that connection is alone on its lane (a spin holds the lane's thread) and every
+    /// connection (counted as a client process that may be running) and every lane serving
+    /// one can have a core of its own.
+    pub fn spin_budget(&self, seat: &Seat) -> Option<Duration> {
+        if self.spin.is_zero() || self.lanes[seat.index].connections.load(Ordering::Relaxed) != 1 {
             return None;
         }
         let counts = self.lanes.iter().map(|lane| lane.connections.load(Ordering::Relaxed));
@@ -110,20 +111,25 @@ mod tests {
 
     #[actix::test]
     async fn lanes_spin_only_while_clients_and_busy_lanes_fit_the_cores() {
+        let spin = Some(Duration::from_micros(30));
         let mut lanes = Lanes::start(2, Duration::from_micros(30));
         lanes.cores = 2;
-        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "no connection: nothing to crowd");
         let (_, first) = lanes.seat();
-        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "one client and its lane: two cores");
+        assert_eq!(lanes.spin_budget(&first), spin, "one client and its lane: two cores");
         let (_, second) = lanes.seat();
-        assert_eq!(lanes.spin_budget(), None, "two clients and two busy lanes need four cores");
-        drop((first, second));
+        assert_eq!(lanes.spin_budget(&first), None, "two clients and two busy lanes need four cores");
+        drop(second);
         lanes.cores = 8;
-        let seats: Vec<_> = (0..3).map(|_| lanes.seat()).collect();
-        assert_eq!(lanes.spin_budget(), Some(Duration::from_micros(30)), "three clients, two lanes: five of eight");
-        drop(seats);
+        let (_, second) = lanes.seat();
+        let (_, third) = lanes.seat();
+        let (sharing, alone) = if third.index == first.index { (&first, &second) } else { (&second, &first) };
+        assert_eq!(lanes.spin_budget(sharing), None, "a connection sharing its lane never spins");
+        assert_eq!(lanes.spin_budget(&third), None, "nor the one it shares it with");
+        assert_eq!(lanes.spin_budget(alone), spin, "three clients, two lanes: five of eight cores");
+        drop((first, second, third));
+        let (_, only) = lanes.seat();
         lanes.spin = Duration::ZERO;
-        assert_eq!(lanes.spin_budget(), None, "spin_micros = 0 turns it off");
+        assert_eq!(lanes.spin_budget(&only), None, "spin_micros = 0 turns it off");
         lanes.stop();
     }
 }

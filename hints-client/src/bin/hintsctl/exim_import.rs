@@ -30,6 +30,8 @@ use crate::failure::Failure;
 const BATCH: usize = 512;
 /// Bytes of keys and values held for one pipelined call, at most (plus one record).
 const BATCH_BYTES_MAX: usize = 1 << 20;
+/// Bytes of exim_dumpdb's stderr kept for the summary (the rest is read and dropped).
+const STDERR_BYTES_MAX: u64 = 64 * 1024;
 /// The longest dump line read; exim_dumpdb's longest (a retry record with its 150-byte text,
 /// or a full wait- record) is far shorter. A longer line is refused, never held whole.
 const LINE_BYTES_MAX: u64 = 64 * 1024;
@@ -308,8 +310,11 @@ fn load_from_exim_dumpdb(
 fn drain(child: &mut Child) -> JoinHandle<Vec<u8>> {
     let mut stderr = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
+        // Keep the first STDERR_BYTES_MAX and read the rest away, so the child never blocks
+        // on a full pipe and a flood costs no memory.
         let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text);
+        let _ = (&mut stderr).take(STDERR_BYTES_MAX).read_to_end(&mut text);
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         text
     })
 }
