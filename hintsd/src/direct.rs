@@ -39,12 +39,6 @@ pub(crate) fn unregister(name: &DbName) {
     RUNNING.write().unwrap_or_else(PoisonError::into_inner).retain(|direct| direct.name != *name);
 }
 
-/// The name and actor of database `db` if it is running.
-pub fn addr(db: &str) -> Option<(DbName, Addr<DbActor>)> {
-    let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
-    running.iter().find(|direct| direct.name.as_str() == db).map(|direct| (direct.name.clone(), direct.addr.clone()))
-}
-
 /// What [`apply`] did with a request.
 #[derive(Debug)]
 pub enum Direct {

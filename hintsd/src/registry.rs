@@ -6,7 +6,6 @@
 //! asks the supervisor actor only the first time a database is used (or after it died).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::Semaphore;
@@ -18,13 +17,12 @@ use crate::config::Config;
 use crate::db::{Apply, DAEMON_CONN, DbActor, DbConfig};
 use crate::store::Store;
 
-/// How a connection reaches a database: its actor and the arbiter that runs it.
+/// How a connection reaches a database: its actor and the arbiter that runs it (where it is
+/// started again if it dies).
 #[derive(Clone, Debug)]
 pub struct DbHandle {
     pub addr: Addr<DbActor>,
     pub arbiter: ArbiterHandle,
-    /// Tells arbiters apart, so a connection knows whether it runs beside the actor.
-    pub arbiter_id: usize,
     /// Requests in flight to this database, at most `mailbox_capacity` (actix does not hold
     /// senders to the mailbox's capacity when each uses its own clone of the address).
     pub in_flight: Arc<Semaphore>,
@@ -58,8 +56,6 @@ pub struct DbSupervisor {
     arbiters: Vec<Arbiter>,
     config: Arc<Config>,
 }
-
-static NEXT_ARBITER_ID: AtomicUsize = AtomicUsize::new(1);
 
 impl Registry {
     /// Starts the supervisor on the current (system) arbiter.
@@ -141,11 +137,11 @@ impl Handler<Open> for DbSupervisor {
         let mut table = self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dead_arbiter = match table.get(&db) {
             Some(handle) if handle.addr.connected() => return Ok(handle.clone()),
-            Some(handle) => Some((handle.arbiter.clone(), handle.arbiter_id)),
+            Some(handle) => Some(handle.arbiter.clone()),
             None => None,
         };
         let revived = dead_arbiter.is_some();
-        let (arbiter, arbiter_id) = match dead_arbiter {
+        let arbiter = match dead_arbiter {
             Some(found) => {
                 tracing::warn!(db = %db, "database actor had died; starting it again from its snapshot");
                 found
@@ -160,7 +156,7 @@ impl Handler<Open> for DbSupervisor {
                 let arbiter = Arbiter::new();
                 let handle = arbiter.handle();
                 self.arbiters.push(arbiter);
-                (handle, NEXT_ARBITER_ID.fetch_add(1, Ordering::Relaxed))
+                handle
             }
         };
         let capacity = self.config.mailbox_capacity;
@@ -179,7 +175,7 @@ impl Handler<Open> for DbSupervisor {
         });
         tracing::info!(db = %db, records, "database started");
         let in_flight = Arc::new(Semaphore::new(capacity));
-        let handle = DbHandle { addr, arbiter, arbiter_id, in_flight };
+        let handle = DbHandle { addr, arbiter, in_flight };
         table.insert(db, handle.clone());
         Ok(handle)
     }

@@ -51,13 +51,8 @@ impl ConnSocket {
         debug_assert!(buf.capacity() > buf.len(), "read_buf needs spare capacity");
         loop {
             let mut ready = self.fd.readable().await?;
-            let read = ready.try_io(|fd| SockRef::from(fd.get_ref()).recv(buf.spare_capacity_mut()));
-            match read {
-                Ok(Ok(n)) => {
-                    // SAFETY: recv initialised the first n bytes of the spare capacity.
-                    unsafe { buf.set_len(buf.len() + n) };
-                    return Ok(n);
-                }
+            match ready.try_io(|fd| recv_appending(fd.get_ref(), buf)) {
+                Ok(Ok(n)) => return Ok(n),
                 Ok(Err(err)) if err.kind() == io::ErrorKind::Interrupted => {}
                 Ok(Err(err)) => return Err(err),
                 // Readiness was stale; it has been cleared, wait for the next.
@@ -70,15 +65,10 @@ impl ConnSocket {
     /// nothing came in that time.
     pub fn read_spinning(&self, buf: &mut Vec<u8>, budget: Duration) -> Option<io::Result<usize>> {
         debug_assert!(buf.capacity() > buf.len(), "read_spinning needs spare capacity");
-        let socket = SockRef::from(self.fd.get_ref());
         let until = Instant::now() + budget;
         loop {
-            match socket.recv(buf.spare_capacity_mut()) {
-                Ok(n) => {
-                    // SAFETY: recv initialised the first n bytes of the spare capacity.
-                    unsafe { buf.set_len(buf.len() + n) };
-                    return Some(Ok(n));
-                }
+            match recv_appending(self.fd.get_ref(), buf) {
+                Ok(n) => return Some(Ok(n)),
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                 Err(err) => return Some(Err(err)),
             }
@@ -118,6 +108,14 @@ impl ConnSocket {
         }
         Ok(())
     }
+}
+
+/// One `recv` into `buf`'s spare capacity, appending what it read.
+fn recv_appending(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let n = SockRef::from(fd).recv(buf.spare_capacity_mut())?;
+    // SAFETY: recv initialised the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Registers `fd` with this thread's reactor for `interest`.
