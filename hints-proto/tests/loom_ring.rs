@@ -1,42 +1,136 @@
-//! The ring between two threads, model-checked: loom runs every interleaving of the producer
-//! and the consumer (and flags any unsynchronised access to a frame's bytes). Run with
+//! The ring between two threads, model-checked: loom runs every interleaving of the writer and
+//! the reader (and flags any unsynchronised access to the data bytes). The second model adds
+//! the doorbells: each end sleeps when it has nothing to do, and loom fails the test if any
+//! interleaving leaves both asleep (a lost wake-up). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test --release -p hints-proto --test loom_ring` (tests/run.sh
 //! does, in a target directory of its own).
 #![cfg(loom)]
 
-use hints_proto::ring::{Consumer, HeapRegion, Producer, PushError};
-use loom::sync::Arc;
+use hints_proto::ring::{AtomicU32, Consumer, HeapRegion, Producer, doorbell};
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-/// Three frames through a 16-byte ring: 10, 6 and 12 bytes with their lengths, so the ring
-/// fills (the producer must wait) and the last frame wraps around the end of the data.
-const FRAMES: [&[u8]; 3] = [b"abcdef", b"gh", b"ijklmnop"];
+/// 20 bytes through a 16-byte ring in writes of 10: the ring fills, the writer must wait, and
+/// the second write wraps around the end of the data.
+const SENT: &[u8; 20] = b"abcdefghijklmnopqrst";
+const WRITE_BYTES: usize = 10;
 
 #[test]
-fn frames_cross_between_threads_whole_and_in_order() {
+fn bytes_cross_between_threads_in_order() {
     loom::model(|| {
         let region = Arc::new(HeapRegion::new(16));
         let mut producer = Producer::new(Arc::clone(&region));
         let mut consumer = Consumer::new(region);
-        let sender = thread::spawn(move || {
-            for frame in FRAMES {
-                loop {
-                    match producer.try_push(frame) {
-                        Ok(()) => break,
-                        Err(PushError::Full) => thread::yield_now(),
-                        Err(other) => panic!("push failed: {other:?}"),
+        let writer = thread::spawn(move || {
+            for chunk in SENT.chunks(WRITE_BYTES) {
+                let mut done = 0;
+                while done < chunk.len() {
+                    match producer.write(&chunk[done..]).expect("the ring stays sound") {
+                        0 => thread::yield_now(),
+                        n => done += n,
                     }
                 }
             }
         });
-        let mut out = Vec::new();
-        for frame in FRAMES {
-            while !consumer.try_pop(&mut out).expect("the ring stays sound") {
-                thread::yield_now();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 7];
+        while received.len() < SENT.len() {
+            match consumer.read(&mut buf).expect("the ring stays sound") {
+                0 => thread::yield_now(),
+                n => received.extend_from_slice(&buf[..n]),
             }
-            assert_eq!(out, frame);
         }
-        sender.join().unwrap();
-        assert!(!consumer.try_pop(&mut out).unwrap(), "nothing more was sent");
+        writer.join().unwrap();
+        assert_eq!(received, SENT);
+        assert_eq!(consumer.read(&mut buf).unwrap(), 0, "nothing more was sent");
+    });
+}
+
+/// An eventfd as loom can see it: ringing sets it, waiting blocks until it is set and clears
+/// it. A ring nobody waits for is kept, as an eventfd's count is.
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<bool>,
+    ringing: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        *self.rung.lock().unwrap() = true;
+        self.ringing.notify_one();
+    }
+
+    fn wait(&self) {
+        let mut rung = self.rung.lock().unwrap();
+        while !*rung {
+            rung = self.ringing.wait(rung).unwrap();
+        }
+        *rung = false;
+    }
+}
+
+/// One end's doorbell: the word in shared memory and what it sleeps on.
+#[derive(Default)]
+struct End {
+    word: AtomicU32,
+    bell: Bell,
+}
+
+impl End {
+    /// Sleeps unless `has_work`, checked after the announcement, says otherwise.
+    fn sleep_unless(&self, has_work: impl Fn() -> bool) {
+        doorbell::announce_sleep(&self.word);
+        if has_work() {
+            doorbell::cancel_sleep(&self.word);
+        } else {
+            self.bell.wait();
+        }
+    }
+
+    /// Called by the other end after it published a position.
+    fn wake_if_asleep(&self) {
+        if doorbell::take_sleeper(&self.word) {
+            self.bell.ring();
+        }
+    }
+}
+
+#[test]
+fn an_end_that_sleeps_is_always_woken_by_the_other_ends_next_write() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let region = Arc::new(HeapRegion::new(16));
+        let mut producer = Producer::new(Arc::clone(&region));
+        let mut consumer = Consumer::new(region);
+        let (writer_end, reader_end) = (Arc::new(End::default()), Arc::new(End::default()));
+        let (writer_side, reader_side) = (Arc::clone(&writer_end), Arc::clone(&reader_end));
+        let writer = thread::spawn(move || {
+            for chunk in SENT.chunks(WRITE_BYTES) {
+                let mut done = 0;
+                while done < chunk.len() {
+                    match producer.write(&chunk[done..]).unwrap() {
+                        0 => writer_side.sleep_unless(|| producer.room().unwrap() > 0),
+                        n => {
+                            done += n;
+                            reader_side.wake_if_asleep();
+                        }
+                    }
+                }
+            }
+        });
+        let mut received = Vec::new();
+        let mut buf = [0u8; 16];
+        while received.len() < SENT.len() {
+            match consumer.read(&mut buf).unwrap() {
+                0 => reader_end.sleep_unless(|| consumer.available().unwrap() > 0),
+                n => {
+                    received.extend_from_slice(&buf[..n]);
+                    writer_end.wake_if_asleep();
+                }
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(received, SENT);
     });
 }

@@ -1,34 +1,32 @@
-//! The shared-memory ring: one producer and one consumer pass length-prefixed frames through a
-//! region of memory, with no lock and no system call.
+//! The shared-memory ring: a one-way byte pipe between one writer and one reader through a
+//! region of memory, with no lock and no system call, and the doorbell protocol by which an
+//! end that ran out of work sleeps without missing the other's next write.
 //!
 //! This is the algorithm alone, over memory it is handed ([`Region`]): on the heap
-//! ([`HeapRegion`]) for unit, property and loom tests, and later over a mapping a client and
-//! hintsd share (DESIGN.md, data flow). The mapping, the doorbells that wake a sleeping end, and
-//! the client's and daemon's ends are not built yet.
+//! ([`HeapRegion`]) for unit, property and loom tests, and over the mapping a client and
+//! hintsd share ([`shm`]). Frames cross it exactly as they cross the socket (a length prefix
+//! and a body, `frame.rs`), so a frame may be larger than the ring and pass in pieces, and the
+//! reader checks lengths with the socket's code.
 //!
 //! # Layout
 //! A region has two positions, `head` and `tail`, and `capacity` bytes of data (a power of
 //! two). Positions count bytes since the ring was made and are taken modulo `capacity` to
-//! address the data. A frame is a `u32` little-endian length and that many bytes; it may wrap
-//! from the end of the data to its start.
+//! address the data.
 //!
 //! # Invariants
-//! - `tail - head <= capacity`; only the producer stores `tail`, only the consumer `head`.
-//! - The producer writes a frame's bytes, then publishes them with a Release store of `tail`;
-//!   the consumer loads `tail` with Acquire before it reads them, and gives their space back
-//!   with a Release store of `head` once it has copied them out; the producer loads `head` with
-//!   Acquire before it writes over that space.
-//! - The other end may be another process, and hostile: each end checks the position the other
-//!   stores, and the consumer checks every length (against the data published and
-//!   [`FRAME_BYTES_MAX`]) before it allocates or copies; a frame is copied out whole before
-//!   anything decodes it. A ring found corrupt is not used again.
+//! - `tail - head <= capacity`; only the writer stores `tail`, only the reader `head`.
+//! - The writer copies bytes in, then publishes them with a Release store of `tail`; the
+//!   reader loads `tail` with Acquire before it copies them out, and gives their space back
+//!   with a Release store of `head`; the writer loads `head` with Acquire before it writes
+//!   over that space.
+//! - The other end may be another process, and hostile: each end checks the position the
+//!   other stores before it copies a byte, and a ring found corrupt is not used again. Bytes
+//!   read are only ever copied out; what they mean is checked by the frame decoder.
 
 mod sync;
 
 use sync::UnsafeCell;
-pub use sync::{AtomicU64, Ordering};
-
-use crate::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
+pub use sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The smallest data area a ring may have.
 pub const RING_CAPACITY_MIN: usize = 16;
@@ -108,22 +106,19 @@ impl Region for HeapRegion {
     }
 }
 
-/// Why a frame was not pushed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushError {
-    /// Not enough free space now; the consumer will make some.
-    Full,
-    /// The frame can never fit this ring (or is over [`FRAME_BYTES_MAX`]).
-    TooLarge { bytes: usize },
-    /// The consumer's position makes no sense: the ring must not be used again.
-    Corrupt(&'static str),
-}
-
-/// The consumer found the ring corrupt: it must not be used again.
+/// The other end's position makes no sense: the ring must not be used again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Corrupt(pub &'static str);
 
-/// The producing end of a ring.
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the shared ring is corrupt: {}", self.0)
+    }
+}
+
+impl std::error::Error for Corrupt {}
+
+/// The writing end of a ring.
 #[derive(Debug)]
 pub struct Producer<R> {
     region: R,
@@ -131,7 +126,7 @@ pub struct Producer<R> {
     tail: u64,
 }
 
-/// The consuming end of a ring.
+/// The reading end of a ring.
 #[derive(Debug)]
 pub struct Consumer<R> {
     region: R,
@@ -140,79 +135,118 @@ pub struct Consumer<R> {
 }
 
 impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Producer<R> {
-    /// The producing end of a ring nobody has used yet.
+    /// The writing end of a ring nobody has used yet.
     pub fn new(region: R) -> Producer<R> {
         Producer { tail: region.tail().load(Ordering::Relaxed), region }
     }
 
-    /// Puts `frame` at the end of the ring if it fits now.
+    /// Bytes that may be written now.
     ///
     /// # Errors
-    /// [`PushError`]: `Full` leaves the ring as it was; `Corrupt` ends its use.
-    pub fn try_push(&mut self, frame: &[u8]) -> Result<(), PushError> {
-        let capacity = self.region.capacity();
-        let needed = FRAME_PREFIX_BYTES + frame.len();
-        if frame.len() > FRAME_BYTES_MAX || needed > capacity {
-            return Err(PushError::TooLarge { bytes: frame.len() });
+    /// [`Corrupt`] when the reader's position is past what was written.
+    pub fn room(&self) -> Result<usize, Corrupt> {
+        let capacity = self.region.capacity() as u64;
+        let used = self.tail.wrapping_sub(self.region.head().load(Ordering::Acquire));
+        if used > capacity {
+            return Err(Corrupt("the reader's position is past what was written"));
         }
-        let head = self.region.head().load(Ordering::Acquire);
-        let used = self.tail.wrapping_sub(head);
-        if used > capacity as u64 {
-            return Err(PushError::Corrupt("the consumer's position is past what was produced"));
+        Ok((capacity - used) as usize)
+    }
+
+    /// Writes as much of the front of `bytes` as there is room for, and publishes it.
+    ///
+    /// # Returns
+    /// How many bytes were written: 0 when the ring is full (or `bytes` empty).
+    ///
+    /// # Errors
+    /// [`Corrupt`], as [`Producer::room`]; nothing is written then.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Corrupt> {
+        let written = self.room()?.min(bytes.len());
+        if written == 0 {
+            return Ok(0);
         }
-        if (capacity as u64 - used) < needed as u64 {
-            return Err(PushError::Full);
-        }
-        let prefix = u32::try_from(frame.len()).expect("checked against FRAME_BYTES_MAX").to_le_bytes();
-        copy_in(&*self.region, self.tail, &prefix);
-        copy_in(&*self.region, self.tail + FRAME_PREFIX_BYTES as u64, frame);
-        self.tail += needed as u64;
+        copy_in(&*self.region, self.tail, &bytes[..written]);
+        self.tail += written as u64;
         self.region.tail().store(self.tail, Ordering::Release);
-        Ok(())
+        Ok(written)
     }
 }
 
 impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Consumer<R> {
-    /// The consuming end of a ring nobody has used yet.
+    /// The reading end of a ring nobody has used yet.
     pub fn new(region: R) -> Consumer<R> {
         Consumer { head: region.head().load(Ordering::Relaxed), region }
     }
 
-    /// Takes the first frame into `out` (replacing what it held); `false` when there is none.
+    /// Bytes published and not read yet.
     ///
     /// # Errors
-    /// [`Corrupt`] when the producer's position or a length makes no sense; nothing larger
-    /// than [`FRAME_BYTES_MAX`] is allocated first.
-    pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<bool, Corrupt> {
-        let capacity = self.region.capacity() as u64;
-        let tail = self.region.tail().load(Ordering::Acquire);
-        let published = tail.wrapping_sub(self.head);
-        if published == 0 {
-            return Ok(false);
+    /// [`Corrupt`] when the writer's position is more than the ring ahead of the reader's.
+    pub fn available(&self) -> Result<usize, Corrupt> {
+        let published = self.region.tail().load(Ordering::Acquire).wrapping_sub(self.head);
+        if published > self.region.capacity() as u64 {
+            return Err(Corrupt("the writer's position is more than the ring ahead"));
         }
-        if published > capacity {
-            return Err(Corrupt("the producer's position is more than the ring ahead"));
+        Ok(published as usize)
+    }
+
+    /// Copies the next bytes into `out` (as many as are published and fit) and gives their
+    /// space back to the writer.
+    ///
+    /// # Returns
+    /// How many bytes were read: 0 when the ring is empty (or `out` is).
+    ///
+    /// # Errors
+    /// [`Corrupt`], as [`Consumer::available`]; nothing is read then.
+    pub fn read(&mut self, out: &mut [u8]) -> Result<usize, Corrupt> {
+        let read = self.available()?.min(out.len());
+        if read == 0 {
+            return Ok(0);
         }
-        if published < FRAME_PREFIX_BYTES as u64 {
-            return Err(Corrupt("a frame's length was published in part"));
-        }
-        let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-        copy_out(&*self.region, self.head, &mut prefix);
-        let len = u32::from_le_bytes(prefix) as usize;
-        if len > FRAME_BYTES_MAX || (FRAME_PREFIX_BYTES + len) as u64 > published {
-            return Err(Corrupt("a frame's length runs past what was published"));
-        }
-        out.clear();
-        out.resize(len, 0);
-        copy_out(&*self.region, self.head + FRAME_PREFIX_BYTES as u64, out);
-        self.head += (FRAME_PREFIX_BYTES + len) as u64;
+        copy_out(&*self.region, self.head, &mut out[..read]);
+        self.head += read as u64;
         self.region.head().store(self.head, Ordering::Release);
-        Ok(true)
+        Ok(read)
     }
 }
 
-/// Writes `src` at position `at`, wrapping at the end of the data: only the producer, into
-/// space between its `tail` and the consumer's `head` (checked by `try_push`).
+/// The doorbell protocol, over one word of shared memory per sleeping end: an end that finds
+/// nothing to do [announces](announce_sleep) that it is going to sleep, looks at its rings
+/// once more, and only then sleeps (on an eventfd or a futex on the word); the other end,
+/// after every position it publishes, asks whether [a sleeper must be woken](take_sleeper).
+/// A `SeqCst` fence sits between each side's store and its load, so at least one of them sees
+/// the other's: either the sleeper sees the new position and does not sleep, or the waker
+/// sees the announcement and wakes it. Only one waker takes each announcement.
+pub mod doorbell {
+    use super::sync::{AtomicU32, Ordering, fence};
+
+    /// The word's value while its end runs (or has been woken).
+    pub const AWAKE: u32 = 0;
+    /// The word's value once its end has announced it will sleep.
+    pub const ASLEEP: u32 = 1;
+
+    /// Says this end is going to sleep. Look at the rings again before sleeping.
+    pub fn announce_sleep(word: &AtomicU32) {
+        word.store(ASLEEP, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Takes the announcement back (the second look found work).
+    pub fn cancel_sleep(word: &AtomicU32) {
+        word.store(AWAKE, Ordering::Relaxed);
+    }
+
+    /// Called after publishing a position: true when the other end announced sleep and this
+    /// call is the one to wake it. A word holding anything else than the two values (the
+    /// other end may be hostile) reads as asleep: at worst a needless wake-up.
+    pub fn take_sleeper(word: &AtomicU32) -> bool {
+        fence(Ordering::SeqCst);
+        word.load(Ordering::Relaxed) != AWAKE && word.swap(AWAKE, Ordering::Relaxed) != AWAKE
+    }
+}
+
+/// Writes `src` at position `at`, wrapping at the end of the data: only the writer, into
+/// space between its `tail` and the reader's `head` (checked by `write`).
 fn copy_in(region: &(impl Region + ?Sized), at: u64, src: &[u8]) {
     let (start, first) = split(region.capacity(), at, src.len());
     // SAFETY: the space from `tail` on is free until the producer publishes a new `tail`.
@@ -223,7 +257,7 @@ fn copy_in(region: &(impl Region + ?Sized), at: u64, src: &[u8]) {
 }
 
 /// Reads `dst.len()` bytes at position `at`, wrapping at the end of the data: only the
-/// consumer, from what the producer published (checked by `try_pop`).
+/// reader, from what the writer published (checked by `read`).
 fn copy_out(region: &(impl Region + ?Sized), at: u64, dst: &mut [u8]) {
     let (start, first) = split(region.capacity(), at, dst.len());
     let (before_end, after_wrap) = dst.split_at_mut(first);
@@ -239,6 +273,9 @@ fn split(capacity: usize, at: u64, len: usize) -> (usize, usize) {
     let start = (at % capacity as u64) as usize;
     (start, len.min(capacity - start))
 }
+
+#[cfg(all(unix, not(loom)))]
+pub mod shm;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -1,13 +1,13 @@
-//! The one switch between std and loom for the ring: atomics, and a cell whose every access
-//! goes through a closure, so that loom sees the frame bytes as well as the positions.
+//! The one switch between std and loom for the ring: atomics, fences, and a cell whose every
+//! access goes through a closure, so that loom sees the data bytes as well as the positions.
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicU64, Ordering};
+pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(not(loom))]
-pub use std::sync::atomic::{AtomicU64, Ordering};
+pub use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// `std::cell::UnsafeCell` with loom's closure API.
 #[cfg(not(loom))]

@@ -1,5 +1,6 @@
-//! The ring on one thread: frames in order, wrapping, full and too large, a model check by
-//! proptest, and a hostile other end. `tests/loom_ring.rs` checks two threads.
+//! The ring on one thread: bytes in order across the wrap, a full ring, a model check by
+//! proptest, a hostile other end, and the doorbell's rules. `tests/loom_ring.rs` checks two
+//! threads.
 
 use std::collections::VecDeque;
 
@@ -13,113 +14,109 @@ fn ring(capacity: usize) -> (Producer<std::sync::Arc<HeapRegion>>, Consumer<std:
 }
 
 #[test]
-fn frames_come_out_in_order_and_whole_across_the_wrap() {
+fn bytes_come_out_in_order_across_the_wrap() {
     let (mut producer, mut consumer) = ring(32);
-    let mut out = Vec::new();
+    let mut out = [0u8; 32];
     for round in 0u8..50 {
-        let frame: Vec<u8> = (0..round % 20).map(|i| i ^ round).collect();
-        producer.try_push(&frame).unwrap();
-        assert!(consumer.try_pop(&mut out).unwrap());
-        assert_eq!(out, frame, "round {round}");
+        let sent: Vec<u8> = (0..round % 20).map(|i| i ^ round).collect();
+        assert_eq!(producer.write(&sent).unwrap(), sent.len());
+        assert_eq!(consumer.read(&mut out).unwrap(), sent.len());
+        assert_eq!(&out[..sent.len()], &sent[..], "round {round}");
     }
-    assert!(!consumer.try_pop(&mut out).unwrap(), "nothing left");
+    assert_eq!(consumer.read(&mut out).unwrap(), 0, "nothing left");
 }
 
 #[test]
-fn a_full_ring_refuses_until_the_consumer_makes_room() {
+fn a_full_ring_takes_what_fits_and_the_rest_after_the_reader_makes_room() {
     let (mut producer, mut consumer) = ring(16);
-    producer.try_push(b"12345678").unwrap();
-    assert_eq!(producer.try_push(b"abcd"), Err(PushError::Full), "12 of 16 bytes used, 8 wanted");
-    let mut out = Vec::new();
-    assert!(consumer.try_pop(&mut out).unwrap());
-    producer.try_push(b"abcd").unwrap();
-    assert!(consumer.try_pop(&mut out).unwrap());
-    assert_eq!(out, b"abcd");
+    assert_eq!(producer.write(&[7; 12]).unwrap(), 12);
+    assert_eq!(producer.room().unwrap(), 4);
+    assert_eq!(producer.write(b"abcdefgh").unwrap(), 4, "only 4 of 16 bytes were free");
+    assert_eq!(producer.write(b"efgh").unwrap(), 0, "full");
+    let mut out = [0u8; 10];
+    assert_eq!(consumer.read(&mut out).unwrap(), 10);
+    assert_eq!(consumer.available().unwrap(), 6);
+    assert_eq!(producer.write(b"efgh").unwrap(), 4);
+    let mut rest = [0u8; 16];
+    assert_eq!(consumer.read(&mut rest).unwrap(), 10);
+    assert_eq!(&rest[..10], b"\x07\x07abcdefgh");
 }
 
 #[test]
-fn a_frame_that_can_never_fit_is_refused_as_too_large() {
-    let (mut producer, _) = ring(16);
-    assert_eq!(producer.try_push(&[0; 13]), Err(PushError::TooLarge { bytes: 13 }));
-    producer.try_push(&[0; 12]).unwrap();
-}
-
-#[test]
-fn a_hostile_producer_cannot_make_the_consumer_read_past_what_it_published() {
-    let mut out = Vec::new();
-    // The tail more than a ring ahead.
-    let region = HeapRegion::new(16);
-    region.tail().store(17, Ordering::Relaxed);
-    assert!(Consumer::new(&region).try_pop(&mut out).is_err());
-    // Part of a length.
-    let region = HeapRegion::new(16);
-    region.tail().store(2, Ordering::Relaxed);
-    assert!(Consumer::new(&region).try_pop(&mut out).is_err());
-    // A length past the published bytes, and one past any frame: refused before allocating.
-    for len in [9u32, u32::MAX] {
+fn a_hostile_writer_cannot_make_the_reader_read_past_what_it_published() {
+    let mut out = [0u8; 64];
+    for tail in [17, u64::MAX] {
         let region = HeapRegion::new(16);
-        // SAFETY: no other end is running.
-        unsafe { region.write(0, &len.to_le_bytes()) };
-        region.tail().store(12, Ordering::Relaxed);
-        assert!(Consumer::new(&region).try_pop(&mut out).is_err(), "length {len}");
-        assert!(out.capacity() < 1024, "nothing large was allocated");
+        region.tail().store(tail, Ordering::Relaxed);
+        let mut consumer = Consumer::new(&region);
+        assert!(consumer.available().is_err(), "tail {tail}");
+        assert!(consumer.read(&mut out).is_err(), "tail {tail}");
     }
 }
 
 #[test]
-fn a_hostile_consumer_cannot_make_the_producer_overwrite_unread_frames() {
+fn a_hostile_reader_cannot_make_the_writer_overwrite_unread_bytes() {
     let region = HeapRegion::new(16);
     let mut producer = Producer::new(&region);
-    producer.try_push(b"1234").unwrap();
-    // A head past the tail, as if more had been consumed than produced.
+    assert_eq!(producer.write(b"1234").unwrap(), 4);
+    // A head past the tail, as if more had been read than written.
     region.head().store(100, Ordering::Relaxed);
-    assert!(matches!(producer.try_push(b"x"), Err(PushError::Corrupt(_))));
+    assert!(producer.room().is_err());
+    assert!(producer.write(b"x").is_err());
+}
+
+#[test]
+fn a_doorbell_wakes_once_per_announcement_and_garbage_reads_as_asleep() {
+    let word = AtomicU32::new(doorbell::AWAKE);
+    assert!(!doorbell::take_sleeper(&word), "nobody announced sleep");
+    doorbell::announce_sleep(&word);
+    assert!(doorbell::take_sleeper(&word), "the first waker takes the sleeper");
+    assert!(!doorbell::take_sleeper(&word), "and only the first");
+    doorbell::announce_sleep(&word);
+    doorbell::cancel_sleep(&word);
+    assert!(!doorbell::take_sleeper(&word), "a cancelled announcement wakes nobody");
+    word.store(0xdead_beef, Ordering::Relaxed);
+    assert!(doorbell::take_sleeper(&word), "a hostile value costs a needless wake-up, no more");
+    assert_eq!(word.load(Ordering::Relaxed), doorbell::AWAKE);
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Push(Vec<u8>),
-    Pop,
+    Write(Vec<u8>),
+    Read(usize),
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
-    let op = prop_oneof![prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Push), Just(Op::Pop),];
+    let op =
+        prop_oneof![prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Write), (0usize..40).prop_map(Op::Read)];
     prop::collection::vec(op, 0..200)
 }
 
 proptest! {
-    /// Against a queue: a push fails exactly when the frames held and the new one would not
-    /// fit, and pops give back exactly what was pushed, in order.
+    /// Against a bounded queue of bytes: a write takes exactly what fits, a read gives back
+    /// exactly what was written, in order, as much as asked and held.
     #[test]
-    fn the_ring_behaves_as_a_bounded_queue_of_frames(capacity_log in 4u32..8, ops in ops()) {
+    fn the_ring_behaves_as_a_bounded_queue_of_bytes(capacity_log in 4u32..8, ops in ops()) {
         let capacity = 1usize << capacity_log;
         let (mut producer, mut consumer) = ring(capacity);
-        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-        let mut out = Vec::new();
+        let mut model: VecDeque<u8> = VecDeque::new();
         for op in ops {
             match op {
-                Op::Push(frame) => {
-                    let used: usize = model.iter().map(|held| 4 + held.len()).sum();
-                    let expected = if 4 + frame.len() > capacity {
-                        Err(PushError::TooLarge { bytes: frame.len() })
-                    } else if used + 4 + frame.len() > capacity {
-                        Err(PushError::Full)
-                    } else {
-                        Ok(())
-                    };
-                    prop_assert_eq!(producer.try_push(&frame), expected.clone());
-                    if expected.is_ok() {
-                        model.push_back(frame);
-                    }
+                Op::Write(bytes) => {
+                    let fits = (capacity - model.len()).min(bytes.len());
+                    prop_assert_eq!(producer.write(&bytes).unwrap(), fits);
+                    model.extend(&bytes[..fits]);
                 }
-                Op::Pop => match model.pop_front() {
-                    Some(frame) => {
-                        prop_assert!(consumer.try_pop(&mut out).unwrap());
-                        prop_assert_eq!(&out, &frame);
-                    }
-                    None => prop_assert!(!consumer.try_pop(&mut out).unwrap()),
-                },
+                Op::Read(wanted) => {
+                    let mut out = vec![0u8; wanted];
+                    let got = consumer.read(&mut out).unwrap();
+                    prop_assert_eq!(got, wanted.min(model.len()));
+                    let expected: Vec<u8> = model.drain(..got).collect();
+                    prop_assert_eq!(&out[..got], &expected[..]);
+                }
             }
+            prop_assert_eq!(consumer.available().unwrap(), model.len());
+            prop_assert_eq!(producer.room().unwrap(), capacity - model.len());
         }
     }
 }
