@@ -108,7 +108,7 @@ struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hintsd,hintsd-pool,echo,exim-gdbm-disk,exim-gdbm-tmpfs,exim-bdb-disk,exim-bdb-tmpfs,sqlite,lmdb,redis"
+        default_value = "hintsd,hintsd-ring,hintsd-pool,echo,exim-gdbm-disk,exim-gdbm-tmpfs,exim-bdb-disk,exim-bdb-tmpfs,sqlite,lmdb,redis"
     )]
     contenders: Vec<Contender>,
     /// Client process counts to run, comma-separated.

@@ -130,11 +130,17 @@ impl Report {
         }
     }
 
-    /// For each hintsd cell, against each other contender's cell of the same workload, clients
-    /// and depth (the echo's cell of the same clients and depth): hintsd's ops/s over theirs,
-    /// and their p99 over hintsd's. Above 1, hintsd is ahead.
+    /// One table for each way of reaching hintsd measured (socket, ring).
     fn print_ratios(&self) {
-        let hintsd = Contender::Hintsd.name();
+        for ours in [Contender::Hintsd, Contender::HintsdRing] {
+            self.print_ratios_of(ours.name());
+        }
+    }
+
+    /// For each cell of `hintsd` (a hintsd contender), against each other contender's cell of
+    /// the same workload, clients and depth (the echo's cell of the same clients and depth):
+    /// hintsd's ops/s over theirs, and their p99 over hintsd's. Above 1, hintsd is ahead.
+    fn print_ratios_of(&self, hintsd: &str) {
         let others: BTreeSet<&str> = self.cells.iter().map(|c| c.contender).filter(|&c| c != hintsd).collect();
         let others: Vec<&str> = self.contenders.iter().map(|c| c.name()).filter(|name| others.contains(name)).collect();
         if others.is_empty() || !self.cells.iter().any(|c| c.contender == hintsd) {
@@ -142,7 +148,7 @@ impl Report {
         }
         println!();
         println!(
-            "hintsd against each contender in the same cell: `hintsd ops/s ÷ theirs` · `their p99 ÷ hintsd's` (above 1: hintsd ahead)."
+            "{hintsd} against each contender in the same cell: `{hintsd} ops/s ÷ theirs` · `their p99 ÷ {hintsd}'s` (above 1: {hintsd} ahead)."
         );
         println!();
         println!("| workload | clients | depth | {} |", others.join(" | "));

@@ -17,6 +17,7 @@ use crate::config::ClientConfig;
 use crate::error::Error;
 use crate::ops::{self, CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
 use crate::process::ProcessMark;
+use crate::ring::ClientRing;
 
 /// How far the socket's read timeout may drift from a call's remaining time before it is set
 /// again. A call ends at most this long after its deadline; in exchange the usual call, whose
@@ -69,12 +70,14 @@ pub struct Client {
     connections_opened: u64,
 }
 
-/// An open socket and the process that opened it.
+/// An open socket, the process that opened it, and the ring it moved to, if any.
 struct Connection {
     socket: Socket,
     opener: ProcessMark,
     /// The socket's read timeout as last set.
     armed: Duration,
+    /// Once open, every frame goes through it; the socket only says the daemon is there.
+    ring: Option<ClientRing>,
 }
 
 impl Drop for Connection {
@@ -123,6 +126,12 @@ impl Client {
     pub fn connection_id(&self) -> Option<u64> {
         let connection = self.connection.as_ref()?;
         connection.opener.is_current().then_some(self.connections_opened)
+    }
+
+    /// True while the open connection speaks through a shared-memory ring
+    /// ([`ClientConfig::ring`]) rather than its socket.
+    pub fn is_on_ring(&self) -> bool {
+        self.connection.as_ref().is_some_and(|connection| connection.ring.is_some())
     }
 
     /// The daemon's version, as its hello reply gave it, while connected.
@@ -456,12 +465,16 @@ impl Client {
         socket.connect_timeout(&address, remaining).map_err(io_failed)?;
         socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
         socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
-        let mut connection = Connection { socket, opener: ProcessMark::current(), armed: timeout };
+        let mut connection = Connection { socket, opener: ProcessMark::current(), armed: timeout, ring: None };
         self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
         connection
             .pump(&mut self.codec, deadline, &mut Vec::new())
             .map_err(|failure| failure.into_error(socket_path, timeout))?;
+        if self.config.ring {
+            connection.ring =
+                connection.open_ring(&mut self.codec).map_err(|failure| failure.into_error(socket_path, timeout))?;
+        }
         Ok(connection)
     }
 }
@@ -483,6 +496,9 @@ impl Connection {
     /// writing, so a long pipeline cannot deadlock against a daemon that is itself blocked
     /// writing replies. Once everything is written, reads block with the socket's timeout.
     fn pump(&mut self, codec: &mut Codec, deadline: Instant, out: &mut Vec<Response>) -> Result<(), Failure> {
+        if let Some(ring) = &mut self.ring {
+            return ring.pump(&self.socket, codec, deadline, out);
+        }
         loop {
             let answered = codec.progress(out)?;
             if codec.unsent().is_empty() {
@@ -502,6 +518,62 @@ impl Connection {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(Failure::Broken(err)),
             }
+        }
+    }
+
+    /// Asks the daemon for a ring: `None` when it offers none (the connection stays on the
+    /// socket). The reply is read with `recvmsg`, which takes the descriptors passed with it.
+    fn open_ring(&mut self, codec: &mut Codec) -> Result<Option<ClientRing>, Failure> {
+        use std::io::IoSliceMut;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+
+        codec.queue(&[Request::OpenRing]).map_err(|err| Failure::Protocol(err.to_string()))?;
+        while !codec.unsent().is_empty() {
+            match self.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL) {
+                Ok(n) => codec.advance_sent(n),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Failure::Broken(err)),
+            }
+        }
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        let mut out = Vec::with_capacity(1);
+        while !codec.progress(&mut out)? {
+            let mut control = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+            let mut iov = [IoSliceMut::new(codec.recv_space())];
+            let received = match recvmsg::<()>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(received) => received,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Err(Failure::TimedOut),
+                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
+            };
+            let bytes = received.bytes;
+            for message in received.cmsgs().map_err(|err| Failure::Broken(io::Error::from(err)))? {
+                if let ControlMessageOwned::ScmRights(raw) = message {
+                    // SAFETY: the kernel just gave us these descriptors; nobody else owns them.
+                    fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+            if bytes == 0 {
+                return Err(Failure::closed());
+            }
+            codec.received(bytes);
+        }
+        match (out.pop(), <[OwnedFd; 2]>::try_from(fds)) {
+            (Some(Response::RingOpened { ring_bytes }), Ok([memfd, bell])) => {
+                ClientRing::open(&memfd, bell, ring_bytes).map(Some).map_err(Failure::Broken)
+            }
+            (Some(Response::RingOpened { .. }), Err(fds)) => {
+                Err(Failure::Protocol(format!("the ring came with {} descriptors, not 2", fds.len())))
+            }
+            (Some(Response::Error(_)), _) => Ok(None),
+            (other, _) => Err(Failure::Protocol(format!("open_ring was answered with {other:?}"))),
         }
     }
 
@@ -861,7 +933,7 @@ mod tests {
                 Response::Value(Some(Record { key, value: big.clone(), stamp: Stamp::default() }))
             });
         })]);
-        let mut client = Client::new(ClientConfig::new(daemon.socket()).with_timeout(Duration::from_secs(10)));
+        let mut client = Client::new(test_config(daemon.socket()).with_timeout(Duration::from_secs(10)));
         let requests: Vec<Request> = (0..64u32).map(|n| ops::put(&db(), &n.to_be_bytes(), &value)).collect();
         let responses = client.pipeline(&requests).unwrap();
         assert_eq!(responses.len(), 64);

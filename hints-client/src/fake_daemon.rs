@@ -25,9 +25,10 @@ pub(crate) fn db() -> hints_proto::DbName {
     hints_proto::DbName::new("misc").expect("a valid name")
 }
 
-/// A client configuration for a fake daemon at `socket`: a short timeout, a test name.
+/// A client configuration for a fake daemon at `socket`: a short timeout, a test name, and no
+/// ring (the fake daemon speaks only the socket), whatever `$HINTSD_RING` says.
 pub(crate) fn test_config(socket: &Path) -> crate::ClientConfig {
-    crate::ClientConfig::new(socket).with_timeout(Duration::from_millis(300)).with_client_name("test")
+    crate::ClientConfig::new(socket).with_timeout(Duration::from_millis(300)).with_client_name("test").with_ring(false)
 }
 
 /// The daemon's end of one connection.

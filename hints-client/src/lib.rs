@@ -27,6 +27,7 @@
 //!   the resend rule.
 //! - [`blocking`] and [`nonblocking`]: the two clients, which only move bytes.
 //! - `process`: the cheap fork check (a token in a page the kernel wipes in every child).
+//! - `ring`: the blocking client's end of a shared-memory ring ([`ClientConfig::ring`]).
 //! - [`ffi`]: the C library (`libhints_client.so` and `.a`) over the blocking client.
 //!
 //! ```no_run
@@ -52,6 +53,7 @@ pub mod ffi;
 pub mod nonblocking;
 mod ops;
 mod process;
+mod ring;
 
 pub use blocking::Client;
 pub use config::{ClientConfig, DEFAULT_TIMEOUT};

@@ -63,7 +63,14 @@ fn serve(stream: &mut UnixStream, answer: impl Fn(&Request) -> Option<Response>)
 }
 
 fn hintsctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hintsctl")).arg("--socket").arg(socket).args(args).output().unwrap()
+    // The fake daemon speaks only the socket, whatever the environment asks of clients.
+    Command::new(env!("CARGO_BIN_EXE_hintsctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove(hints_client::config::RING_ENV)
+        .output()
+        .unwrap()
 }
 
 fn stdout(output: &Output) -> String {

@@ -159,10 +159,17 @@ pub enum Request {
     Unlock { db: DbName },
     /// 16: write snapshots now, of one database or all; answered with [`Response::Snapshotted`].
     Snapshot { db: Option<DbName> },
+    /// 17: move this connection's requests and replies to a shared-memory ring
+    /// (`ring::shm`); answered with [`Response::RingOpened`], whose frame carries the ring's
+    /// memfd and the daemon's eventfd (`SCM_RIGHTS`), after which every frame each way goes
+    /// through the ring and the socket only says whether the other end is still there. Sent
+    /// alone, with nothing else in flight; a daemon that does not offer rings answers
+    /// [`ErrorCode::UNKNOWN_REQUEST`] or [`ErrorCode::NOT_ALLOWED`] and the socket goes on.
+    OpenRing,
 }
 
 /// How many `Request` variants this crate knows; a higher index is an unknown request.
-pub const REQUEST_VARIANTS: u32 = 17;
+pub const REQUEST_VARIANTS: u32 = 18;
 
 /// The daemon's answer to one request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,6 +211,9 @@ pub enum Response {
     Unlocked { held: bool },
     /// 17: how many databases and records were written.
     Snapshotted { databases: u32, records: u64 },
+    /// 18: from the next frame on, this connection speaks through the ring of `ring_bytes`
+    /// each way passed with this frame.
+    RingOpened { ring_bytes: u32 },
 }
 
 impl Response {
@@ -228,6 +238,7 @@ impl Response {
             Response::Locked { .. } => "Locked",
             Response::Unlocked { .. } => "Unlocked",
             Response::Snapshotted { .. } => "Snapshotted",
+            Response::RingOpened { .. } => "RingOpened",
         }
     }
 }
@@ -309,6 +320,7 @@ impl Request {
             Request::Lock { .. } => "lock",
             Request::Unlock { .. } => "unlock",
             Request::Snapshot { .. } => "snapshot",
+            Request::OpenRing => "open_ring",
         }
     }
 
@@ -317,6 +329,7 @@ impl Request {
     pub fn db(&self) -> Option<&DbName> {
         match self {
             Request::Ping
+            | Request::OpenRing
             | Request::Stats { .. }
             | Request::Snapshot { .. }
             | Request::Ratelimit { .. }
@@ -379,7 +392,7 @@ impl Request {
             db.check()?;
         }
         match self {
-            Request::Ping | Request::Tidy { .. } | Request::Unlock { .. } => Ok(()),
+            Request::Ping | Request::OpenRing | Request::Tidy { .. } | Request::Unlock { .. } => Ok(()),
             Request::Stats { db } | Request::Snapshot { db } => db.as_ref().map_or(Ok(()), DbName::check),
             Request::Ratelimit { condition, at } | Request::Seen { condition, at } => {
                 check_condition(condition)?;

@@ -311,6 +311,12 @@ fn snapshot_request_bytes_are_pinned() {
     check(&Request::Snapshot { db: None }, "10 00");
 }
 
+#[test]
+fn open_ring_request_bytes_are_pinned() {
+    // 11 = OpenRing (17), no fields.
+    check(&Request::OpenRing, "11");
+}
+
 // ---- Responses ----------------------------------------------------------------------------
 
 #[test]
@@ -499,6 +505,12 @@ fn snapshotted_response_bytes_are_pinned() {
     check(&Response::Snapshotted { databases: 0, records: 0 }, "11 00 00");
 }
 
+#[test]
+fn ring_opened_response_bytes_are_pinned() {
+    // 12 = RingOpened (18), 65536 = 0 + 0 * 128 + 4 * 128^2 -> 80 80 04.
+    check(&Response::RingOpened { ring_bytes: 65_536 }, "12 80 80 04");
+}
+
 // ---- The structs inside responses ---------------------------------------------------------
 
 #[test]
@@ -680,6 +692,7 @@ fn every_request() -> Vec<(Request, u32)> {
         Request::Lock { db: db("misc"), lease_ms: 1000 },
         Request::Unlock { db: db("misc") },
         Request::Snapshot { db: None },
+        Request::OpenRing,
     ];
     requests
         .into_iter()
@@ -702,6 +715,7 @@ fn every_request() -> Vec<(Request, u32)> {
                 Request::Lock { .. } => 14,
                 Request::Unlock { .. } => 15,
                 Request::Snapshot { .. } => 16,
+                Request::OpenRing => 17,
             };
             (request, index)
         })
@@ -724,7 +738,7 @@ fn every_request_variant_index_is_below_request_variants() {
         seen.push(index);
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..=16).collect::<Vec<_>>());
+    assert_eq!(seen, (0..=17).collect::<Vec<_>>());
 }
 
 /// One response of every variant, with the index and name written by hand; exhaustive like
@@ -749,6 +763,7 @@ fn every_response() -> Vec<(Response, u32, &'static str)> {
         Response::Locked { lease_ms: 1 },
         Response::Unlocked { held: false },
         Response::Snapshotted { databases: 0, records: 0 },
+        Response::RingOpened { ring_bytes: 4096 },
     ];
     responses
         .into_iter()
@@ -772,6 +787,7 @@ fn every_response() -> Vec<(Response, u32, &'static str)> {
                 Response::Locked { .. } => (15, "Locked"),
                 Response::Unlocked { .. } => (16, "Unlocked"),
                 Response::Snapshotted { .. } => (17, "Snapshotted"),
+                Response::RingOpened { .. } => (18, "RingOpened"),
             };
             (response, index, kind)
         })
@@ -789,7 +805,7 @@ fn every_response_variant_has_its_index_and_kind() {
         seen.push(index);
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..=17).collect::<Vec<_>>());
+    assert_eq!(seen, (0..=18).collect::<Vec<_>>());
 }
 
 #[test]
@@ -848,10 +864,10 @@ fn the_new_limits_are_checked_when_a_request_decodes() {
 
 #[test]
 fn the_index_request_variants_decodes_as_unknown_request() {
-    // 07 = id 7, then 11 = index 17, the first past the known ones, with bytes a newer request
+    // 07 = id 7, then 12 = index 18, the first past the known ones, with bytes a newer request
     // might carry after it.
-    assert_eq!(REQUEST_VARIANTS, 17);
-    let body = hex("07 11 01 02 03");
+    assert_eq!(REQUEST_VARIANTS, 18);
+    let body = hex("07 12 01 02 03");
     let refusal = RequestEnvelope::decode(&body).unwrap_err();
     assert_eq!(refusal.id, 7);
     assert_eq!(refusal.reply.code, ErrorCode::UNKNOWN_REQUEST);
@@ -860,9 +876,9 @@ fn the_index_request_variants_decodes_as_unknown_request() {
     let refusal = RequestEnvelope::decode(&hex("80 01 ac 02")).unwrap_err();
     assert_eq!((refusal.id, refusal.reply.code), (128, ErrorCode::UNKNOWN_REQUEST));
 
-    // The last known index still decodes: 07 = id 7, 10 = Snapshot (16), 00 = None.
-    let envelope = RequestEnvelope::decode(&hex("07 10 00")).unwrap();
-    assert_eq!(envelope.request, Request::Snapshot { db: None });
+    // The last known index still decodes: 07 = id 7, 11 = OpenRing (17).
+    let envelope = RequestEnvelope::decode(&hex("07 11")).unwrap();
+    assert_eq!(envelope.request, Request::OpenRing);
 }
 
 #[test]

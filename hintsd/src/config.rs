@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hints_proto::DbName;
 use hints_proto::limits::STATS_DATABASES_MAX;
+use hints_proto::ring::shm::{SHM_RING_BYTES_MAX, SHM_RING_BYTES_MIN};
 use serde::Deserialize;
 
 /// Default and upper bound of `connections_max`.
@@ -29,6 +30,11 @@ pub const CONNECTION_THREADS_LIMIT: usize = 64;
 /// every client and busy lane; see `lanes.rs`). 0 turns spinning off.
 pub const SPIN_MICROS_DEFAULT: u64 = 30;
 pub const SPIN_MICROS_LIMIT: u64 = 1000;
+/// Default of `ring_bytes`: each way of a client's shared-memory ring. A round trip's frames
+/// are well under 1 KiB, and a larger frame passes in pieces, so a small ring costs nothing
+/// but the pages it touches. 0 offers no rings; otherwise a power of two from
+/// `SHM_RING_BYTES_MIN` to `SHM_RING_BYTES_MAX`.
+pub const RING_BYTES_DEFAULT: usize = 64 * 1024;
 /// The largest configuration file read.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
 /// The text socket's file name beside the main socket, unless configured.
@@ -115,6 +121,8 @@ pub struct Config {
     pub connection_threads: usize,
     /// How long a lane may spin for its connection's next request (zero: never).
     pub lane_spin: Duration,
+    /// Bytes each way of a client's shared-memory ring; 0 offers none.
+    pub ring_bytes: usize,
     pub log_format: LogFormat,
     /// Where connection tasks run: on lanes (`connection_threads`), or on the tokio pool.
     pub connection_placement: ConnectionPlacement,
@@ -185,6 +193,7 @@ struct FileConfig {
     worker_threads: Option<usize>,
     connection_threads: Option<usize>,
     spin_micros: Option<u64>,
+    ring_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     connection_placement: Option<ConnectionPlacement>,
     snapshot_dir: Option<PathBuf>,
@@ -346,6 +355,16 @@ impl Config {
                     return Err(ConfigError { key: "spin_micros".into(), message });
                 }
             }),
+            ring_bytes: match file.ring_bytes.unwrap_or(RING_BYTES_DEFAULT) {
+                0 => 0,
+                bytes if bytes.is_power_of_two() && (SHM_RING_BYTES_MIN..=SHM_RING_BYTES_MAX).contains(&bytes) => bytes,
+                bytes => {
+                    let message = format!(
+                        "{bytes} is neither 0 (no rings) nor a power of two from {SHM_RING_BYTES_MIN} to {SHM_RING_BYTES_MAX}"
+                    );
+                    return Err(ConfigError { key: "ring_bytes".into(), message });
+                }
+            },
             log_format: overrides.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             connection_placement: file.connection_placement.unwrap_or(ConnectionPlacement::Lanes),
             fault_panic_key: overrides.fault_panic_key,

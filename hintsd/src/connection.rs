@@ -10,7 +10,7 @@
 //! is closed; nothing else is affected. A half-sent frame times out; an idle connection between
 //! frames may wait as long as it likes, since MTA workers keep theirs open.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use actix::Addr;
@@ -32,6 +32,7 @@ use crate::db::{Apply, ConnId, DbActor};
 use crate::direct::{self, Direct};
 use crate::lanes::{Lanes, Seat};
 use crate::registry::{DbHandle, Registry};
+use crate::ring_end::RingEnd;
 use crate::socket::ConnSocket;
 
 /// How long a new connection has to send its hello.
@@ -67,6 +68,8 @@ pub struct ConnectionContext {
     pub lanes: Option<Lanes>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// Bytes each way of the shared-memory ring a client may ask for (`OpenRing`); 0: none.
+    pub ring_bytes: usize,
 }
 
 /// Who is on the other end, for logs.
@@ -120,6 +123,8 @@ struct Connection {
     write_buf: Vec<u8>,
     /// The lane this task runs on (held for its count); `None` on the tokio pool.
     seat: Option<Seat>,
+    /// Once the client asked for one, frames go through this ring instead of the socket.
+    ring: Option<RingEnd>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit.
@@ -161,6 +166,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         read_pos: 0,
         write_buf: Vec::new(),
         seat: None,
+        ring: None,
         frame_deadline: None,
         _permit: permit,
     };
@@ -219,6 +225,15 @@ impl Connection {
                 Fill::Broken(refusal) => Batch { requests: Vec::new(), refusal: Some(refusal) },
             };
             let Batch { requests, refusal } = batch;
+            if let [only] = &requests[..]
+                && only.request == Request::OpenRing
+                && refusal.is_none()
+            {
+                if self.open_ring(&ctx, only.id).await {
+                    continue;
+                }
+                return;
+            }
             let mut responses = Vec::with_capacity(requests.len());
             // Plain requests are applied here, in order. From the first that cannot be (a
             // session, a snapshot, a database not started yet), the rest of the batch goes
@@ -257,6 +272,45 @@ impl Connection {
             }
             self.give_back_buffers();
         }
+    }
+
+    /// Answers an `OpenRing` that came alone: makes the ring and passes it with the reply, or
+    /// says why not (the connection then goes on over the socket); false when the connection
+    /// is to close.
+    async fn open_ring(&mut self, ctx: &ConnectionContext, id: u64) -> bool {
+        let refused = if self.ring.is_some() {
+            Some((ErrorCode::BAD_ARGUMENT, "this connection's ring is open already".to_owned()))
+        } else if ctx.ring_bytes == 0 {
+            Some((ErrorCode::NOT_ALLOWED, "this daemon offers no shared-memory rings (ring_bytes = 0)".to_owned()))
+        } else if !self.unread().is_empty() {
+            Some((ErrorCode::BAD_ARGUMENT, "open_ring must be the only request in flight".to_owned()))
+        } else {
+            match RingEnd::create(ctx.ring_bytes) {
+                Ok((ring, handles)) => {
+                    let ring_bytes = u32::try_from(ctx.ring_bytes).expect("ring_bytes is bounded by the config");
+                    let reply = ResponseEnvelope { id, response: Response::RingOpened { ring_bytes } };
+                    self.write_buf.clear();
+                    encode_frame(&reply, &mut self.write_buf).expect("a ring reply fits a frame");
+                    let fds = [handles.memfd.as_raw_fd(), handles.bell.as_raw_fd()];
+                    if let Err(err) = self.socket.send_with_fds(&self.write_buf, &fds) {
+                        tracing::debug!(peer = ?self.peer, error = %err, "could not pass the ring; closing");
+                        return false;
+                    }
+                    tracing::debug!(peer = ?self.peer, ring_bytes, "connection moved to a shared-memory ring");
+                    self.ring = Some(ring);
+                    return true;
+                }
+                Err(err) => {
+                    tracing::warn!(peer = ?self.peer, error = %err, "could not make a shared-memory ring");
+                    Some((ErrorCode::INTERNAL, format!("could not make a ring: {err}")))
+                }
+            }
+        };
+        let (code, message) = refused.expect("every other case returned");
+        let reply = ResponseEnvelope { id, response: Response::Error(ErrorReply::new(code, message)) };
+        self.write_buf.clear();
+        encode_frame(&reply, &mut self.write_buf).expect("an error reply fits a frame");
+        self.flush().await
     }
 
     /// Sends `requests` to their databases' actors together and waits for every answer, in
@@ -298,6 +352,10 @@ impl Connection {
     /// Returns when the client has closed (or the socket failed), reading ahead what it sends
     /// meanwhile (up to [`READ_AHEAD_BYTES_MAX`]) for the next batch.
     async fn peer_gone(&mut self) {
+        if self.ring.is_some() {
+            let mut scratch = Vec::new();
+            return self.socket.closed_or_spoken(&mut scratch).await;
+        }
         loop {
             if self.read_buf.len() - self.read_pos >= READ_AHEAD_BYTES_MAX {
                 return std::future::pending().await;
@@ -388,8 +446,37 @@ impl Connection {
                 (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
-            let spun = spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget));
-            let read = if let Some(read) = spun {
+            if let Some(ring) = &mut self.ring {
+                ring.suggest_client_spin(spin);
+            }
+            let spun = match &self.ring {
+                None => spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)),
+                Some(_) => None,
+            };
+            let read = if let Some(ring) = &mut self.ring {
+                // A client that always has more ready would otherwise keep the lane to itself.
+                tokio::task::consume_budget().await;
+                let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
+                if between_frames {
+                    tokio::select! {
+                        biased;
+                        read = read => read,
+                        () = ctx.shutdown.cancelled() => return Fill::Stopping,
+                    }
+                } else {
+                    let deadline =
+                        *self.frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
+                    match tokio::time::timeout_at(deadline, read).await {
+                        Ok(read) => read,
+                        Err(_) => {
+                            return Fill::Broken(refusal(
+                                ErrorCode::BAD_FRAME,
+                                "the rest of the frame did not arrive in time",
+                            ));
+                        }
+                    }
+                }
+            } else if let Some(read) = spun {
                 // Reads that never wait never give the lane back: yield when tokio's budget
                 // for this task runs out, as its own I/O would.
                 tokio::task::consume_budget().await;
@@ -426,7 +513,11 @@ impl Connection {
 
     /// Writes the write buffer out; false when the connection is to close.
     async fn flush(&mut self) -> bool {
-        match tokio::time::timeout(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await {
+        let written = match &mut self.ring {
+            Some(ring) => tokio::time::timeout(WRITE_WAIT_MAX, ring.write_all(&self.write_buf, &self.socket)).await,
+            None => tokio::time::timeout(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await,
+        };
+        match written {
             Ok(Ok(())) => true,
             Ok(Err(err)) => {
                 tracing::debug!(peer = ?self.peer, error = %err, "write failed");
@@ -477,8 +568,18 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
             }
         };
         let seat = Some(seat);
-        let conn =
-            Connection { socket, peer, holdings, read_buf, read_pos, write_buf, seat, frame_deadline: None, _permit };
+        let conn = Connection {
+            socket,
+            peer,
+            holdings,
+            read_buf,
+            read_pos,
+            write_buf,
+            seat,
+            ring: None,
+            frame_deadline: None,
+            _permit,
+        };
         conn.serve(ctx).await;
     });
     if !lane.spawn(resumed) {
@@ -500,6 +601,12 @@ async fn answer_with(registry: &Registry, request: Request, handle: Option<DbHan
 pub(crate) async fn answer(registry: &Registry, request: Request, conn: ConnId) -> Response {
     match &request {
         Request::Ping => return Response::Pong,
+        Request::OpenRing => {
+            return Response::Error(ErrorReply::new(
+                ErrorCode::BAD_ARGUMENT,
+                "open_ring is answered only when sent alone on a binary connection with nothing else in flight",
+            ));
+        }
         Request::Stats { db: None } => return all_stats(registry).await,
         Request::Snapshot { db: None } => return all_snapshots(registry).await,
         Request::Stats { db: Some(db) } | Request::Snapshot { db: Some(db) } if registry.lookup(db).is_none() => {

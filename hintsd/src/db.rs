@@ -272,8 +272,8 @@ impl Database {
             Request::Greylist { key, delay_secs, expiry_secs, at, .. } => {
                 self.greylist(&key, delay_secs, expiry_secs, at.unwrap_or(now), now)
             }
-            Request::Lock { .. } | Request::Unlock { .. } | Request::Snapshot { .. } => {
-                unreachable!("sessions and snapshots are the actor's (is_plain)")
+            Request::Lock { .. } | Request::Unlock { .. } | Request::Snapshot { .. } | Request::OpenRing => {
+                unreachable!("sessions and snapshots are the actor's, rings the connection's (is_plain)")
             }
         }
     }
@@ -627,10 +627,12 @@ impl Database {
 /// True for requests that touch only records and slots in bounded time: they need no timer
 /// and no actor context, so they may be applied directly. Sessions, snapshots and stats go to
 /// the actor, and so does `Tidy`, which walks the whole store while it holds the lock.
+/// `OpenRing` is the connection's own.
 pub fn is_plain(request: &Request) -> bool {
     !matches!(
         request,
-        Request::Lock { .. }
+        Request::OpenRing
+            | Request::Lock { .. }
             | Request::Unlock { .. }
             | Request::Snapshot { .. }
             | Request::Stats { .. }

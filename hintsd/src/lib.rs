@@ -23,6 +23,7 @@ pub mod hints;
 pub mod lanes;
 pub mod listener;
 pub mod registry;
+pub mod ring_end;
 pub mod snapshot;
 pub mod socket;
 pub mod store;
@@ -116,6 +117,7 @@ async fn start(config: Config) -> Result<(), RunError> {
             .then(|| Lanes::start(config.connection_threads, config.lane_spin)),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
+        ring_bytes: config.ring_bytes,
     };
     let system = actix::System::current();
     let admission = listener::Admission::new(config.access.clone(), config.connections_max);

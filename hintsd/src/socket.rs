@@ -108,6 +108,34 @@ impl ConnSocket {
         }
         Ok(())
     }
+
+    /// Sends `bytes` (a small frame) with `fds` passed along (`SCM_RIGHTS`), all in one
+    /// `sendmsg` that must not wait: it is used once per connection, before which the client
+    /// has read every reply, so the socket's buffer has room.
+    ///
+    /// # Errors
+    /// As `sendmsg`; `WriteZero` if only part went.
+    pub fn send_with_fds(&self, bytes: &[u8], fds: &[std::os::fd::RawFd]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let cmsgs = [ControlMessage::ScmRights(fds)];
+        let iov = [io::IoSlice::new(bytes)];
+        let sent = sendmsg::<()>(self.fd.get_ref().as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
+        if sent == bytes.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::WriteZero, "the frame passing the ring went in part"))
+        }
+    }
+
+    /// Waits until the peer closes or sends anything (the caller has stopped reading the
+    /// socket for frames), reading what came to `scratch`.
+    pub async fn closed_or_spoken(&self, scratch: &mut Vec<u8>) {
+        scratch.clear();
+        scratch.reserve(64);
+        let _ = self.read_buf(scratch).await;
+    }
 }
 
 /// One `recv` into `buf`'s spare capacity, appending what it read.
@@ -118,8 +146,8 @@ fn recv_appending(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Registers `fd` with this thread's reactor for `interest`.
-fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+/// Registers `fd` (a socket or an eventfd) with this thread's reactor for `interest`.
+pub(crate) fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
     // same socket for as long as it is registered.
     Ok(unsafe { AsyncFd::register_with_interest(fd, interest)? })

@@ -1,5 +1,5 @@
-//! hintsd over its Unix socket through the blocking client: ratelimit and seen as the daemon's
-//! own requests, batches pipelined.
+//! hintsd through the blocking client, over its Unix socket or a shared-memory ring: ratelimit
+//! and seen as the daemon's own requests, batches pipelined.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,9 +47,14 @@ pub fn server_command(contender: Contender, dir: &Path, socket: &Path) -> Res<Co
 }
 
 impl Hintsd {
-    pub fn open(socket: &Path, db: &str) -> Res<Hintsd> {
-        let mut client = client(socket);
+    /// A worker's client, on a shared-memory ring if `ring` (checked: a daemon that offers
+    /// none would measure the socket under the ring's name).
+    pub fn open(socket: &Path, db: &str, ring: bool) -> Res<Hintsd> {
+        let mut client = Client::new(client(socket).config().clone().with_ring(ring));
         client.ping()?;
+        if client.is_on_ring() != ring {
+            return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
+        }
         Ok(Hintsd { client, db: DbName::new(db)? })
     }
 

@@ -59,6 +59,8 @@ pub enum Contender {
     Hintsd,
     /// hintsd with `connection_placement = "pool"`: requests cross threads.
     HintsdPool,
+    /// hintsd as by default, each client on a shared-memory ring instead of its socket.
+    HintsdRing,
     /// The floor: a bare Unix-socket echo server, no work at all.
     Echo,
     /// Exim's per-access cycle (lockfile, fcntl lock, open, access, close) with GDBM, on disk.
@@ -81,6 +83,7 @@ impl Contender {
         match self {
             Contender::Hintsd => "hintsd",
             Contender::HintsdPool => "hintsd-pool",
+            Contender::HintsdRing => "hintsd-ring",
             Contender::Echo => "echo",
             Contender::EximGdbmDisk => "exim-gdbm-disk",
             Contender::EximGdbmTmpfs => "exim-gdbm-tmpfs",
@@ -99,6 +102,10 @@ impl Contender {
                 "the daemon over its Unix socket, blocking client; connections on lanes (a thread each keeps), requests applied under the database's lock"
             }
             Contender::HintsdPool => "the same daemon with connection tasks on the tokio pool (requests cross threads)",
+            Contender::HintsdRing => {
+                "the same daemon and client, each connection moved to a shared-memory ring (frames through memory, \
+                 eventfd and futex doorbells only when an end sleeps)"
+            }
             Contender::Echo => "the floor: a Unix-socket echo server (a thread per connection), no work",
             Contender::EximGdbmDisk | Contender::EximGdbmTmpfs => {
                 "Exim's dbfn cycle per access with GDBM: open <db>.lockfile, fcntl(F_SETLKW) (F_RDLCK only for \
@@ -141,7 +148,7 @@ impl Contender {
     /// Whether the contender runs pipelined cells (a batch of requests written before the
     /// replies are read): hintsd's client can, and the echo floor for comparison.
     pub fn pipelines(self) -> bool {
-        matches!(self, Contender::Hintsd | Contender::Echo)
+        matches!(self, Contender::Hintsd | Contender::HintsdRing | Contender::Echo)
     }
 
     /// Where the contender's directory goes: its files, or its server's socket.
@@ -149,7 +156,9 @@ impl Contender {
         match self {
             Contender::EximGdbmTmpfs | Contender::EximBdbTmpfs => dirs.tmpfs.clone(),
             Contender::EximGdbmDisk | Contender::EximBdbDisk | Contender::Sqlite | Contender::Lmdb => dirs.disk.clone(),
-            Contender::Hintsd | Contender::HintsdPool | Contender::Echo | Contender::Redis => std::env::temp_dir(),
+            Contender::Hintsd | Contender::HintsdPool | Contender::HintsdRing | Contender::Echo | Contender::Redis => {
+                std::env::temp_dir()
+            }
         }
     }
 }
@@ -164,7 +173,8 @@ pub struct Dirs {
 /// Opens `db` of a running contender (`target` from its [`Target`]) for one process.
 pub fn open(contender: Contender, target: &Path, db: &str) -> Res<Box<dyn Store>> {
     Ok(match contender {
-        Contender::Hintsd | Contender::HintsdPool => Box::new(hintsd::Hintsd::open(target, db)?),
+        Contender::Hintsd | Contender::HintsdPool => Box::new(hintsd::Hintsd::open(target, db, false)?),
+        Contender::HintsdRing => Box::new(hintsd::Hintsd::open(target, db, true)?),
         Contender::Echo => return Err("the echo floor is not a store".into()),
         Contender::EximGdbmDisk | Contender::EximGdbmTmpfs => {
             Box::new(exim::Cycle::<exim_gdbm::Gdbm>::open(target, db)?)
@@ -198,7 +208,9 @@ impl Target {
                 command.arg("echo-server").arg("--socket").arg(&socket);
                 Some(command)
             }
-            Contender::Hintsd | Contender::HintsdPool => Some(hintsd::server_command(contender, &dir, &socket)?),
+            Contender::Hintsd | Contender::HintsdPool | Contender::HintsdRing => {
+                Some(hintsd::server_command(contender, &dir, &socket)?)
+            }
             Contender::Redis => Some(redis::server_command(&dir, &socket)),
             _ => None,
         };
@@ -221,7 +233,7 @@ impl Target {
     fn answers(&self, contender: Contender) -> bool {
         match contender {
             Contender::Echo => echo::EchoClient::connect(&self.path).and_then(|mut echo| echo.round_trip(1)).is_ok(),
-            Contender::Hintsd | Contender::HintsdPool => hintsd::answers(&self.path),
+            Contender::Hintsd | Contender::HintsdPool | Contender::HintsdRing => hintsd::answers(&self.path),
             _ => redis::Redis::open(&self.path).is_ok(),
         }
     }

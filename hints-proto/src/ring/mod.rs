@@ -52,6 +52,37 @@ pub trait Region {
     unsafe fn write(&self, at: usize, src: &[u8]);
 }
 
+/// A region behind a shared pointer or a borrow is the same region.
+macro_rules! region_through {
+    ($($pointer:ty),*) => {$(
+        impl<T: Region + ?Sized> Region for $pointer {
+            fn head(&self) -> &AtomicU64 {
+                (**self).head()
+            }
+
+            fn tail(&self) -> &AtomicU64 {
+                (**self).tail()
+            }
+
+            fn capacity(&self) -> usize {
+                (**self).capacity()
+            }
+
+            unsafe fn read(&self, at: usize, dst: &mut [u8]) {
+                // SAFETY: the caller's promise, passed on.
+                unsafe { (**self).read(at, dst) }
+            }
+
+            unsafe fn write(&self, at: usize, src: &[u8]) {
+                // SAFETY: the caller's promise, passed on.
+                unsafe { (**self).write(at, src) }
+            }
+        }
+    )*};
+}
+
+region_through!(&T, sync::Arc<T>);
+
 /// A region on the heap.
 #[derive(Debug)]
 pub struct HeapRegion {
@@ -134,7 +165,7 @@ pub struct Consumer<R> {
     head: u64,
 }
 
-impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Producer<R> {
+impl<R: Region> Producer<R> {
     /// The writing end of a ring nobody has used yet.
     pub fn new(region: R) -> Producer<R> {
         Producer { tail: region.tail().load(Ordering::Relaxed), region }
@@ -165,14 +196,14 @@ impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Producer<R> {
         if written == 0 {
             return Ok(0);
         }
-        copy_in(&*self.region, self.tail, &bytes[..written]);
+        copy_in(&self.region, self.tail, &bytes[..written]);
         self.tail += written as u64;
         self.region.tail().store(self.tail, Ordering::Release);
         Ok(written)
     }
 }
 
-impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Consumer<R> {
+impl<R: Region> Consumer<R> {
     /// The reading end of a ring nobody has used yet.
     pub fn new(region: R) -> Consumer<R> {
         Consumer { head: region.head().load(Ordering::Relaxed), region }
@@ -203,7 +234,7 @@ impl<R: std::ops::Deref<Target = T>, T: Region + ?Sized> Consumer<R> {
         if read == 0 {
             return Ok(0);
         }
-        copy_out(&*self.region, self.head, &mut out[..read]);
+        copy_out(&self.region, self.head, &mut out[..read]);
         self.head += read as u64;
         self.region.head().store(self.head, Ordering::Release);
         Ok(read)

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{AtomicU32, AtomicU64, Region};
+use super::{AtomicU32, AtomicU64, Region, doorbell};
 
 /// The first bytes of every shared mapping.
 pub const SHM_MAGIC: [u8; 8] = *b"HNTSRING";
@@ -90,7 +90,7 @@ impl Mapping {
 
     /// The atomic at byte `at` (8-aligned for `u64`s: every offset above is).
     fn atomic<T>(&self, at: usize) -> &T {
-        assert!(at + std::mem::size_of::<T>() <= DATA_OFFSET && at % std::mem::align_of::<T>() == 0);
+        assert!(at + std::mem::size_of::<T>() <= DATA_OFFSET && at.is_multiple_of(std::mem::align_of::<T>()));
         // SAFETY: in bounds and aligned (checked), the mapping is page-aligned and lives as
         // long as `self`; atomics may be shared with another process.
         unsafe { &*self.base.as_ptr().add(at).cast::<T>() }
@@ -120,14 +120,6 @@ pub struct ShmRegion {
     data_at: usize,
     /// Our own copy: the header in shared memory is never read back.
     capacity: usize,
-}
-
-impl std::ops::Deref for ShmRegion {
-    type Target = ShmRegion;
-
-    fn deref(&self) -> &ShmRegion {
-        self
-    }
 }
 
 impl Region for ShmRegion {
@@ -277,6 +269,41 @@ impl SharedRings {
         self.mapping.atomic(SPIN_MICROS_AT)
     }
 
+    /// The daemon's side, after it published a position: wakes the client if it announced
+    /// sleep (a `FUTEX_WAKE` on its doorbell word; no system call otherwise).
+    pub fn wake_client(&self) {
+        let word = self.client_doorbell();
+        if doorbell::take_sleeper(word) {
+            // SAFETY: a futex wake on a word of a live shared mapping; it touches no memory.
+            unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, 0usize, 0usize, 0u32) };
+        }
+    }
+
+    /// The client's side, once it has announced sleep on its doorbell word and looked at its
+    /// rings again: sleeps until the daemon wakes it or `timeout` passes (or at once, if the
+    /// daemon took the announcement already).
+    pub fn client_sleep(&self, timeout: std::time::Duration) {
+        let word = self.client_doorbell();
+        let timeout = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: a futex wait on a word of a live shared mapping, with a relative timeout
+        // that lives across the call. It returns at once unless the word still reads ASLEEP,
+        // and on a wake, a signal or the timeout: the caller looks again whatever it says.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                doorbell::ASLEEP,
+                &raw const timeout,
+                0usize,
+                0u32,
+            )
+        };
+    }
+
     fn region(&self, head_at: usize, tail_at: usize, data_at: usize) -> ShmRegion {
         ShmRegion { mapping: Arc::clone(&self.mapping), head_at, tail_at, data_at, capacity: self.ring_bytes }
     }
@@ -297,7 +324,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::ring::{Consumer, Ordering, Producer, doorbell};
+    use crate::ring::{Consumer, Ordering, Producer};
 
     #[test]
     fn what_the_daemon_writes_the_client_reads_through_its_own_mapping() {
@@ -337,10 +364,13 @@ mod tests {
         }
     }
 
+    /// Bytes to write at an offset of the header.
+    type Patch = (usize, Vec<u8>);
+
     /// A file that is not a ring mapping: wrong size, magic, version or capacities.
     #[test]
     fn a_file_of_another_layout_is_refused_before_use() {
-        let file_with = |len: usize, header: &[(usize, &[u8])]| -> OwnedFd {
+        let file_with = |len: usize, header: &[Patch]| -> OwnedFd {
             let mut file = tempfile_in_memory();
             file.set_len(len as u64).unwrap();
             for (at, bytes) in header {
@@ -351,19 +381,19 @@ mod tests {
             OwnedFd::from(file)
         };
         let len = DATA_OFFSET + 2 * 4096;
-        let good: [(usize, &[u8]); 4] = [
-            (MAGIC_AT, &SHM_MAGIC),
-            (VERSION_AT, &SHM_VERSION.to_le_bytes()),
-            (REQUEST_BYTES_AT, &4096u32.to_le_bytes()),
-            (REPLY_BYTES_AT, &4096u32.to_le_bytes()),
+        let good: [Patch; 4] = [
+            (MAGIC_AT, SHM_MAGIC.to_vec()),
+            (VERSION_AT, SHM_VERSION.to_le_bytes().to_vec()),
+            (REQUEST_BYTES_AT, 4096u32.to_le_bytes().to_vec()),
+            (REPLY_BYTES_AT, 4096u32.to_le_bytes().to_vec()),
         ];
         assert!(SharedRings::open(&file_with(len, &good)).is_ok(), "the well-formed file opens");
-        let cases: [(&str, usize, (usize, &[u8])); 5] = [
-            ("too small", 100, (MAGIC_AT, &SHM_MAGIC)),
-            ("magic", len, (MAGIC_AT, b"NOTARING")),
-            ("version", len, (VERSION_AT, &2u32.to_le_bytes())),
-            ("capacity", len, (REQUEST_BYTES_AT, &8192u32.to_le_bytes())),
-            ("capacity", len, (REPLY_BYTES_AT, &u32::MAX.to_le_bytes())),
+        let cases: [(&str, usize, Patch); 5] = [
+            ("too small", 100, (MAGIC_AT, SHM_MAGIC.to_vec())),
+            ("magic", len, (MAGIC_AT, b"NOTARING".to_vec())),
+            ("version", len, (VERSION_AT, 2u32.to_le_bytes().to_vec())),
+            ("capacity", len, (REQUEST_BYTES_AT, 8192u32.to_le_bytes().to_vec())),
+            ("capacity", len, (REPLY_BYTES_AT, u32::MAX.to_le_bytes().to_vec())),
         ];
         for (what, len, patch) in cases {
             let mut header = good.to_vec();

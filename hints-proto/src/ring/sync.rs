@@ -1,11 +1,15 @@
-//! The one switch between std and loom for the ring: atomics, fences, and a cell whose every
+//! The one switch between std and loom for the ring: atomics, fences, `Arc`, and a cell whose every
 //! access goes through a closure, so that loom sees the data bytes as well as the positions.
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
+pub use loom::sync::Arc;
+#[cfg(loom)]
 pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+#[cfg(not(loom))]
+pub use std::sync::Arc;
 #[cfg(not(loom))]
 pub use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 

@@ -1,0 +1,249 @@
+//! The shared-memory ring between the real daemon and real client processes: every operation,
+//! frames larger than the ring, processes counting together, fork, a daemon restart, a daemon
+//! that offers no ring, and a client that writes nonsense into the shared memory (the daemon
+//! closes that connection and serves everyone else).
+
+mod common;
+
+use std::io::{IoSliceMut, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, HINTS_BENCH, closed_by_daemon, db, hello, receive, send, stderr, stdout};
+use hints_client::{Client, Error};
+use hints_proto::ring::shm::SharedRings;
+use hints_proto::ring::{Ordering, Producer, Region};
+use hints_proto::{ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope};
+
+fn ring_client(daemon: &Daemon) -> Client {
+    Client::new(daemon.client_config().with_ring(true))
+}
+
+/// A daemon whose rings hold `ring_bytes` each way.
+fn daemon_with_ring_bytes(ring_bytes: usize) -> Daemon {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), format!("ring_bytes = {ring_bytes}\n")).unwrap();
+    let (_, path) = config.keep().unwrap();
+    Daemon::start(&["--config", path.to_str().unwrap()])
+}
+
+#[test]
+fn every_operation_goes_through_the_ring() {
+    let daemon = Daemon::start(&[]);
+    let mut client = ring_client(&daemon);
+    let misc = db("misc");
+    client.ping().unwrap();
+    assert!(client.is_on_ring(), "the daemon offers rings by default");
+    let stamp = client.put(&misc, b"k", b"v").unwrap();
+    let record = client.get(&misc, b"k").unwrap().unwrap();
+    assert_eq!((record.value.as_slice(), record.stamp), (&b"v"[..], stamp));
+    assert!(client.delete(&misc, b"k").unwrap());
+    assert_eq!(client.counter(&misc, b"n", 5, None, None).unwrap(), 5);
+    let rate = client.ratelimit("2 / 1h / strict / per_rcpt / 192.0.2.1", None).unwrap();
+    assert!(!rate.over);
+    assert!(client.serialize_take(&misc, b"slot", 1).unwrap().held);
+    assert_eq!(client.lock(&misc, Duration::from_secs(5)).unwrap(), Duration::from_secs(5));
+    assert!(client.unlock(&misc).unwrap());
+    let replies = client
+        .pipeline(
+            &(0..300u32)
+                .map(|_| Request::Counter {
+                    db: misc.clone(),
+                    key: b"piped".to_vec(),
+                    delta: 1,
+                    expiry_secs: None,
+                    at: None,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert_eq!(replies.last(), Some(&Response::Counter(300)), "a pipeline in chunks keeps its order");
+    assert!(client.is_on_ring());
+    assert_eq!(client.stats(Some(&misc)).unwrap()[0].records, 2, "n and piped; slots are not records");
+}
+
+#[test]
+fn frames_larger_than_the_ring_cross_it_in_pieces() {
+    let daemon = daemon_with_ring_bytes(4096);
+    let mut client = ring_client(&daemon);
+    let misc = db("misc");
+    let big: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for n in 0..8u8 {
+        client.put(&misc, &[b'k', n], &big).unwrap();
+    }
+    assert!(client.is_on_ring());
+    assert_eq!(client.get(&misc, b"k\x03").unwrap().unwrap().value, big);
+    // A scan page of about 512 KiB, and a pipeline whose requests and replies both overflow.
+    let page = client.scan(&misc, b"k", None, 1000).unwrap();
+    assert!(page.records.len() >= 2 && page.records.iter().all(|record| record.value == big));
+    let gets: Vec<Request> = (0..8u8).map(|n| Request::Get { db: misc.clone(), key: vec![b'k', n] }).collect();
+    let replies = client.pipeline(&gets).unwrap();
+    assert!(replies.iter().all(|reply| matches!(reply, Response::Value(Some(record)) if record.value == big)));
+}
+
+#[test]
+fn a_daemon_that_offers_no_ring_keeps_the_client_on_its_socket() {
+    let daemon = daemon_with_ring_bytes(0);
+    let mut client = ring_client(&daemon);
+    client.put(&db("misc"), b"k", b"v").unwrap();
+    assert!(!client.is_on_ring());
+    assert_eq!(client.get(&db("misc"), b"k").unwrap().unwrap().value, b"v");
+}
+
+#[test]
+fn ring_clients_in_four_processes_lose_no_increment() {
+    let daemon = Daemon::start(&[]);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(HINTS_BENCH)
+                .args(["cas-increment", "--db", "misc", "--key", "counter", "--count", "5000", "--socket"])
+                .arg(&daemon.socket)
+                .env("HINTSD_RING", "1")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let output = worker.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let record = daemon.client().get(&db("misc"), b"counter").unwrap().unwrap();
+    assert_eq!(std::str::from_utf8(&record.value).unwrap(), "20000");
+}
+
+#[test]
+fn a_forked_child_makes_its_own_ring() {
+    let daemon = Daemon::start(&[]);
+    let output = Command::new(HINTS_BENCH)
+        .args(["fork-check", "--socket"])
+        .arg(&daemon.socket)
+        .env("HINTSD_RING", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert_eq!(daemon.client().stats(Some(&db("forkcheck"))).unwrap()[0].records, 4000);
+}
+
+#[test]
+fn a_ring_client_sees_the_daemon_go_and_reaches_the_new_one() {
+    let mut daemon = Daemon::start(&[]);
+    let mut client = ring_client(&daemon);
+    client.put(&db("misc"), b"before", b"1").unwrap();
+    assert!(daemon.stop().success());
+    assert!(matches!(client.get(&db("misc"), b"before"), Err(Error::Unavailable { .. })));
+    daemon.launch();
+    client.put(&db("misc"), b"after", b"2").unwrap();
+    assert!(client.is_on_ring());
+    assert_eq!(client.get(&db("misc"), b"after").unwrap().unwrap().value, b"2");
+
+    // A kept ring connection whose daemon was killed: an idempotent call is resent.
+    daemon.kill();
+    daemon.launch();
+    assert_eq!(client.get(&db("misc"), b"before").unwrap().unwrap().value, b"1", "the snapshot kept it");
+}
+
+/// A raw connection moved to a ring by hand, as a hostile client would: the reply's frame
+/// carries the memfd and the daemon's eventfd.
+struct RawRing {
+    stream: UnixStream,
+    rings: SharedRings,
+    bell: OwnedFd,
+}
+
+impl RawRing {
+    fn open(daemon: &Daemon) -> RawRing {
+        let mut stream = daemon.raw();
+        hello(&mut stream);
+        send(&mut stream, &RequestEnvelope { id: 1, request: Request::OpenRing });
+        let mut reply = [0u8; 64];
+        let mut control = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+        let mut iov = [IoSliceMut::new(&mut reply)];
+        let received = nix::sys::socket::recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for message in received.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(raw) = message {
+                // SAFETY: descriptors the kernel just gave us.
+                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        let bytes = received.bytes;
+        let (body, _) = hints_proto::frame::split_frame(&reply[..bytes]).unwrap().unwrap();
+        let envelope: ResponseEnvelope = hints_proto::frame::decode_body(body).unwrap();
+        assert_eq!(envelope.response, Response::RingOpened { ring_bytes: 65_536 });
+        let [memfd, bell] = <[OwnedFd; 2]>::try_from(fds).unwrap();
+        RawRing { stream, rings: SharedRings::open(&memfd).unwrap(), bell }
+    }
+
+    fn ring_daemon(&self) {
+        // SAFETY: writes 8 bytes from a live buffer to the eventfd we were given.
+        let written = unsafe { libc::write(self.bell.as_raw_fd(), 1u64.to_ne_bytes().as_ptr().cast(), 8) };
+        assert_eq!(written, 8);
+    }
+}
+
+#[test]
+fn nonsense_in_the_shared_memory_closes_that_connection_only() {
+    let daemon = Daemon::start(&[]);
+    let mut good = ring_client(&daemon);
+    good.put(&db("misc"), b"kept", b"1").unwrap();
+
+    // A request ring whose writer claims more than the ring holds.
+    let liar = RawRing::open(&daemon);
+    liar.rings.requests().tail().store(1 << 40, Ordering::Release);
+    liar.ring_daemon();
+    let mut stream = liar.stream;
+    assert!(closed_by_daemon(&mut stream), "a corrupt ring ends its connection");
+
+    // Bytes that are not a frame: an error reply through the ring, then the close.
+    let garbler = RawRing::open(&daemon);
+    let mut requests = Producer::new(garbler.rings.requests());
+    assert_eq!(requests.write(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3]).unwrap(), 7);
+    garbler.ring_daemon();
+    let mut stream = garbler.stream;
+    assert!(closed_by_daemon(&mut stream), "an oversized frame ends its connection");
+    let mut replies = hints_proto::ring::Consumer::new(garbler.rings.replies());
+    let mut reply = vec![0u8; 1024];
+    let n = replies.read(&mut reply).unwrap();
+    let (body, _) = hints_proto::frame::split_frame(&reply[..n]).unwrap().expect("a whole error frame");
+    let envelope: ResponseEnvelope = hints_proto::frame::decode_body(body).unwrap();
+    assert!(matches!(envelope.response, Response::Error(ref e) if e.code == ErrorCode::FRAME_TOO_LARGE));
+
+    // A byte on the socket once the ring is open.
+    let talker = RawRing::open(&daemon);
+    let mut stream = talker.stream;
+    stream.write_all(b"x").unwrap();
+    assert!(closed_by_daemon(&mut stream), "the socket is not for frames once the ring is open");
+
+    // Everyone else goes on, on the ring and on the socket.
+    assert_eq!(good.get(&db("misc"), b"kept").unwrap().unwrap().value, b"1");
+    assert!(good.is_on_ring());
+    assert_eq!(
+        Client::new(daemon.client_config().with_ring(false)).get(&db("misc"), b"kept").unwrap().unwrap().value,
+        b"1"
+    );
+}
+
+#[test]
+fn open_ring_among_other_requests_is_refused_and_the_socket_goes_on() {
+    let daemon = Daemon::start(&[]);
+    let mut stream = daemon.raw();
+    hello(&mut stream);
+    let mut frames = Vec::new();
+    for (id, request) in [(1, Request::Ping), (2, Request::OpenRing), (3, Request::Ping)] {
+        hints_proto::frame::encode_frame(&RequestEnvelope { id, request }, &mut frames).unwrap();
+    }
+    stream.write_all(&frames).unwrap();
+    let replies: Vec<ResponseEnvelope> = (0..3).map(|_| receive(&mut stream)).collect();
+    assert_eq!(replies[0].response, Response::Pong);
+    assert!(matches!(&replies[1].response, Response::Error(e) if e.code == ErrorCode::BAD_ARGUMENT), "{replies:?}");
+    assert_eq!(replies[2].response, Response::Pong);
+}
