@@ -72,12 +72,59 @@ pub struct Client {
 
 /// An open socket, the process that opened it, and the ring it moved to, if any.
 struct Connection {
-    socket: Socket,
+    link: Link,
     opener: ProcessMark,
-    /// The socket's read timeout as last set.
-    armed: Duration,
-    /// Once open, every frame goes through it; the socket only says the daemon is there.
+    /// Once open, every frame goes through it; the socket carries only doorbells.
     ring: Option<ClientRing>,
+}
+
+/// The connection's socket and its read timeout as last set.
+pub(crate) struct Link {
+    socket: Socket,
+    armed: Duration,
+}
+
+impl Link {
+    /// One `recv` into `buf` that may block until `deadline`: how many bytes came, 0 when the
+    /// daemon closed.
+    ///
+    /// # Errors
+    /// [`Failure::TimedOut`] past the deadline; [`Failure::Broken`] when the read failed.
+    pub(crate) fn recv_until(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Failure::TimedOut);
+            }
+            if self.armed.abs_diff(remaining) > REARM_SLACK {
+                self.socket.set_read_timeout(Some(remaining)).map_err(Failure::Broken)?;
+                self.armed = remaining;
+            }
+            match (&self.socket).read(buf) {
+                Ok(n) => return Ok(n),
+                // The socket's timeout fired (EAGAIN), or a signal came: look at the deadline.
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => return Err(Failure::Broken(err)),
+            }
+        }
+    }
+
+    /// Sends the daemon one doorbell byte without waiting (a full buffer holds doorbells
+    /// already).
+    ///
+    /// # Errors
+    /// [`Failure::Broken`] when the daemon is gone.
+    pub(crate) fn ring_bell(&self) -> Result<(), Failure> {
+        match self.socket.send_with_flags(&[1], libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
+            Err(err) => Err(Failure::Broken(err)),
+        }
+    }
 }
 
 impl Drop for Connection {
@@ -86,7 +133,7 @@ impl Drop for Connection {
     /// copy of the descriptor. A child only closes its copy, leaving the parent's connection be.
     fn drop(&mut self) {
         if self.opener.is_current() {
-            let _ = self.socket.shutdown(std::net::Shutdown::Both);
+            let _ = self.link.socket.shutdown(std::net::Shutdown::Both);
         }
     }
 }
@@ -465,7 +512,8 @@ impl Client {
         socket.connect_timeout(&address, remaining).map_err(io_failed)?;
         socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
         socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
-        let mut connection = Connection { socket, opener: ProcessMark::current(), armed: timeout, ring: None };
+        let link = Link { socket, armed: timeout };
+        let mut connection = Connection { link, opener: ProcessMark::current(), ring: None };
         self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
         connection
@@ -497,7 +545,7 @@ impl Connection {
     /// writing replies. Once everything is written, reads block with the socket's timeout.
     fn pump(&mut self, codec: &mut Codec, deadline: Instant, out: &mut Vec<Response>) -> Result<(), Failure> {
         if let Some(ring) = &mut self.ring {
-            return ring.pump(&self.socket, codec, deadline, out);
+            return ring.pump(&mut self.link, codec, deadline, out);
         }
         loop {
             let answered = codec.progress(out)?;
@@ -508,7 +556,7 @@ impl Connection {
                 self.read_blocking(codec, deadline)?;
                 continue;
             }
-            match self.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
+            match self.link.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) {
                 Ok(n) => codec.advance_sent(n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     if self.wait_for_room_or_replies(deadline)? {
@@ -531,7 +579,7 @@ impl Connection {
 
         codec.queue(&[Request::OpenRing]).map_err(|err| Failure::Protocol(err.to_string()))?;
         while !codec.unsent().is_empty() {
-            match self.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL) {
+            match self.link.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL) {
                 Ok(n) => codec.advance_sent(n),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(Failure::Broken(err)),
@@ -540,10 +588,10 @@ impl Connection {
         let mut fds: Vec<OwnedFd> = Vec::new();
         let mut out = Vec::with_capacity(1);
         while !codec.progress(&mut out)? {
-            let mut control = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+            let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
             let mut iov = [IoSliceMut::new(codec.recv_space())];
             let received = match recvmsg::<()>(
-                self.socket.as_raw_fd(),
+                self.link.socket.as_raw_fd(),
                 &mut iov,
                 Some(&mut control),
                 MsgFlags::MSG_CMSG_CLOEXEC,
@@ -565,12 +613,12 @@ impl Connection {
             }
             codec.received(bytes);
         }
-        match (out.pop(), <[OwnedFd; 2]>::try_from(fds)) {
-            (Some(Response::RingOpened { ring_bytes }), Ok([memfd, bell])) => {
-                ClientRing::open(&memfd, bell, ring_bytes).map(Some).map_err(Failure::Broken)
+        match (out.pop(), <[OwnedFd; 1]>::try_from(fds)) {
+            (Some(Response::RingOpened { ring_bytes }), Ok([memfd])) => {
+                ClientRing::open(&memfd, ring_bytes).map(Some).map_err(Failure::Broken)
             }
             (Some(Response::RingOpened { .. }), Err(fds)) => {
-                Err(Failure::Protocol(format!("the ring came with {} descriptors, not 2", fds.len())))
+                Err(Failure::Protocol(format!("the ring came with {} descriptors, not 1", fds.len())))
             }
             (Some(Response::Error(_)), _) => Ok(None),
             (other, _) => Err(Failure::Protocol(format!("open_ring was answered with {other:?}"))),
@@ -579,35 +627,18 @@ impl Connection {
 
     /// One read that may block until the deadline.
     fn read_blocking(&mut self, codec: &mut Codec, deadline: Instant) -> Result<(), Failure> {
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Failure::TimedOut);
-            }
-            if self.armed.abs_diff(remaining) > REARM_SLACK {
-                self.socket.set_read_timeout(Some(remaining)).map_err(Failure::Broken)?;
-                self.armed = remaining;
-            }
-            match (&self.socket).read(codec.recv_space()) {
-                Ok(0) => return Err(Failure::closed()),
-                Ok(n) => {
-                    codec.received(n);
-                    return Ok(());
-                }
-                // The socket's timeout fired (EAGAIN), or a signal came: look at the deadline.
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(err) => return Err(Failure::Broken(err)),
+        match self.link.recv_until(codec.recv_space(), deadline)? {
+            0 => Err(Failure::closed()),
+            n => {
+                codec.received(n);
+                Ok(())
             }
         }
     }
 
     /// One read of what `poll` said is there.
     fn read_ready(&mut self, codec: &mut Codec) -> Result<(), Failure> {
-        match (&self.socket).read(codec.recv_space()) {
+        match (&self.link.socket).read(codec.recv_space()) {
             Ok(0) => Err(Failure::closed()),
             Ok(n) => {
                 codec.received(n);
@@ -631,7 +662,7 @@ impl Connection {
             // Rounded up, so the last sub-millisecond does not spin; capped, so it loops.
             let millis = remaining.as_micros().div_ceil(1000);
             let timeout = PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX));
-            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT)];
+            let mut fds = [PollFd::new(self.link.socket.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT)];
             match poll(&mut fds, timeout) {
                 Ok(0) | Err(Errno::EINTR) => {}
                 Ok(_) => {

@@ -161,10 +161,11 @@ pub enum Request {
     Snapshot { db: Option<DbName> },
     /// 17: move this connection's requests and replies to a shared-memory ring
     /// (`ring::shm`); answered with [`Response::RingOpened`], whose frame carries the ring's
-    /// memfd and the daemon's eventfd (`SCM_RIGHTS`), after which every frame each way goes
-    /// through the ring and the socket only says whether the other end is still there. Sent
-    /// alone, with nothing else in flight; a daemon that does not offer rings answers
-    /// [`ErrorCode::UNKNOWN_REQUEST`] or [`ErrorCode::NOT_ALLOWED`] and the socket goes on.
+    /// memfd (`SCM_RIGHTS`). After it every frame each way goes through the ring, and the
+    /// socket carries only doorbell bytes (any value, each a wake-up for an end that announced
+    /// sleep) and the close. Sent alone, with nothing else in flight; a daemon that offers no
+    /// rings answers an error ([`ErrorCode::UNKNOWN_REQUEST`] from one that predates them,
+    /// [`ErrorCode::NOT_ALLOWED`] when turned off) and the socket goes on.
     OpenRing,
 }
 

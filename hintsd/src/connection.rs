@@ -286,13 +286,12 @@ impl Connection {
             Some((ErrorCode::BAD_ARGUMENT, "open_ring must be the only request in flight".to_owned()))
         } else {
             match RingEnd::create(ctx.ring_bytes) {
-                Ok((ring, handles)) => {
+                Ok((ring, memfd)) => {
                     let ring_bytes = u32::try_from(ctx.ring_bytes).expect("ring_bytes is bounded by the config");
                     let reply = ResponseEnvelope { id, response: Response::RingOpened { ring_bytes } };
                     self.write_buf.clear();
                     encode_frame(&reply, &mut self.write_buf).expect("a ring reply fits a frame");
-                    let fds = [handles.memfd.as_raw_fd(), handles.bell.as_raw_fd()];
-                    if let Err(err) = self.socket.send_with_fds(&self.write_buf, &fds) {
+                    if let Err(err) = self.socket.send_with_fds(&self.write_buf, &[memfd.as_raw_fd()]) {
                         tracing::debug!(peer = ?self.peer, error = %err, "could not pass the ring; closing");
                         return false;
                     }
@@ -353,8 +352,7 @@ impl Connection {
     /// meanwhile (up to [`READ_AHEAD_BYTES_MAX`]) for the next batch.
     async fn peer_gone(&mut self) {
         if self.ring.is_some() {
-            let mut scratch = Vec::new();
-            return self.socket.closed_or_spoken(&mut scratch).await;
+            return self.socket.closed().await;
         }
         loop {
             if self.read_buf.len() - self.read_pos >= READ_AHEAD_BYTES_MAX {

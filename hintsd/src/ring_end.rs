@@ -2,25 +2,29 @@
 //! read from the request ring and replies written to the reply ring, with no system call while
 //! both ends are busy.
 //!
-//! When the request ring is empty (or the reply ring full) the connection's task announces
-//! sleep on its doorbell word, looks once more, and waits on its eventfd, which the client
-//! writes only when it finds the announcement. Meanwhile it watches the socket: the client's
-//! close (or a byte sent there, which a ring client never does) ends the connection. After
-//! each position it publishes it wakes the client (a futex) if the client announced sleep.
+//! The socket stays, as the doorbell each way and to see the client go. When the request ring
+//! is empty (or the reply ring full) the connection's task announces sleep on its doorbell
+//! word, looks once more, and waits for the socket: a byte from the client (which sends one
+//! only when it finds the announcement) or its close. After each position it publishes, it
+//! sends the client a byte if the client announced sleep. A byte on a Unix socket wakes the
+//! sleeper as a "sync" wake-up, on the sender's core as the sender goes to sleep: the
+//! ping-pong the bare echo enjoys, where an eventfd or futex wake-up would cross cores.
 //!
-//! The client may write anything into the mapping: a position that makes no sense closes the
-//! connection (`InvalidData`), and bytes are only copied out, for the frame decoder to check.
+//! The client may write anything into the mapping or the socket: a position that makes no
+//! sense closes the connection (`InvalidData`), ring bytes are only copied out for the frame
+//! decoder to check, and socket bytes only wake this end to look at the ring.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use hints_proto::ring::shm::{SharedRings, ShmRegion};
 use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer, doorbell};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
-use crate::socket::{self, ConnSocket};
+use crate::socket::ConnSocket;
+
+/// Doorbell bytes read at a time from the socket.
+const DOORBELL_READ_BYTES: usize = 64;
 
 /// The daemon's end of one connection's rings.
 #[derive(Debug)]
@@ -28,43 +32,24 @@ pub struct RingEnd {
     rings: SharedRings,
     requests: Consumer<ShmRegion>,
     replies: Producer<ShmRegion>,
-    /// Written by the client to wake this end; nonblocking, on this thread's reactor.
-    bell: AsyncFd<OwnedFd>,
-    /// Bytes the client sent on the socket after the ring opened (read only to see them).
-    scratch: Vec<u8>,
-}
-
-/// What the client is handed: the mapping and the eventfd it rings.
-#[derive(Debug)]
-pub struct ClientHandles {
-    pub memfd: OwnedFd,
-    pub bell: OwnedFd,
+    /// Doorbell bytes from the socket, read only to be dropped.
+    doorbells: Vec<u8>,
 }
 
 impl RingEnd {
-    /// Makes the rings (`ring_bytes` each way) and the doorbell, registered with this thread's
-    /// reactor, and the descriptors to pass to the client.
+    /// Makes the rings (`ring_bytes` each way), and the memfd to pass to the client.
     ///
     /// # Errors
-    /// The system's, from memfd, mmap or eventfd.
-    pub fn create(ring_bytes: usize) -> io::Result<(RingEnd, ClientHandles)> {
+    /// The system's, from memfd or mmap.
+    pub fn create(ring_bytes: usize) -> io::Result<(RingEnd, OwnedFd)> {
         let (memfd, rings) = SharedRings::create(ring_bytes)?;
-        // SAFETY: eventfd takes no pointers; the result is checked.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: eventfd returned a descriptor of ours.
-        let bell = unsafe { OwnedFd::from_raw_fd(raw) };
-        let client_bell = bell.try_clone()?;
         let end = RingEnd {
             requests: Consumer::new(rings.requests()),
             replies: Producer::new(rings.replies()),
             rings,
-            bell: socket::register(bell, Interest::READABLE)?,
-            scratch: Vec::new(),
+            doorbells: Vec::with_capacity(DOORBELL_READ_BYTES),
         };
-        Ok((end, ClientHandles { memfd, bell: client_bell }))
+        Ok((end, memfd))
     }
 
     /// Tells the client how long to spin for a reply before it sleeps (zero: not at all).
@@ -81,7 +66,7 @@ impl RingEnd {
     /// the client writes; 0 when the client closed the socket.
     ///
     /// # Errors
-    /// `InvalidData` when the ring is corrupt; the eventfd's read error.
+    /// `InvalidData` when the ring is corrupt; the socket's read error.
     pub async fn read_buf(
         &mut self,
         buf: &mut Vec<u8>,
@@ -99,7 +84,7 @@ impl RingEnd {
                 let read = self.requests.read(&mut buf[at..]).map_err(corrupt)?;
                 buf.truncate(at + read);
                 // The client may be waiting for room to write the rest of a large frame.
-                self.rings.wake_client();
+                self.wake_client(socket);
                 return Ok(read);
             }
             if spin_until.is_some_and(|until| Instant::now() < until) {
@@ -127,7 +112,7 @@ impl RingEnd {
             let written = self.replies.write(bytes).map_err(corrupt)?;
             if written > 0 {
                 bytes = &bytes[written..];
-                self.rings.wake_client();
+                self.wake_client(socket);
                 continue;
             }
             doorbell::announce_sleep(self.rings.daemon_doorbell());
@@ -142,32 +127,22 @@ impl RingEnd {
         Ok(())
     }
 
-    /// Sleeps (sleep announced) until the client rings; false when instead the client closed
-    /// the socket or sent bytes on it.
+    /// After publishing a position: a doorbell byte for the client if it announced sleep.
+    fn wake_client(&self, socket: &ConnSocket) {
+        if doorbell::take_sleeper(self.rings.client_doorbell()) {
+            // A full socket buffer is full of doorbells already: the client will wake.
+            socket.ring_bell();
+        }
+    }
+
+    /// Sleeps (sleep announced) until the client sends a doorbell byte; false when the client
+    /// closed the socket instead.
     async fn sleep(&mut self, socket: &ConnSocket) -> io::Result<bool> {
-        tokio::select! {
-            ready = self.bell.readable() => {
-                let mut ready = ready?;
-                let mut count = [0u8; 8];
-                // SAFETY: reads 8 bytes into a buffer of 8; the eventfd is ours and open.
-                let read = unsafe { libc::read(self.bell.get_ref().as_raw_fd(), count.as_mut_ptr().cast(), 8) };
-                if read < 0 {
-                    let err = io::Error::last_os_error();
-                    if err.kind() != io::ErrorKind::WouldBlock {
-                        return Err(err);
-                    }
-                }
-                // The count is drained: the client's next write is a new edge. (Tokio keeps
-                // the readiness if one came since it was reported.)
-                ready.clear_ready();
-                Ok(true)
-            }
-            () = socket.closed_or_spoken(&mut self.scratch) => {
-                if !self.scratch.is_empty() {
-                    tracing::info!(bytes = self.scratch.len(), "a ring client sent bytes on its socket; closing");
-                }
-                Ok(false)
-            }
+        self.doorbells.clear();
+        match socket.read_buf(&mut self.doorbells).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(err) => Err(err),
         }
     }
 }

@@ -129,12 +129,22 @@ impl ConnSocket {
         }
     }
 
-    /// Waits until the peer closes or sends anything (the caller has stopped reading the
-    /// socket for frames), reading what came to `scratch`.
-    pub async fn closed_or_spoken(&self, scratch: &mut Vec<u8>) {
-        scratch.clear();
-        scratch.reserve(64);
-        let _ = self.read_buf(scratch).await;
+    /// Sends one byte, without waiting: a shared-memory ring's doorbell (`ring_end.rs`). A
+    /// full buffer is full of doorbells already, and a closed peer is seen by the reader.
+    pub fn ring_bell(&self) {
+        let _ = SockRef::from(self.fd.get_ref()).send_with_flags(&[1], libc::MSG_NOSIGNAL);
+    }
+
+    /// Returns once the peer has closed (or the socket failed), reading and dropping what it
+    /// sends meanwhile (a ring client's doorbells).
+    pub async fn closed(&self) {
+        let mut scratch = Vec::with_capacity(64);
+        loop {
+            scratch.clear();
+            if matches!(self.read_buf(&mut scratch).await, Ok(0) | Err(_)) {
+                return;
+            }
+        }
     }
 }
 
@@ -146,8 +156,8 @@ fn recv_appending(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Registers `fd` (a socket or an eventfd) with this thread's reactor for `interest`.
-pub(crate) fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+/// Registers `fd` with this thread's reactor for `interest`.
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the `AsyncFd` owns the `OwnedFd`, so the descriptor stays open and names the
     // same socket for as long as it is registered.
     Ok(unsafe { AsyncFd::register_with_interest(fd, interest)? })

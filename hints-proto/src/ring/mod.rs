@@ -243,7 +243,7 @@ impl<R: Region> Consumer<R> {
 
 /// The doorbell protocol, over one word of shared memory per sleeping end: an end that finds
 /// nothing to do [announces](announce_sleep) that it is going to sleep, looks at its rings
-/// once more, and only then sleeps (on an eventfd or a futex on the word); the other end,
+/// once more, and only then sleeps (until a doorbell byte comes on the socket); the other end,
 /// after every position it publishes, asks whether [a sleeper must be woken](take_sleeper).
 /// A `SeqCst` fence sits between each side's store and its load, so at least one of them sees
 /// the other's: either the sleeper sees the new position and does not sleep, or the waker

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{AtomicU32, AtomicU64, Region, doorbell};
+use super::{AtomicU32, AtomicU64, Region};
 
 /// The first bytes of every shared mapping.
 pub const SHM_MAGIC: [u8; 8] = *b"HNTSRING";
@@ -253,12 +253,12 @@ impl SharedRings {
         self.region(REPLY_HEAD_AT, REPLY_TAIL_AT, DATA_OFFSET + self.ring_bytes)
     }
 
-    /// The word the daemon announces its sleep in (it sleeps on an eventfd).
+    /// The word the daemon announces its sleep in.
     pub fn daemon_doorbell(&self) -> &AtomicU32 {
         self.mapping.atomic(DAEMON_DOORBELL_AT)
     }
 
-    /// The word the client announces its sleep in, and sleeps on (a futex).
+    /// The word the client announces its sleep in.
     pub fn client_doorbell(&self) -> &AtomicU32 {
         self.mapping.atomic(CLIENT_DOORBELL_AT)
     }
@@ -267,41 +267,6 @@ impl SharedRings {
     /// microseconds: zero while the host has no core to spare. Only a hint.
     pub fn client_spin_micros(&self) -> &AtomicU32 {
         self.mapping.atomic(SPIN_MICROS_AT)
-    }
-
-    /// The daemon's side, after it published a position: wakes the client if it announced
-    /// sleep (a `FUTEX_WAKE` on its doorbell word; no system call otherwise).
-    pub fn wake_client(&self) {
-        let word = self.client_doorbell();
-        if doorbell::take_sleeper(word) {
-            // SAFETY: a futex wake on a word of a live shared mapping; it touches no memory.
-            unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, 0usize, 0usize, 0u32) };
-        }
-    }
-
-    /// The client's side, once it has announced sleep on its doorbell word and looked at its
-    /// rings again: sleeps until the daemon wakes it or `timeout` passes (or at once, if the
-    /// daemon took the announcement already).
-    pub fn client_sleep(&self, timeout: std::time::Duration) {
-        let word = self.client_doorbell();
-        let timeout = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // SAFETY: a futex wait on a word of a live shared mapping, with a relative timeout
-        // that lives across the call. It returns at once unless the word still reads ASLEEP,
-        // and on a wake, a signal or the timeout: the caller looks again whatever it says.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                doorbell::ASLEEP,
-                &raw const timeout,
-                0usize,
-                0u32,
-            )
-        };
     }
 
     fn region(&self, head_at: usize, tail_at: usize, data_at: usize) -> ShmRegion {
@@ -343,8 +308,8 @@ mod tests {
             received.extend_from_slice(&buf[..n]);
         }
         assert_eq!(received, sent, "bytes cross the two mappings in order, through the wrap");
-        doorbell::announce_sleep(client.client_doorbell());
-        assert!(doorbell::take_sleeper(daemon.client_doorbell()), "both map the same doorbell");
+        crate::ring::doorbell::announce_sleep(client.client_doorbell());
+        assert!(crate::ring::doorbell::take_sleeper(daemon.client_doorbell()), "both map the same doorbell");
         daemon.client_spin_micros().store(30, Ordering::Relaxed);
         assert_eq!(client.client_spin_micros().load(Ordering::Relaxed), 30);
     }
