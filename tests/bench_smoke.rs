@@ -11,8 +11,9 @@ use std::process::Command;
 
 use common::{HINTS_BENCH, stderr, stdout};
 
-const CONTENDERS: [&str; 10] = [
+const CONTENDERS: [&str; 11] = [
     "hintsd",
+    "hintsd-ring",
     "hintsd-pool",
     "echo",
     "exim-gdbm-disk",
@@ -67,7 +68,7 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     // Pipelined cells for hintsd (and the echo floor) only.
     let pipelined: BTreeSet<&str> =
         cells.iter().filter(|c| c["depth"] == 4).map(|c| c["contender"].as_str().unwrap()).collect();
-    assert_eq!(pipelined, ["echo", "hintsd"].into());
+    assert_eq!(pipelined, ["echo", "hintsd", "hintsd-ring"].into());
     for cell in cells {
         assert!(cell["ops_per_sec"].as_f64().unwrap() > 0.0, "{cell}");
         assert_eq!(cell["errors"], 0, "{cell}");
@@ -76,4 +77,5 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     let table = stdout(&output);
     assert!(table.contains("| hintsd | mix/zipf | 2 | 1 |"), "{table}");
     assert!(table.contains("hintsd against each contender"), "{table}");
+    assert!(table.contains("hintsd-ring against each contender"), "{table}");
 }

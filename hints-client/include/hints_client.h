@@ -79,6 +79,12 @@ typedef int (*hints_scan_cb)(void *user, const void *key, size_t key_len, const 
  * $HINTSD_SOCKET, else $XDG_RUNTIME_DIR/hintsd/hintsd.sock, else /run/hintsd/hintsd.sock for
  * root and /tmp/hintsd-<euid>/hintsd.sock for others. timeout_ms is the per-call timeout
  * (0: 1000). Does not connect. Returns NULL only if the library failed inside.
+ *
+ * Once connected, the handle asks the daemon for a shared-memory ring (requests and replies
+ * through memory, a byte on the socket only to wake a sleeping end) and stays on the socket
+ * if the daemon offers none; $HINTSD_RING=0 keeps every handle of the process on its socket.
+ * A ring takes no descriptor beyond the socket; it maps 2 x ring_bytes of shared memory
+ * (64 KiB each way by default) for the connection's life.
  */
 hints_t *hints_open(const char *socket_path, unsigned timeout_ms);
 

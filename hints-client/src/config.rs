@@ -10,8 +10,9 @@ use hints_proto::socket_path;
 /// missing daemon costs a delivery one second, not a stall.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Whether a client asks for a shared-memory ring unless told otherwise.
-pub const RING_DEFAULT: bool = false;
+/// Whether a client asks for a shared-memory ring unless told otherwise: yes, since a daemon
+/// that offers none keeps the connection on its socket.
+pub const RING_DEFAULT: bool = true;
 /// The environment variable that chooses the ring for every client a process makes (the C
 /// library's too): `1`, `yes`, `on` or `true` ask for it, `0`, `no`, `off` or `false` keep to
 /// the socket; unset (or anything else) leaves [`RING_DEFAULT`].

@@ -68,7 +68,7 @@ fn hintsctl(socket: &Path, args: &[&str]) -> Output {
         .arg("--socket")
         .arg(socket)
         .args(args)
-        .env_remove(hints_client::config::RING_ENV)
+        .env(hints_client::config::RING_ENV, "0")
         .output()
         .unwrap()
 }
