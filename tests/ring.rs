@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::{Daemon, HINTS_BENCH, closed_by_daemon, db, hello, receive, send, stderr, stdout};
 use hints_client::{Client, Error};
-use hints_proto::ring::shm::SharedRings;
-use hints_proto::ring::{Ordering, Producer, Region};
+use hints_proto::ring::shm::{SharedRings, ShmRegion};
+use hints_proto::ring::{Consumer, Ordering, Producer, Region};
 use hints_proto::{ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope};
 
 fn ring_client(daemon: &Daemon) -> Client {
@@ -90,6 +90,7 @@ fn a_daemon_that_offers_no_ring_keeps_the_client_on_its_socket() {
     client.put(&db("misc"), b"k", b"v").unwrap();
     assert!(!client.is_on_ring());
     assert_eq!(client.get(&db("misc"), b"k").unwrap().unwrap().value, b"v");
+    assert_eq!(client.connection_id(), Some(1), "the declined ring costs no reconnection");
 }
 
 #[test]
@@ -149,7 +150,9 @@ fn a_ring_client_sees_the_daemon_go_and_reaches_the_new_one() {
 /// carries the memfd.
 struct RawRing {
     stream: UnixStream,
-    rings: SharedRings,
+    requests: Producer<ShmRegion>,
+    replies: Consumer<ShmRegion>,
+    memfd: OwnedFd,
 }
 
 impl RawRing {
@@ -179,7 +182,8 @@ impl RawRing {
         let envelope: ResponseEnvelope = hints_proto::frame::decode_body(body).unwrap();
         assert_eq!(envelope.response, Response::RingOpened { ring_bytes: 65_536 });
         let [memfd] = <[OwnedFd; 1]>::try_from(fds).unwrap();
-        RawRing { stream, rings: SharedRings::open(&memfd).unwrap() }
+        let (requests, replies) = SharedRings::open(&memfd).unwrap().into_client_ends();
+        RawRing { stream, requests, replies, memfd }
     }
 
     /// A doorbell byte on the socket.
@@ -189,7 +193,7 @@ impl RawRing {
 }
 
 /// The next reply frame in a reply ring, waiting for it (a bound for a stuck daemon only).
-fn next_reply(replies: &mut hints_proto::ring::Consumer<hints_proto::ring::shm::ShmRegion>) -> Response {
+fn next_reply(replies: &mut Consumer<ShmRegion>) -> Response {
     let mut bytes = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -212,31 +216,27 @@ fn nonsense_in_the_shared_memory_closes_that_connection_only() {
 
     // A request ring whose writer claims more than the ring holds.
     let mut liar = RawRing::open(&daemon);
-    liar.rings.requests().tail().store(1 << 40, Ordering::Release);
+    liar.requests.region().tail().store(1 << 40, Ordering::Release);
     liar.ring_daemon();
     assert!(closed_by_daemon(&mut liar.stream), "a corrupt ring ends its connection");
 
     // Bytes that are not a frame: an error reply through the ring, then the close.
     let mut garbler = RawRing::open(&daemon);
-    let mut requests = Producer::new(garbler.rings.requests());
-    assert_eq!(requests.write(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3]).unwrap(), 7);
+    assert_eq!(garbler.requests.write(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3]).unwrap(), 7);
     garbler.ring_daemon();
     assert!(closed_by_daemon(&mut garbler.stream), "an oversized frame ends its connection");
-    let mut replies = hints_proto::ring::Consumer::new(garbler.rings.replies());
-    let reply = next_reply(&mut replies);
+    let reply = next_reply(&mut garbler.replies);
     assert!(matches!(reply, Response::Error(ref e) if e.code == ErrorCode::FRAME_TOO_LARGE), "{reply:?}");
 
     // A flood of doorbells with nothing in the ring only wakes the daemon to look; the next
     // real request is answered.
     let mut ringer = RawRing::open(&daemon);
     ringer.stream.write_all(&vec![0xa5; 256 * 1024]).unwrap();
-    let mut requests = Producer::new(ringer.rings.requests());
     let mut frame = Vec::new();
     hints_proto::frame::encode_frame(&RequestEnvelope { id: 2, request: Request::Ping }, &mut frame).unwrap();
-    assert_eq!(requests.write(&frame).unwrap(), frame.len());
+    assert_eq!(ringer.requests.write(&frame).unwrap(), frame.len());
     ringer.ring_daemon();
-    let mut replies = hints_proto::ring::Consumer::new(ringer.rings.replies());
-    assert_eq!(next_reply(&mut replies), Response::Pong);
+    assert_eq!(next_reply(&mut ringer.replies), Response::Pong);
 
     // Everyone else goes on, on the ring and on the socket.
     assert_eq!(good.get(&db("misc"), b"kept").unwrap().unwrap().value, b"1");
@@ -261,4 +261,34 @@ fn open_ring_among_other_requests_is_refused_and_the_socket_goes_on() {
     assert_eq!(replies[0].response, Response::Pong);
     assert!(matches!(&replies[1].response, Response::Error(e) if e.code == ErrorCode::BAD_ARGUMENT), "{replies:?}");
     assert_eq!(replies[2].response, Response::Pong);
+}
+
+#[test]
+fn a_client_that_keeps_the_ring_file_after_it_leaves_keeps_none_of_the_daemons_memory() {
+    let daemon = Daemon::start(&[]);
+    let value = vec![0x5a; 60 * 1024];
+    ring_client(&daemon).put(&db("misc"), b"big", &value).unwrap();
+    let mut raw = RawRing::open(&daemon);
+    let mut frame = Vec::new();
+    let get = Request::Get { db: db("misc"), key: b"big".to_vec() };
+    hints_proto::frame::encode_frame(&RequestEnvelope { id: 2, request: get }, &mut frame).unwrap();
+    assert_eq!(raw.requests.write(&frame).unwrap(), frame.len());
+    raw.ring_daemon();
+    assert!(matches!(next_reply(&mut raw.replies), Response::Value(Some(record)) if record.value == value));
+    let blocks = |fd: &OwnedFd| {
+        // SAFETY: fstat on our descriptor into a zeroed struct.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) }, 0);
+        stat.st_blocks
+    };
+    assert!(blocks(&raw.memfd) > 0, "the daemon wrote the reply into the file's pages");
+    // The client leaves but keeps the file (and its mapping, in `raw.replies`).
+    let RawRing { stream, memfd, replies, .. } = raw;
+    drop(stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while blocks(&memfd) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the daemon kept the closed ring's pages");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(replies);
 }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
-use hints_proto::{DbName, DbStats, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{DbName, DbStats, ErrorCode, Record, Request, Response, ScanPage, Stamp};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -68,6 +68,9 @@ pub struct Client {
     responses: Vec<Response>,
     /// Connections this client has opened; the current one's number is its id.
     connections_opened: u64,
+    /// The daemon answered `OpenRing` as an unknown request (it predates rings): this client
+    /// stays on the socket from then on.
+    daemon_lacks_rings: bool,
 }
 
 /// An open socket, the process that opened it, and the ring it moved to, if any.
@@ -76,6 +79,15 @@ struct Connection {
     opener: ProcessMark,
     /// Once open, every frame goes through it; the socket carries only doorbells.
     ring: Option<ClientRing>,
+}
+
+/// What the daemon said to `OpenRing`.
+enum RingAnswer {
+    Opened(ClientRing),
+    /// It offers no ring here; the connection goes on over the socket.
+    Declined,
+    /// It predates rings: it has answered an unknown request and closes the connection.
+    Unknown,
 }
 
 /// The connection's socket and its read timeout as last set.
@@ -91,6 +103,17 @@ impl Link {
     /// # Errors
     /// [`Failure::TimedOut`] past the deadline; [`Failure::Broken`] when the read failed.
     pub(crate) fn recv_until(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
+        self.read_until(deadline, |mut socket| socket.read(buf))
+    }
+
+    /// Tries `read` (one blocking read of the socket) until it gives an answer or `deadline`
+    /// passes: the socket's read timeout is kept near the time left, and a timeout or a signal
+    /// only sends it round again.
+    fn read_until<T>(
+        &mut self,
+        deadline: Instant,
+        mut read: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> Result<T, Failure> {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -100,8 +123,8 @@ impl Link {
                 self.socket.set_read_timeout(Some(remaining)).map_err(Failure::Broken)?;
                 self.armed = remaining;
             }
-            match (&self.socket).read(buf) {
-                Ok(n) => return Ok(n),
+            match read(&self.socket) {
+                Ok(answer) => return Ok(answer),
                 // The socket's timeout fired (EAGAIN), or a signal came: look at the deadline.
                 Err(err)
                     if matches!(
@@ -147,6 +170,7 @@ impl Client {
             connection: None,
             responses: Vec::with_capacity(1),
             connections_opened: 0,
+            daemon_lacks_rings: false,
         }
     }
 
@@ -519,9 +543,16 @@ impl Client {
         connection
             .pump(&mut self.codec, deadline, &mut Vec::new())
             .map_err(|failure| failure.into_error(socket_path, timeout))?;
-        if self.config.ring {
-            connection.ring =
-                connection.open_ring(&mut self.codec).map_err(|failure| failure.into_error(socket_path, timeout))?;
+        if self.config.ring && !self.daemon_lacks_rings {
+            match connection.open_ring(&mut self.codec, deadline) {
+                Ok(RingAnswer::Opened(ring)) => connection.ring = Some(ring),
+                Ok(RingAnswer::Declined) => {}
+                Ok(RingAnswer::Unknown) => {
+                    self.daemon_lacks_rings = true;
+                    return self.connect(deadline);
+                }
+                Err(failure) => return Err(failure.into_error(socket_path, timeout)),
+            }
         }
         Ok(connection)
     }
@@ -569,45 +600,39 @@ impl Connection {
         }
     }
 
-    /// Asks the daemon for a ring: `None` when it offers none (the connection stays on the
-    /// socket). The reply is read with `recvmsg`, which takes the descriptors passed with it.
-    fn open_ring(&mut self, codec: &mut Codec) -> Result<Option<ClientRing>, Failure> {
+    /// Asks the daemon for a ring, within `deadline`. The reply is read with `recvmsg`, which
+    /// takes the descriptor passed with it.
+    fn open_ring(&mut self, codec: &mut Codec, deadline: Instant) -> Result<RingAnswer, Failure> {
         use std::io::IoSliceMut;
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
         codec.queue(&[Request::OpenRing]).map_err(|err| Failure::Protocol(err.to_string()))?;
-        while !codec.unsent().is_empty() {
-            match self.link.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL) {
-                Ok(n) => codec.advance_sent(n),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(Failure::Broken(err)),
-            }
+        // A few bytes into a socket whose every reply has been read: room is there.
+        let sent = self.link.socket.send_with_flags(codec.unsent(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+        match sent {
+            Ok(n) if n == codec.unsent().len() => codec.advance_sent(n),
+            Ok(_) => return Err(Failure::Protocol("the socket took part of a six-byte frame".into())),
+            Err(err) => return Err(Failure::Broken(err)),
         }
         let mut fds: Vec<OwnedFd> = Vec::new();
         let mut out = Vec::with_capacity(1);
         while !codec.progress(&mut out)? {
-            let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-            let mut iov = [IoSliceMut::new(codec.recv_space())];
-            let received = match recvmsg::<()>(
-                self.link.socket.as_raw_fd(),
-                &mut iov,
-                Some(&mut control),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(received) => received,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => return Err(Failure::TimedOut),
-                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
-            };
-            let bytes = received.bytes;
-            for message in received.cmsgs().map_err(|err| Failure::Broken(io::Error::from(err)))? {
-                if let ControlMessageOwned::ScmRights(raw) = message {
-                    // SAFETY: the kernel just gave us these descriptors; nobody else owns them.
-                    fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            let space = codec.recv_space();
+            let bytes = self.link.read_until(deadline, |socket| {
+                let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+                let mut iov = [IoSliceMut::new(&mut *space)];
+                let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+                let received = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut control), flags)?;
+                for message in received.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = message {
+                        // SAFETY: the kernel just gave us these descriptors; nobody else owns them.
+                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
                 }
-            }
+                Ok(received.bytes)
+            })?;
             if bytes == 0 {
                 return Err(Failure::closed());
             }
@@ -615,12 +640,13 @@ impl Connection {
         }
         match (out.pop(), <[OwnedFd; 1]>::try_from(fds)) {
             (Some(Response::RingOpened { ring_bytes }), Ok([memfd])) => {
-                ClientRing::open(&memfd, ring_bytes).map(Some).map_err(Failure::Broken)
+                ClientRing::open(&memfd, ring_bytes).map(RingAnswer::Opened).map_err(Failure::Broken)
             }
             (Some(Response::RingOpened { .. }), Err(fds)) => {
                 Err(Failure::Protocol(format!("the ring came with {} descriptors, not 1", fds.len())))
             }
-            (Some(Response::Error(_)), _) => Ok(None),
+            (Some(Response::Error(reply)), _) if reply.code == ErrorCode::UNKNOWN_REQUEST => Ok(RingAnswer::Unknown),
+            (Some(Response::Error(_)), _) => Ok(RingAnswer::Declined),
             (other, _) => Err(Failure::Protocol(format!("open_ring was answered with {other:?}"))),
         }
     }
@@ -853,6 +879,67 @@ mod tests {
         assert!(!client.is_connected());
         client.ping().unwrap();
         drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_daemon_that_predates_rings_is_reached_over_the_socket() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                let asked = peer.request().unwrap();
+                assert_eq!(asked.request, Request::OpenRing);
+                // What a daemon without rings does with an unknown request: answer, then close.
+                let unknown = ErrorReply::new(ErrorCode::UNKNOWN_REQUEST, "unknown request 17");
+                peer.reply(asked.id, Response::Error(unknown));
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(2, |request| {
+                    assert_eq!(request, &Request::Ping, "the client does not ask this daemon again");
+                    Response::Pong
+                });
+            }),
+        ]);
+        let mut client = Client::new(test_config(daemon.socket()).with_ring(true));
+        client.ping().unwrap();
+        assert!(!client.is_on_ring());
+        client.ping().unwrap();
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn a_daemon_that_declines_a_ring_keeps_the_connection_on_its_socket() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            peer.accept_hello();
+            let asked = peer.request().unwrap();
+            peer.reply(asked.id, Response::Error(ErrorReply::new(ErrorCode::NOT_OFFERED, "ring_bytes = 0")));
+            peer.answer(1, |_| Response::Pong);
+        })]);
+        let mut client = Client::new(test_config(daemon.socket()).with_ring(true));
+        client.ping().unwrap();
+        assert!(!client.is_on_ring());
+        assert_eq!(client.connection_id(), Some(1), "one connection, kept");
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
+    fn asking_for_a_ring_ends_by_the_calls_deadline() {
+        let daemon = FakeDaemon::start(vec![script(|peer| {
+            // The hello takes most of the call's second; the ring is never answered.
+            std::thread::sleep(Duration::from_millis(800));
+            peer.accept_hello();
+            let _asked = peer.request();
+            std::thread::sleep(Duration::from_millis(2500));
+        })]);
+        let mut client = Client::new(test_config(daemon.socket()).with_ring(true).with_timeout(Duration::from_secs(1)));
+        let started = Instant::now();
+        let err = client.ping().unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+        // The deadline holds across the hello and the ring: not a second for each.
+        assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
         daemon.finish();
     }
 

@@ -13,8 +13,9 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use hints_proto::Response;
-use hints_proto::ring::shm::{SharedRings, ShmRegion};
-use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer, doorbell};
+use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
+use hints_proto::ring::shm::{SharedRings, SharedWords, ShmRegion};
+use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer};
 
 use crate::blocking::Link;
 use crate::codec::{Codec, Failure};
@@ -26,7 +27,7 @@ const DOORBELL_READ_BYTES: usize = 64;
 
 /// The client's end of one connection's rings.
 pub(crate) struct ClientRing {
-    rings: SharedRings,
+    words: SharedWords,
     requests: Producer<ShmRegion>,
     replies: Consumer<ShmRegion>,
 }
@@ -39,7 +40,9 @@ impl ClientRing {
             let message = format!("the daemon said {ring_bytes} bytes, its ring holds {}", rings.ring_bytes());
             return Err(io::Error::new(io::ErrorKind::InvalidData, message));
         }
-        Ok(ClientRing { requests: Producer::new(rings.requests()), replies: Consumer::new(rings.replies()), rings })
+        let words = rings.words();
+        let (requests, replies) = rings.into_client_ends();
+        Ok(ClientRing { words, requests, replies })
     }
 
     /// Writes what the codec has queued and reads until it has every reply it expects, as
@@ -69,7 +72,7 @@ impl ClientRing {
             let written = self.requests.write(codec.unsent()).map_err(corrupt)?;
             if written > 0 {
                 codec.advance_sent(written);
-                self.wake_daemon(link)?;
+                self.wake_daemon(link, WANTS_DATA)?;
                 moved = true;
             }
         }
@@ -77,7 +80,7 @@ impl ClientRing {
         if read > 0 {
             codec.received(read);
             // The daemon may be waiting for room to write the rest of a large reply.
-            self.wake_daemon(link)?;
+            self.wake_daemon(link, WANTS_ROOM)?;
             moved = true;
         }
         Ok(moved)
@@ -94,7 +97,7 @@ impl ClientRing {
     /// Spins as the daemon suggests, then sleeps until a doorbell byte, the daemon's close or
     /// the deadline.
     fn wait(&mut self, link: &mut Link, codec: &Codec, deadline: Instant) -> Result<(), Failure> {
-        let hint = Duration::from_micros(u64::from(self.rings.client_spin_micros().load(Ordering::Relaxed)));
+        let hint = Duration::from_micros(u64::from(self.words.client_spin_micros().load(Ordering::Relaxed)));
         let spin_until = Instant::now() + hint.min(CLIENT_SPIN_MAX);
         while Instant::now() < spin_until {
             if self.has_work(codec)? {
@@ -102,8 +105,9 @@ impl ClientRing {
             }
             std::hint::spin_loop();
         }
-        let word = self.rings.client_doorbell();
-        doorbell::announce_sleep(word);
+        let word = self.words.client_doorbell();
+        let wants = if codec.unsent().is_empty() { WANTS_DATA } else { WANTS_DATA | WANTS_ROOM };
+        doorbell::announce_sleep(word, wants);
         if self.has_work(codec)? {
             doorbell::cancel_sleep(word);
             return Ok(());
@@ -117,8 +121,10 @@ impl ClientRing {
         }
     }
 
-    fn wake_daemon(&self, link: &Link) -> Result<(), Failure> {
-        if doorbell::take_sleeper(self.rings.daemon_doorbell()) {
+    /// After publishing a position that gives the daemon `event`: a doorbell byte for it if it
+    /// announced sleep waiting for that.
+    fn wake_daemon(&self, link: &Link, event: u32) -> Result<(), Failure> {
+        if doorbell::take_sleeper(self.words.daemon_doorbell(), event) {
             link.ring_bell()?;
         }
         Ok(())

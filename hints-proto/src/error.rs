@@ -49,6 +49,9 @@ impl ErrorCode {
     pub const INTERNAL: ErrorCode = ErrorCode(16);
     /// The daemon already runs as many databases as it may (`databases_max`).
     pub const TOO_MANY_DATABASES: ErrorCode = ErrorCode(17);
+    /// The daemon does not offer what was asked (a shared-memory ring, when `ring_bytes = 0`);
+    /// the connection goes on.
+    pub const NOT_OFFERED: ErrorCode = ErrorCode(18);
 
     /// A short name for logs and CLI output.
     pub fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::NOT_FOUND => "not found",
             ErrorCode::INTERNAL => "internal error",
             ErrorCode::TOO_MANY_DATABASES => "too many databases",
+            ErrorCode::NOT_OFFERED => "not offered",
             _ => "unknown error code",
         }
     }

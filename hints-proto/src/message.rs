@@ -163,9 +163,9 @@ pub enum Request {
     /// (`ring::shm`); answered with [`Response::RingOpened`], whose frame carries the ring's
     /// memfd (`SCM_RIGHTS`). After it every frame each way goes through the ring, and the
     /// socket carries only doorbell bytes (any value, each a wake-up for an end that announced
-    /// sleep) and the close. Sent alone, with nothing else in flight; a daemon that offers no
-    /// rings answers an error ([`ErrorCode::UNKNOWN_REQUEST`] from one that predates them,
-    /// [`ErrorCode::NOT_ALLOWED`] when turned off) and the socket goes on.
+    /// sleep) and the close. Sent alone, with nothing else in flight. A daemon that offers no
+    /// rings answers [`ErrorCode::NOT_OFFERED`] and the socket goes on; one that predates rings
+    /// answers [`ErrorCode::UNKNOWN_REQUEST`] and closes the connection.
     OpenRing,
 }
 

@@ -6,7 +6,8 @@
 //! does, in a target directory of its own).
 #![cfg(loom)]
 
-use hints_proto::ring::{AtomicU32, Consumer, HeapRegion, Producer, doorbell};
+use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
+use hints_proto::ring::{AtomicU32, heap_ring};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
@@ -18,9 +19,7 @@ const WRITE_BYTES: usize = 10;
 #[test]
 fn bytes_cross_between_threads_in_order() {
     loom::model(|| {
-        let region = Arc::new(HeapRegion::new(16));
-        let mut producer = Producer::new(Arc::clone(&region));
-        let mut consumer = Consumer::new(region);
+        let (mut producer, mut consumer) = heap_ring(16);
         let writer = thread::spawn(move || {
             for chunk in SENT.chunks(WRITE_BYTES) {
                 let mut done = 0;
@@ -77,9 +76,9 @@ struct End {
 }
 
 impl End {
-    /// Sleeps unless `has_work`, checked after the announcement, says otherwise.
-    fn sleep_unless(&self, has_work: impl Fn() -> bool) {
-        doorbell::announce_sleep(&self.word);
+    /// Sleeps until `wants`, unless `has_work`, checked after the announcement, says otherwise.
+    fn sleep_unless(&self, wants: u32, has_work: impl Fn() -> bool) {
+        doorbell::announce_sleep(&self.word, wants);
         if has_work() {
             doorbell::cancel_sleep(&self.word);
         } else {
@@ -87,9 +86,9 @@ impl End {
         }
     }
 
-    /// Called by the other end after it published a position.
-    fn wake_if_asleep(&self) {
-        if doorbell::take_sleeper(&self.word) {
+    /// Called by the other end after it published a position that gives this end `event`.
+    fn wake_if_asleep(&self, event: u32) {
+        if doorbell::take_sleeper(&self.word, event) {
             self.bell.ring();
         }
     }
@@ -100,9 +99,7 @@ fn an_end_that_sleeps_is_always_woken_by_the_other_ends_next_write() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let region = Arc::new(HeapRegion::new(16));
-        let mut producer = Producer::new(Arc::clone(&region));
-        let mut consumer = Consumer::new(region);
+        let (mut producer, mut consumer) = heap_ring(16);
         let (writer_end, reader_end) = (Arc::new(End::default()), Arc::new(End::default()));
         let (writer_side, reader_side) = (Arc::clone(&writer_end), Arc::clone(&reader_end));
         let writer = thread::spawn(move || {
@@ -110,10 +107,10 @@ fn an_end_that_sleeps_is_always_woken_by_the_other_ends_next_write() {
                 let mut done = 0;
                 while done < chunk.len() {
                     match producer.write(&chunk[done..]).unwrap() {
-                        0 => writer_side.sleep_unless(|| producer.room().unwrap() > 0),
+                        0 => writer_side.sleep_unless(WANTS_ROOM, || producer.room().unwrap() > 0),
                         n => {
                             done += n;
-                            reader_side.wake_if_asleep();
+                            reader_side.wake_if_asleep(WANTS_DATA);
                         }
                     }
                 }
@@ -123,10 +120,10 @@ fn an_end_that_sleeps_is_always_woken_by_the_other_ends_next_write() {
         let mut buf = [0u8; 16];
         while received.len() < SENT.len() {
             match consumer.read(&mut buf).unwrap() {
-                0 => reader_end.sleep_unless(|| consumer.available().unwrap() > 0),
+                0 => reader_end.sleep_unless(WANTS_DATA, || consumer.available().unwrap() > 0),
                 n => {
                     received.extend_from_slice(&buf[..n]);
-                    writer_end.wake_if_asleep();
+                    writer_end.wake_if_asleep(WANTS_ROOM);
                 }
             }
         }

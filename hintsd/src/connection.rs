@@ -281,7 +281,7 @@ impl Connection {
         let refused = if self.ring.is_some() {
             Some((ErrorCode::BAD_ARGUMENT, "this connection's ring is open already".to_owned()))
         } else if ctx.ring_bytes == 0 {
-            Some((ErrorCode::NOT_ALLOWED, "this daemon offers no shared-memory rings (ring_bytes = 0)".to_owned()))
+            Some((ErrorCode::NOT_OFFERED, "this daemon offers no shared-memory rings (ring_bytes = 0)".to_owned()))
         } else if !self.unread().is_empty() {
             Some((ErrorCode::BAD_ARGUMENT, "open_ring must be the only request in flight".to_owned()))
         } else {

@@ -18,8 +18,9 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use hints_proto::ring::shm::{SharedRings, ShmRegion};
-use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer, doorbell};
+use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
+use hints_proto::ring::shm::{SharedRings, SharedWords, ShmRegion, release_pages};
+use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer};
 
 use crate::socket::ConnSocket;
 
@@ -29,11 +30,24 @@ const DOORBELL_READ_BYTES: usize = 64;
 /// The daemon's end of one connection's rings.
 #[derive(Debug)]
 pub struct RingEnd {
-    rings: SharedRings,
+    words: SharedWords,
     requests: Consumer<ShmRegion>,
     replies: Producer<ShmRegion>,
+    /// Our copy of the file, to give its pages back when the connection ends.
+    memfd: OwnedFd,
+    file_bytes: usize,
     /// Doorbell bytes from the socket, read only to be dropped.
     doorbells: Vec<u8>,
+}
+
+impl Drop for RingEnd {
+    /// The client may keep the file (and a mapping) after the connection: the pages the daemon
+    /// touched are given back, so a client cannot pile up memory past `connections_max` rings.
+    fn drop(&mut self) {
+        if let Err(err) = release_pages(&self.memfd, self.file_bytes) {
+            tracing::warn!(error = %err, "could not give back a closed ring's pages");
+        }
+    }
 }
 
 impl RingEnd {
@@ -43,10 +57,15 @@ impl RingEnd {
     /// The system's, from memfd or mmap.
     pub fn create(ring_bytes: usize) -> io::Result<(RingEnd, OwnedFd)> {
         let (memfd, rings) = SharedRings::create(ring_bytes)?;
+        let (words, file_bytes) = (rings.words(), rings.file_bytes());
+        let (requests, replies) = rings.into_daemon_ends();
+        let ours = memfd.try_clone()?;
         let end = RingEnd {
-            requests: Consumer::new(rings.requests()),
-            replies: Producer::new(rings.replies()),
-            rings,
+            words,
+            requests,
+            replies,
+            memfd: ours,
+            file_bytes,
             doorbells: Vec::with_capacity(DOORBELL_READ_BYTES),
         };
         Ok((end, memfd))
@@ -55,7 +74,7 @@ impl RingEnd {
     /// Tells the client how long to spin for a reply before it sleeps (zero: not at all).
     pub fn suggest_client_spin(&self, spin: Option<Duration>) {
         let micros = spin.map_or(0, |spin| u32::try_from(spin.as_micros()).unwrap_or(u32::MAX));
-        let hint = self.rings.client_spin_micros();
+        let hint = self.words.client_spin_micros();
         if hint.load(Ordering::Relaxed) != micros {
             hint.store(micros, Ordering::Relaxed);
         }
@@ -84,16 +103,16 @@ impl RingEnd {
                 let read = self.requests.read(&mut buf[at..]).map_err(corrupt)?;
                 buf.truncate(at + read);
                 // The client may be waiting for room to write the rest of a large frame.
-                self.wake_client(socket);
+                self.wake_client(socket, WANTS_ROOM);
                 return Ok(read);
             }
             if spin_until.is_some_and(|until| Instant::now() < until) {
                 std::hint::spin_loop();
                 continue;
             }
-            doorbell::announce_sleep(self.rings.daemon_doorbell());
+            doorbell::announce_sleep(self.words.daemon_doorbell(), WANTS_DATA);
             if self.requests.available().map_err(corrupt)? > 0 {
-                doorbell::cancel_sleep(self.rings.daemon_doorbell());
+                doorbell::cancel_sleep(self.words.daemon_doorbell());
                 continue;
             }
             if !self.sleep(socket).await? {
@@ -112,12 +131,12 @@ impl RingEnd {
             let written = self.replies.write(bytes).map_err(corrupt)?;
             if written > 0 {
                 bytes = &bytes[written..];
-                self.wake_client(socket);
+                self.wake_client(socket, WANTS_DATA);
                 continue;
             }
-            doorbell::announce_sleep(self.rings.daemon_doorbell());
+            doorbell::announce_sleep(self.words.daemon_doorbell(), WANTS_ROOM);
             if self.replies.room().map_err(corrupt)? > 0 {
-                doorbell::cancel_sleep(self.rings.daemon_doorbell());
+                doorbell::cancel_sleep(self.words.daemon_doorbell());
                 continue;
             }
             if !self.sleep(socket).await? {
@@ -127,9 +146,10 @@ impl RingEnd {
         Ok(())
     }
 
-    /// After publishing a position: a doorbell byte for the client if it announced sleep.
-    fn wake_client(&self, socket: &ConnSocket) {
-        if doorbell::take_sleeper(self.rings.client_doorbell()) {
+    /// After publishing a position that gives the client `event`: a doorbell byte for it if
+    /// it announced sleep waiting for that.
+    fn wake_client(&self, socket: &ConnSocket, event: u32) {
+        if doorbell::take_sleeper(self.words.client_doorbell(), event) {
             // A full socket buffer is full of doorbells already: the client will wake.
             socket.ring_bell();
         }

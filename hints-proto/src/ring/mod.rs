@@ -25,7 +25,7 @@
 
 mod sync;
 
-use sync::UnsafeCell;
+use sync::{Arc, UnsafeCell};
 pub use sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The smallest data area a ring may have.
@@ -165,10 +165,29 @@ pub struct Consumer<R> {
     head: u64,
 }
 
+/// A new ring on the heap of `capacity` bytes, and its only two ends.
+///
+/// # Panics
+/// As [`HeapRegion::new`].
+pub fn heap_ring(capacity: usize) -> (Producer<Arc<HeapRegion>>, Consumer<Arc<HeapRegion>>) {
+    let region = Arc::new(HeapRegion::new(capacity));
+    // SAFETY: the region is new and these are its only ends.
+    unsafe { (Producer::new(Arc::clone(&region)), Consumer::new(region)) }
+}
+
 impl<R: Region> Producer<R> {
     /// The writing end of a ring nobody has used yet.
-    pub fn new(region: R) -> Producer<R> {
+    ///
+    /// # Safety
+    /// No other writing end of this region exists in this process while this one is used: the
+    /// ring hands the space past its `tail` to one writer.
+    pub unsafe fn new(region: R) -> Producer<R> {
         Producer { tail: region.tail().load(Ordering::Relaxed), region }
+    }
+
+    /// The region this end writes.
+    pub fn region(&self) -> &R {
+        &self.region
     }
 
     /// Bytes that may be written now.
@@ -205,8 +224,16 @@ impl<R: Region> Producer<R> {
 
 impl<R: Region> Consumer<R> {
     /// The reading end of a ring nobody has used yet.
-    pub fn new(region: R) -> Consumer<R> {
+    ///
+    /// # Safety
+    /// No other reading end of this region exists in this process while this one is used.
+    pub unsafe fn new(region: R) -> Consumer<R> {
         Consumer { head: region.head().load(Ordering::Relaxed), region }
+    }
+
+    /// The region this end reads.
+    pub fn region(&self) -> &R {
+        &self.region
     }
 
     /// Bytes published and not read yet.
@@ -242,23 +269,29 @@ impl<R: Region> Consumer<R> {
 }
 
 /// The doorbell protocol, over one word of shared memory per sleeping end: an end that finds
-/// nothing to do [announces](announce_sleep) that it is going to sleep, looks at its rings
-/// once more, and only then sleeps (until a doorbell byte comes on the socket); the other end,
-/// after every position it publishes, asks whether [a sleeper must be woken](take_sleeper).
-/// A `SeqCst` fence sits between each side's store and its load, so at least one of them sees
-/// the other's: either the sleeper sees the new position and does not sleep, or the waker
-/// sees the announcement and wakes it. Only one waker takes each announcement.
+/// nothing to do [announces](announce_sleep) what it waits for ([`WANTS_DATA`](doorbell::WANTS_DATA):
+/// bytes to read; [`WANTS_ROOM`](doorbell::WANTS_ROOM): room to write), looks at its rings once
+/// more, and only then sleeps (until a doorbell byte comes on the socket); the other end,
+/// after every position it publishes, asks whether [a sleeper waits for that](take_sleeper) and
+/// wakes it if so. A `SeqCst` fence sits between each side's store and its load, so at least
+/// one of them sees the other's: either the sleeper sees the new position and does not sleep,
+/// or the waker sees the announcement and wakes it. Only one waker takes each announcement.
+/// Saying what it waits for spares an end a wake-up it would sleep through again: a client
+/// waiting for its reply is not woken when the daemon has merely read its request.
 pub mod doorbell {
     use super::sync::{AtomicU32, Ordering, fence};
 
     /// The word's value while its end runs (or has been woken).
     pub const AWAKE: u32 = 0;
-    /// The word's value once its end has announced it will sleep.
-    pub const ASLEEP: u32 = 1;
+    /// In an announcement: the end waits for bytes to read.
+    pub const WANTS_DATA: u32 = 1;
+    /// In an announcement: the end waits for room to write.
+    pub const WANTS_ROOM: u32 = 2;
 
-    /// Says this end is going to sleep. Look at the rings again before sleeping.
-    pub fn announce_sleep(word: &AtomicU32) {
-        word.store(ASLEEP, Ordering::Relaxed);
+    /// Says this end is going to sleep until `wants` (one or both of the `WANTS_` bits). Look
+    /// at the rings again before sleeping.
+    pub fn announce_sleep(word: &AtomicU32, wants: u32) {
+        word.store(wants, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
 
@@ -267,12 +300,14 @@ pub mod doorbell {
         word.store(AWAKE, Ordering::Relaxed);
     }
 
-    /// Called after publishing a position: true when the other end announced sleep and this
-    /// call is the one to wake it. A word holding anything else than the two values (the
-    /// other end may be hostile) reads as asleep: at worst a needless wake-up.
-    pub fn take_sleeper(word: &AtomicU32) -> bool {
+    /// Called after publishing a position that gives the other end `event` (`WANTS_DATA` after
+    /// a write, `WANTS_ROOM` after a read): true when the other end announced it waits for that
+    /// and this call is the one to wake it. The other end may be hostile and store anything:
+    /// at worst that costs a needless wake-up.
+    pub fn take_sleeper(word: &AtomicU32, event: u32) -> bool {
         fence(Ordering::SeqCst);
-        word.load(Ordering::Relaxed) != AWAKE && word.swap(AWAKE, Ordering::Relaxed) != AWAKE
+        // Whatever the swap takes, its end was asleep or about to be: wake it.
+        word.load(Ordering::Relaxed) & event != 0 && word.swap(AWAKE, Ordering::Relaxed) != AWAKE
     }
 }
 

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{AtomicU32, AtomicU64, Region};
+use super::{AtomicU32, AtomicU64, Consumer, Producer, Region};
 
 /// The first bytes of every shared mapping.
 pub const SHM_MAGIC: [u8; 8] = *b"HNTSRING";
@@ -112,7 +112,7 @@ impl Mapping {
 }
 
 /// One ring in the shared mapping.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ShmRegion {
     mapping: Arc<Mapping>,
     head_at: usize,
@@ -159,12 +159,27 @@ impl Region for ShmRegion {
     }
 }
 
-/// Both rings of one connection, and the words the two ends share.
-#[derive(Debug, Clone)]
+/// Both rings of one connection as one process maps them. Each mapping hands out one pair of
+/// ring ends ([`SharedRings::into_daemon_ends`] or [`SharedRings::into_client_ends`]), so in
+/// one process each ring has one writer and one reader. The other process may write the memory
+/// at any time: the ring only ever copies bytes in and out of it (never lends a reference) and
+/// checks what it reads.
+#[derive(Debug)]
 pub struct SharedRings {
     mapping: Arc<Mapping>,
     ring_bytes: usize,
 }
+
+/// The words of the header both ends use while the rings run: doorbells and the spin hint.
+#[derive(Debug, Clone)]
+pub struct SharedWords {
+    mapping: Arc<Mapping>,
+}
+
+/// The daemon's ends: it reads requests and writes replies.
+pub type DaemonEnds = (Consumer<ShmRegion>, Producer<ShmRegion>);
+/// The client's ends: it writes requests and reads replies.
+pub type ClientEnds = (Producer<ShmRegion>, Consumer<ShmRegion>);
 
 impl SharedRings {
     /// The daemon's side: a new sealed memfd holding two empty rings of `ring_bytes` each, and
@@ -243,16 +258,47 @@ impl SharedRings {
         self.ring_bytes
     }
 
-    /// The ring the client writes requests to.
-    pub fn requests(&self) -> ShmRegion {
-        self.region(REQUEST_HEAD_AT, REQUEST_TAIL_AT, DATA_OFFSET)
+    /// Bytes of the whole file.
+    pub fn file_bytes(&self) -> usize {
+        DATA_OFFSET + 2 * self.ring_bytes
     }
 
-    /// The ring the daemon writes replies to.
-    pub fn replies(&self) -> ShmRegion {
-        self.region(REPLY_HEAD_AT, REPLY_TAIL_AT, DATA_OFFSET + self.ring_bytes)
+    /// The doorbell words and the spin hint, for as long as the rings run.
+    pub fn words(&self) -> SharedWords {
+        SharedWords { mapping: Arc::clone(&self.mapping) }
     }
 
+    /// The daemon's ends of the two rings.
+    pub fn into_daemon_ends(self) -> DaemonEnds {
+        let (requests, replies) = self.regions();
+        // SAFETY: this mapping hands out its ends once (it is consumed here).
+        unsafe { (Consumer::new(requests), Producer::new(replies)) }
+    }
+
+    /// The client's ends of the two rings.
+    pub fn into_client_ends(self) -> ClientEnds {
+        let (requests, replies) = self.regions();
+        // SAFETY: this mapping hands out its ends once (it is consumed here).
+        unsafe { (Producer::new(requests), Consumer::new(replies)) }
+    }
+
+    /// The request ring, then the reply ring.
+    fn regions(&self) -> (ShmRegion, ShmRegion) {
+        let region = |head_at, tail_at, data_at| ShmRegion {
+            mapping: Arc::clone(&self.mapping),
+            head_at,
+            tail_at,
+            data_at,
+            capacity: self.ring_bytes,
+        };
+        (
+            region(REQUEST_HEAD_AT, REQUEST_TAIL_AT, DATA_OFFSET),
+            region(REPLY_HEAD_AT, REPLY_TAIL_AT, DATA_OFFSET + self.ring_bytes),
+        )
+    }
+}
+
+impl SharedWords {
     /// The word the daemon announces its sleep in.
     pub fn daemon_doorbell(&self) -> &AtomicU32 {
         self.mapping.atomic(DAEMON_DOORBELL_AT)
@@ -268,10 +314,20 @@ impl SharedRings {
     pub fn client_spin_micros(&self) -> &AtomicU32 {
         self.mapping.atomic(SPIN_MICROS_AT)
     }
+}
 
-    fn region(&self, head_at: usize, tail_at: usize, data_at: usize) -> ShmRegion {
-        ShmRegion { mapping: Arc::clone(&self.mapping), head_at, tail_at, data_at, capacity: self.ring_bytes }
-    }
+/// Gives the pages of a ring file back to the system (a hole punched over all of it), so memory
+/// the daemon touched is not kept by a client that holds on to the file after its connection
+/// ended. The size stays; pages touched again later read as zeros.
+///
+/// # Errors
+/// The system's, from `fallocate`.
+pub fn release_pages(fd: &OwnedFd, file_bytes: usize) -> io::Result<()> {
+    let len = libc::off_t::try_from(file_bytes).map_err(io::Error::other)?;
+    // SAFETY: a plain call on our descriptor; no memory is passed.
+    let done =
+        unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn check_ring_bytes(bytes: usize) -> Result<(), String> {
@@ -289,15 +345,16 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::ring::{Consumer, Ordering, Producer};
+    use crate::ring::Ordering;
 
     #[test]
     fn what_the_daemon_writes_the_client_reads_through_its_own_mapping() {
         let (fd, daemon) = SharedRings::create(4096).unwrap();
         let client = SharedRings::open(&fd).unwrap();
         assert_eq!(client.ring_bytes(), 4096);
-        let mut requests = Producer::new(client.requests());
-        let mut served = Consumer::new(daemon.requests());
+        let (daemon_words, client_words) = (daemon.words(), client.words());
+        let (mut requests, _) = client.into_client_ends();
+        let (mut served, _) = daemon.into_daemon_ends();
         let sent: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut received = Vec::new();
         let mut buf = [0u8; 1000];
@@ -308,10 +365,27 @@ mod tests {
             received.extend_from_slice(&buf[..n]);
         }
         assert_eq!(received, sent, "bytes cross the two mappings in order, through the wrap");
-        crate::ring::doorbell::announce_sleep(client.client_doorbell());
-        assert!(crate::ring::doorbell::take_sleeper(daemon.client_doorbell()), "both map the same doorbell");
-        daemon.client_spin_micros().store(30, Ordering::Relaxed);
-        assert_eq!(client.client_spin_micros().load(Ordering::Relaxed), 30);
+        use crate::ring::doorbell::{WANTS_DATA, announce_sleep, take_sleeper};
+        announce_sleep(client_words.client_doorbell(), WANTS_DATA);
+        assert!(take_sleeper(daemon_words.client_doorbell(), WANTS_DATA), "both map the same doorbell");
+        daemon_words.client_spin_micros().store(30, Ordering::Relaxed);
+        assert_eq!(client_words.client_spin_micros().load(Ordering::Relaxed), 30);
+    }
+
+    #[test]
+    fn released_pages_leave_the_file_holding_no_memory() {
+        let (fd, daemon) = SharedRings::create(65_536).unwrap();
+        let (_, mut replies) = daemon.into_daemon_ends();
+        assert_eq!(replies.write(&[7; 60_000]).unwrap(), 60_000);
+        let blocks = |fd: &OwnedFd| {
+            // SAFETY: fstat on our descriptor into a zeroed struct.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) }, 0);
+            stat.st_blocks
+        };
+        assert!(blocks(&fd) > 0, "written pages hold memory");
+        release_pages(&fd, DATA_OFFSET + 2 * 65_536).unwrap();
+        assert_eq!(blocks(&fd), 0, "a punched file holds none");
     }
 
     #[test]

@@ -8,9 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn ring(capacity: usize) -> (Producer<std::sync::Arc<HeapRegion>>, Consumer<std::sync::Arc<HeapRegion>>) {
-    let region = std::sync::Arc::new(HeapRegion::new(capacity));
-    (Producer::new(std::sync::Arc::clone(&region)), Consumer::new(region))
+fn ring(capacity: usize) -> (Producer<Arc<HeapRegion>>, Consumer<Arc<HeapRegion>>) {
+    heap_ring(capacity)
 }
 
 #[test]
@@ -48,7 +47,8 @@ fn a_hostile_writer_cannot_make_the_reader_read_past_what_it_published() {
     for tail in [17, u64::MAX] {
         let region = HeapRegion::new(16);
         region.tail().store(tail, Ordering::Relaxed);
-        let mut consumer = Consumer::new(&region);
+        // SAFETY: the only reader; no writer runs.
+        let mut consumer = unsafe { Consumer::new(&region) };
         assert!(consumer.available().is_err(), "tail {tail}");
         assert!(consumer.read(&mut out).is_err(), "tail {tail}");
     }
@@ -57,7 +57,8 @@ fn a_hostile_writer_cannot_make_the_reader_read_past_what_it_published() {
 #[test]
 fn a_hostile_reader_cannot_make_the_writer_overwrite_unread_bytes() {
     let region = HeapRegion::new(16);
-    let mut producer = Producer::new(&region);
+    // SAFETY: the only writer; no reader runs.
+    let mut producer = unsafe { Producer::new(&region) };
     assert_eq!(producer.write(b"1234").unwrap(), 4);
     // A head past the tail, as if more had been read than written.
     region.head().store(100, Ordering::Relaxed);
@@ -66,17 +67,21 @@ fn a_hostile_reader_cannot_make_the_writer_overwrite_unread_bytes() {
 }
 
 #[test]
-fn a_doorbell_wakes_once_per_announcement_and_garbage_reads_as_asleep() {
+fn a_doorbell_wakes_once_per_announcement_and_only_for_what_its_end_waits_for() {
+    use doorbell::{WANTS_DATA, WANTS_ROOM};
     let word = AtomicU32::new(doorbell::AWAKE);
-    assert!(!doorbell::take_sleeper(&word), "nobody announced sleep");
-    doorbell::announce_sleep(&word);
-    assert!(doorbell::take_sleeper(&word), "the first waker takes the sleeper");
-    assert!(!doorbell::take_sleeper(&word), "and only the first");
-    doorbell::announce_sleep(&word);
+    assert!(!doorbell::take_sleeper(&word, WANTS_DATA), "nobody announced sleep");
+    doorbell::announce_sleep(&word, WANTS_DATA);
+    assert!(!doorbell::take_sleeper(&word, WANTS_ROOM), "room does not wake an end waiting for data");
+    assert!(doorbell::take_sleeper(&word, WANTS_DATA), "the first waker with data takes the sleeper");
+    assert!(!doorbell::take_sleeper(&word, WANTS_DATA), "and only the first");
+    doorbell::announce_sleep(&word, WANTS_DATA | WANTS_ROOM);
+    assert!(doorbell::take_sleeper(&word, WANTS_ROOM), "an end waiting for both wakes for either");
+    doorbell::announce_sleep(&word, WANTS_ROOM);
     doorbell::cancel_sleep(&word);
-    assert!(!doorbell::take_sleeper(&word), "a cancelled announcement wakes nobody");
+    assert!(!doorbell::take_sleeper(&word, WANTS_ROOM), "a cancelled announcement wakes nobody");
     word.store(0xdead_beef, Ordering::Relaxed);
-    assert!(doorbell::take_sleeper(&word), "a hostile value costs a needless wake-up, no more");
+    assert!(doorbell::take_sleeper(&word, WANTS_DATA), "a hostile value costs a needless wake-up, no more");
     assert_eq!(word.load(Ordering::Relaxed), doorbell::AWAKE);
 }
 
