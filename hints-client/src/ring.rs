@@ -98,12 +98,14 @@ impl ClientRing {
     /// the deadline.
     fn wait(&mut self, link: &mut Link, codec: &Codec, deadline: Instant) -> Result<(), Failure> {
         let hint = Duration::from_micros(u64::from(self.words.client_spin_micros().load(Ordering::Relaxed)));
-        let spin_until = Instant::now() + hint.min(CLIENT_SPIN_MAX);
-        while Instant::now() < spin_until {
-            if self.has_work(codec)? {
-                return Ok(());
+        if !hint.is_zero() {
+            let spin_until = Instant::now() + hint.min(CLIENT_SPIN_MAX);
+            while Instant::now() < spin_until {
+                if self.has_work(codec)? {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
         }
         let word = self.words.client_doorbell();
         let wants = if codec.unsent().is_empty() { WANTS_DATA } else { WANTS_DATA | WANTS_ROOM };

@@ -11,6 +11,8 @@
 //! frames may wait as long as it likes, since MTA workers keep theirs open.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -56,6 +58,10 @@ pub const BATCH_REPLY_BYTES_MAX: usize = 4 << 20;
 /// While a batch waits for its answers, the connection reads ahead at most this much (to see
 /// the client close); past it, it stops reading until the batch is done.
 const READ_AHEAD_BYTES_MAX: usize = FRAME_BYTES_MAX + FRAME_PREFIX_BYTES;
+/// Ring reads a connection makes before it lets the other connections on its lane have a turn
+/// (and the lane look for their doorbells): a few, so that a busy lane still serves runs of
+/// requests from one client while it is warm, but none waits long behind another.
+const RING_READS_PER_TURN: u32 = 4;
 /// Buffers grown past this by a large batch are given back after it.
 const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -67,6 +73,9 @@ pub struct ConnectionContext {
     /// the tokio pool, which exists to measure what the move saves.
     pub lanes: Option<Lanes>,
     pub shutdown: CancellationToken,
+    /// Set just before `shutdown` is cancelled: read between frames, where the token's own
+    /// check would take its lock on every request.
+    pub stopping: Arc<AtomicBool>,
     pub tracker: TaskTracker,
     /// Bytes each way of the shared-memory ring a client may ask for (`OpenRing`); 0: none.
     pub ring_bytes: usize,
@@ -125,6 +134,8 @@ struct Connection {
     seat: Option<Seat>,
     /// Once the client asked for one, frames go through this ring instead of the socket.
     ring: Option<RingEnd>,
+    /// Ring reads since this connection last gave its lane back.
+    reads_since_yield: u32,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit.
@@ -167,6 +178,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         write_buf: Vec::new(),
         seat: None,
         ring: None,
+        reads_since_yield: 0,
         frame_deadline: None,
         _permit: permit,
     };
@@ -437,7 +449,7 @@ impl Connection {
             let between_frames = have == 0;
             // A client that keeps sending would otherwise never see the daemon stop: its reads
             // are always ready first.
-            if between_frames && ctx.shutdown.is_cancelled() {
+            if between_frames && ctx.stopping.load(Ordering::Relaxed) {
                 return Fill::Stopping;
             }
             let spin = match (&ctx.lanes, &self.seat) {
@@ -452,8 +464,20 @@ impl Connection {
                 Some(_) => None,
             };
             let read = if let Some(ring) = &mut self.ring {
-                // A client that always has more ready would otherwise keep the lane to itself.
-                tokio::task::consume_budget().await;
+                // A ring read that finds bytes never waits, so a client that always has more
+                // ready would keep the lane to itself, and the lane would not even look (with
+                // epoll) for its other connections' doorbells: with company, give the lane
+                // back every few batches; alone, when tokio's budget runs out.
+                self.reads_since_yield += 1;
+                match (&ctx.lanes, &self.seat) {
+                    (Some(lanes), Some(seat))
+                        if self.reads_since_yield >= RING_READS_PER_TURN && !lanes.is_alone(seat) =>
+                    {
+                        self.reads_since_yield = 0;
+                        tokio::task::yield_now().await;
+                    }
+                    _ => tokio::task::consume_budget().await,
+                }
                 let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
                 if between_frames {
                     tokio::select! {
@@ -512,8 +536,8 @@ impl Connection {
     /// Writes the write buffer out; false when the connection is to close.
     async fn flush(&mut self) -> bool {
         let written = match &mut self.ring {
-            Some(ring) => tokio::time::timeout(WRITE_WAIT_MAX, ring.write_all(&self.write_buf, &self.socket)).await,
-            None => tokio::time::timeout(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await,
+            Some(ring) => within(WRITE_WAIT_MAX, ring.write_all(&self.write_buf, &self.socket)).await,
+            None => within(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await,
         };
         match written {
             Ok(Ok(())) => true,
@@ -527,6 +551,17 @@ impl Connection {
             }
         }
     }
+}
+
+/// `future` within `wait_max`, as `tokio::time::timeout`, but the timer is only armed if the
+/// first poll does not finish it: a reply almost always goes out at once, and then costs no
+/// clock reading and no timer.
+async fn within<T>(wait_max: Duration, future: impl Future<Output = T>) -> Result<T, tokio::time::error::Elapsed> {
+    let mut future = std::pin::pin!(future);
+    if let std::task::Poll::Ready(done) = futures::poll!(&mut future) {
+        return Ok(done);
+    }
+    tokio::time::timeout(wait_max, future).await
 }
 
 /// The largest reply a request can get, for the batch budget.
@@ -575,6 +610,7 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
             write_buf,
             seat,
             ring: None,
+            reads_since_yield: 0,
             frame_deadline: None,
             _permit,
         };

@@ -595,8 +595,7 @@ impl Database {
     /// Applies a plain request directly, from a connection's thread (when
     /// [`Database::applies_directly`] said so). After a panic, the error reply comes back in
     /// the `Err`, with the message the caller must send the actor so that it restarts.
-    pub fn apply_directly(&mut self, request: Request, conn: ConnId) -> Result<Response, DirectFailure> {
-        let now = now_stamp();
+    pub fn apply_directly(&mut self, request: Request, conn: ConnId, now: Stamp) -> Result<Response, DirectFailure> {
         let kind = request.kind();
         self.guarded(kind, |database| database.apply_plain(request, conn, now))
             .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use hints_proto::{DbName, Request, RequestEnvelope, Response, ResponseEnvelope};
 
-use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor};
+use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, now_stamp};
 
 /// A running database.
 struct DirectDb {
@@ -85,10 +85,13 @@ pub fn apply_batch(
         // goes to the actor, whose thread may wait.
         let Some(mut database) = lock_briefly(&database) else { return };
         let applied_before = responses.len();
+        // One clock reading for the run: requests that arrived together happen together (the
+        // store still gives each write a stamp of its own).
+        let now = now_stamp();
         while let Some(next) = requests.next_if(|next| {
             next.request.target_db_name() == Some(name.as_str()) && database.applies_directly(&next.request, conn)
         }) {
-            let response = database.apply_directly(next.request, conn).unwrap_or_else(|failure| {
+            let response = database.apply_directly(next.request, conn, now).unwrap_or_else(|failure| {
                 // The actor restarts the database from its snapshot; until then requests go
                 // through its mailbox, which answers them DATABASE_FAILED.
                 addr.do_send(failure.tell_actor);
@@ -115,6 +118,10 @@ pub const LOCK_SPIN_MAX: Duration = Duration::from_micros(20);
 
 /// The database's lock if it comes within [`LOCK_SPIN_MAX`].
 fn lock_briefly(database: &Mutex<Database>) -> Option<MutexGuard<'_, Database>> {
+    if let Ok(guard) = database.try_lock() {
+        // The usual case, without reading the clock.
+        return Some(guard);
+    }
     let deadline = Instant::now() + LOCK_SPIN_MAX;
     loop {
         match database.try_lock() {

@@ -65,12 +65,17 @@ impl Lanes {
     /// connection (counted as a client process that may be running) and every lane serving
     /// one can have a core of its own.
     pub fn spin_budget(&self, seat: &Seat) -> Option<Duration> {
-        if self.spin.is_zero() || self.lanes[seat.index].connections.load(Ordering::Relaxed) != 1 {
+        if self.spin.is_zero() || !self.is_alone(seat) {
             return None;
         }
         let counts = self.lanes.iter().map(|lane| lane.connections.load(Ordering::Relaxed));
         let (connections, busy_lanes) = counts.fold((0, 0), |(all, busy), n| (all + n, busy + usize::from(n > 0)));
         (connections + busy_lanes <= self.cores).then_some(self.spin)
+    }
+
+    /// True while the connection of `seat` is the only one on its lane.
+    pub fn is_alone(&self, seat: &Seat) -> bool {
+        self.lanes[seat.index].connections.load(Ordering::Relaxed) == 1
     }
 
     /// A seat on the lane with the fewest connections, and that lane's thread.

@@ -31,6 +31,7 @@ pub mod telemetry;
 pub mod text;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hints_proto::{DbName, Request, Response};
@@ -116,6 +117,7 @@ async fn start(config: Config) -> Result<(), RunError> {
         lanes: (config.connection_placement == ConnectionPlacement::Lanes)
             .then(|| Lanes::start(config.connection_threads, config.lane_spin)),
         shutdown: CancellationToken::new(),
+        stopping: Arc::new(AtomicBool::new(false)),
         tracker: TaskTracker::new(),
         ring_bytes: config.ring_bytes,
     };
@@ -126,6 +128,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     tokio::spawn(async move {
         let signal = wait_for_stop_signal().await;
         tracing::info!(signal, "stopping: no new connections, finishing requests in flight");
+        ctx.stopping.store(true, Ordering::Relaxed);
         ctx.shutdown.cancel();
         let _ = accept.await;
         let _ = accept_text.await;
