@@ -193,7 +193,7 @@ impl RawRing {
 }
 
 /// The next reply frame in a reply ring, waiting for it (a bound for a stuck daemon only).
-fn next_reply(replies: &mut Consumer<ShmRegion>) -> Response {
+fn next_reply(replies: &mut Consumer<ShmRegion>, what: &str) -> Response {
     let mut bytes = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -203,7 +203,7 @@ fn next_reply(replies: &mut Consumer<ShmRegion>) -> Response {
         if let Some((body, _)) = hints_proto::frame::split_frame(&bytes).unwrap() {
             return hints_proto::frame::decode_body::<ResponseEnvelope>(body).unwrap().response;
         }
-        assert!(std::time::Instant::now() < deadline, "no reply came through the ring");
+        assert!(std::time::Instant::now() < deadline, "no reply to {what} came through the ring");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -225,7 +225,7 @@ fn nonsense_in_the_shared_memory_closes_that_connection_only() {
     assert_eq!(garbler.requests.write(&[0xff, 0xff, 0xff, 0x7f, 1, 2, 3]).unwrap(), 7);
     garbler.ring_daemon();
     assert!(closed_by_daemon(&mut garbler.stream), "an oversized frame ends its connection");
-    let reply = next_reply(&mut garbler.replies);
+    let reply = next_reply(&mut garbler.replies, "an oversized frame");
     assert!(matches!(reply, Response::Error(ref e) if e.code == ErrorCode::FRAME_TOO_LARGE), "{reply:?}");
 
     // A flood of doorbells with nothing in the ring only wakes the daemon to look; the next
@@ -236,7 +236,7 @@ fn nonsense_in_the_shared_memory_closes_that_connection_only() {
     hints_proto::frame::encode_frame(&RequestEnvelope { id: 2, request: Request::Ping }, &mut frame).unwrap();
     assert_eq!(ringer.requests.write(&frame).unwrap(), frame.len());
     ringer.ring_daemon();
-    assert_eq!(next_reply(&mut ringer.replies), Response::Pong);
+    assert_eq!(next_reply(&mut ringer.replies, "a ping after a doorbell flood"), Response::Pong);
 
     // Everyone else goes on, on the ring and on the socket.
     assert_eq!(good.get(&db("misc"), b"kept").unwrap().unwrap().value, b"1");
@@ -274,7 +274,7 @@ fn a_client_that_keeps_the_ring_file_after_it_leaves_keeps_none_of_the_daemons_m
     hints_proto::frame::encode_frame(&RequestEnvelope { id: 2, request: get }, &mut frame).unwrap();
     assert_eq!(raw.requests.write(&frame).unwrap(), frame.len());
     raw.ring_daemon();
-    assert!(matches!(next_reply(&mut raw.replies), Response::Value(Some(record)) if record.value == value));
+    assert!(matches!(next_reply(&mut raw.replies, "a get"), Response::Value(Some(record)) if record.value == value));
     let blocks = |fd: &OwnedFd| {
         // SAFETY: fstat on our descriptor into a zeroed struct.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -291,4 +291,18 @@ fn a_client_that_keeps_the_ring_file_after_it_leaves_keeps_none_of_the_daemons_m
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(replies);
+
+    // A client the daemon closes on (bad input) still reads the error written last; if it then
+    // keeps its socket and the file, the pages go back after the daemon's linger.
+    let mut refused = RawRing::open(&daemon);
+    assert_eq!(refused.requests.write(&[0xff, 0xff, 0xff, 0x7f]).unwrap(), 4);
+    refused.ring_daemon();
+    assert!(closed_by_daemon(&mut refused.stream), "the daemon ends the connection");
+    let reply = next_reply(&mut refused.replies, "an oversized frame");
+    assert!(matches!(reply, Response::Error(ref e) if e.code == ErrorCode::FRAME_TOO_LARGE), "{reply:?}");
+    let deadline = std::time::Instant::now() + hintsd::ring_end::RING_LINGER_MAX + Duration::from_secs(10);
+    while blocks(&refused.memfd) > 0 {
+        assert!(std::time::Instant::now() < deadline, "a client that stays cannot keep the pages");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -297,7 +297,7 @@ impl Connection {
         } else if !self.unread().is_empty() {
             Some((ErrorCode::BAD_ARGUMENT, "open_ring must be the only request in flight".to_owned()))
         } else {
-            match RingEnd::create(ctx.ring_bytes) {
+            match RingEnd::create(ctx.ring_bytes, &self.socket) {
                 Ok((ring, memfd)) => {
                     let ring_bytes = u32::try_from(ctx.ring_bytes).expect("ring_bytes is bounded by the config");
                     let reply = ResponseEnvelope { id, response: Response::RingOpened { ring_bytes } };
@@ -363,8 +363,10 @@ impl Connection {
     /// Returns when the client has closed (or the socket failed), reading ahead what it sends
     /// meanwhile (up to [`READ_AHEAD_BYTES_MAX`]) for the next batch.
     async fn peer_gone(&mut self) {
-        if self.ring.is_some() {
-            return self.socket.closed().await;
+        if let Some(ring) = &mut self.ring {
+            self.socket.closed().await;
+            ring.note_client_gone();
+            return;
         }
         loop {
             if self.read_buf.len() - self.read_pos >= READ_AHEAD_BYTES_MAX {

@@ -38,15 +38,50 @@ pub struct RingEnd {
     file_bytes: usize,
     /// Doorbell bytes from the socket, read only to be dropped.
     doorbells: Vec<u8>,
+    /// A second descriptor of the connection's socket, to see the client leave after the
+    /// connection's task has ended.
+    socket: Option<OwnedFd>,
+    /// The client closed its end: nothing in the rings is waiting for it.
+    client_gone: bool,
 }
 
 impl Drop for RingEnd {
-    /// The client may keep the file (and a mapping) after the connection: the pages the daemon
-    /// touched are given back, so a client cannot pile up memory past `connections_max` rings.
+    /// The client may keep the file (and a mapping) after the connection, so the pages the
+    /// daemon touched are given back, and a client cannot pile up memory past
+    /// `connections_max` rings. Not before the client has left, though: replies the daemon
+    /// wrote last (an error before it closes, the last batch before it stops) are still to be
+    /// read, as a socket's buffer would keep them. So when the daemon ends the connection, the
+    /// ring lingers until the client closes its end, at most [`RING_LINGER_MAX`].
     fn drop(&mut self) {
-        if let Err(err) = release_pages(&self.memfd, self.file_bytes) {
-            tracing::warn!(error = %err, "could not give back a closed ring's pages");
+        let memfd = self.memfd.try_clone();
+        let socket = self.socket.take();
+        let file_bytes = self.file_bytes;
+        match (self.client_gone, memfd, socket, tokio::runtime::Handle::try_current()) {
+            (false, Ok(memfd), Some(socket), Ok(runtime)) => {
+                runtime.spawn(linger(memfd, file_bytes, socket));
+            }
+            _ => give_back_pages(&self.memfd, file_bytes),
         }
+    }
+}
+
+/// How long a ring the daemon closed waits for its client to leave before its pages are given
+/// back anyway.
+pub const RING_LINGER_MAX: Duration = Duration::from_secs(5);
+
+/// Tells the client the daemon is done (the socket's write side is shut), waits for it to close
+/// (or [`RING_LINGER_MAX`]), then gives the ring's pages back.
+async fn linger(memfd: OwnedFd, file_bytes: usize, socket: OwnedFd) {
+    let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Write);
+    if let Ok(socket) = ConnSocket::new(socket) {
+        let _ = tokio::time::timeout(RING_LINGER_MAX, socket.closed()).await;
+    }
+    give_back_pages(&memfd, file_bytes);
+}
+
+fn give_back_pages(memfd: &OwnedFd, file_bytes: usize) {
+    if let Err(err) = release_pages(memfd, file_bytes) {
+        tracing::warn!(error = %err, "could not give back a closed ring's pages");
     }
 }
 
@@ -55,7 +90,8 @@ impl RingEnd {
     ///
     /// # Errors
     /// The system's, from memfd or mmap.
-    pub fn create(ring_bytes: usize) -> io::Result<(RingEnd, OwnedFd)> {
+    pub fn create(ring_bytes: usize, socket: &ConnSocket) -> io::Result<(RingEnd, OwnedFd)> {
+        let socket = socket.try_clone_fd()?;
         let (memfd, rings) = SharedRings::create(ring_bytes)?;
         let (words, file_bytes) = (rings.words(), rings.file_bytes());
         let (requests, replies) = rings.into_daemon_ends();
@@ -67,6 +103,8 @@ impl RingEnd {
             memfd: ours,
             file_bytes,
             doorbells: Vec::with_capacity(DOORBELL_READ_BYTES),
+            socket: Some(socket),
+            client_gone: false,
         };
         Ok((end, memfd))
     }
@@ -160,10 +198,21 @@ impl RingEnd {
     async fn sleep(&mut self, socket: &ConnSocket) -> io::Result<bool> {
         self.doorbells.clear();
         match socket.read_buf(&mut self.doorbells).await {
-            Ok(0) => Ok(false),
+            Ok(0) => {
+                self.client_gone = true;
+                Ok(false)
+            }
             Ok(_) => Ok(true),
-            Err(err) => Err(err),
+            Err(err) => {
+                self.client_gone = true;
+                Err(err)
+            }
         }
+    }
+
+    /// Records that the client closed its end (seen on the socket by the connection).
+    pub fn note_client_gone(&mut self) {
+        self.client_gone = true;
     }
 }
 

@@ -31,6 +31,14 @@ impl ConnSocket {
         Ok(ConnSocket { fd: register(fd, Interest::READABLE)? })
     }
 
+    /// A second descriptor of the socket, registered nowhere.
+    ///
+    /// # Errors
+    /// As `dup`.
+    pub fn try_clone_fd(&self) -> io::Result<OwnedFd> {
+        self.fd.get_ref().try_clone()
+    }
+
     /// Takes the socket off this thread's reactor, to move it to another.
     pub fn into_fd(self) -> OwnedFd {
         self.fd.into_inner()
