@@ -2,10 +2,10 @@
 # Reproduces the performance table in README.md: builds release binaries, runs hints-bench over
 # the full matrix, and writes the table (markdown) and raw JSON to benches/results/.
 #
-# The matrix is hints-bench's default: hintsd, hintsd-pool, the echo floor, Exim's locked-file
+# The matrix is hints-bench's default: hintsd (socket), hintsd-ring, hintsd-pool, the echo floor, Exim's locked-file
 # cycle with GDBM and with Berkeley DB 5.3 on disk (/var/tmp) and on tmpfs (/dev/shm), SQLite
 # (WAL), LMDB and Redis; workloads mix (uniform and zipfian keys), ratelimit and seen; 1, 2, 4
-# and 8 client processes; pipelines of 1 and 16 (hintsd and echo); 2 s a cell: about 7 minutes
+# and 8 client processes; pipelines of 1 and 16 (hintsd and echo); 2 s a cell: about 10 minutes
 # on 2 cores. Contenders whose library or server is missing are reported as skipped; on Debian
 #   apt-get install -y libgdbm-dev libdb5.3-dev libsqlite3-dev redis-server
 # brings them all (the first three are needed to build).
