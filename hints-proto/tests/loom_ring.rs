@@ -45,8 +45,9 @@ fn bytes_cross_between_threads_in_order() {
     });
 }
 
-/// An eventfd as loom can see it: ringing sets it, waiting blocks until it is set and clears
-/// it. A ring nobody waits for is kept, as an eventfd's count is.
+/// A doorbell as loom can see it (in hintsd, a byte on the connection's socket): ringing sets
+/// it, waiting blocks until it is set and clears it. A ring nobody waits for is kept, as an
+/// unread byte is.
 #[derive(Default)]
 struct Bell {
     rung: Mutex<bool>,

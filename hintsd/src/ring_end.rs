@@ -8,7 +8,7 @@
 //! only when it finds the announcement) or its close. After each position it publishes, it
 //! sends the client a byte if the client announced sleep. A byte on a Unix socket wakes the
 //! sleeper as a "sync" wake-up, on the sender's core as the sender goes to sleep: the
-//! ping-pong the bare echo enjoys, where an eventfd or futex wake-up would cross cores.
+//! ping-pong the bare echo enjoys; an eventfd or futex wake-up carries no such hint.
 //!
 //! The client may write anything into the mapping or the socket: a position that makes no
 //! sense closes the connection (`InvalidData`), ring bytes are only copied out for the frame

@@ -103,8 +103,8 @@ impl Contender {
             }
             Contender::HintsdPool => "the same daemon with connection tasks on the tokio pool (requests cross threads)",
             Contender::HintsdRing => {
-                "the same daemon and client, each connection moved to a shared-memory ring (frames through memory, \
-                 eventfd and futex doorbells only when an end sleeps)"
+                "the same daemon and client, each connection moved to a shared-memory ring (frames through memory; \
+                 a byte on the socket wakes an end only when it sleeps)"
             }
             Contender::Echo => "the floor: a Unix-socket echo server (a thread per connection), no work",
             Contender::EximGdbmDisk | Contender::EximGdbmTmpfs => {
