@@ -81,22 +81,9 @@ fn every_operation_works_through_the_client() {
 #[test]
 fn eight_processes_of_compare_and_set_increments_lose_none() {
     let daemon = Daemon::start(&[]);
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(HINTS_BENCH)
-                .args(["cas-increment", "--db", "misc", "--key", "counter", "--count", "10000", "--socket"])
-                .arg(&daemon.socket)
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut conflicts = 0u64;
-    for worker in workers {
-        let output = worker.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-        conflicts += stdout(&output).trim().parse::<u64>().unwrap();
-    }
+    let args = ["cas-increment", "--db", "misc", "--key", "counter", "--count", "10000"];
+    let outputs = daemon.run_workers(8, &args, &[]);
+    let conflicts: u64 = outputs.iter().map(|out| out.trim().parse::<u64>().unwrap()).sum();
     let record = daemon.client().get(&db("misc"), b"counter").unwrap().unwrap();
     assert_eq!(std::str::from_utf8(&record.value).unwrap(), "80000", "after {conflicts} conflicts");
 }

@@ -123,20 +123,7 @@ fn a_greylisted_triplet_passes_after_the_delay() {
 #[test]
 fn eight_processes_of_counter_adds_lose_none() {
     let daemon = Daemon::start(&[]);
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(HINTS_BENCH)
-                .args(["counter-add", "--db", "misc", "--key", "hits", "--count", "10000", "--socket"])
-                .arg(&daemon.socket)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for worker in workers {
-        let output = worker.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
+    daemon.run_workers(8, &["counter-add", "--db", "misc", "--key", "hits", "--count", "10000"], &[]);
     assert_eq!(daemon.client().counter(&db("misc"), b"hits", 0, None, None).unwrap(), 80_000);
 }
 

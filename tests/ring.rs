@@ -96,21 +96,8 @@ fn a_daemon_that_offers_no_ring_keeps_the_client_on_its_socket() {
 #[test]
 fn ring_clients_in_four_processes_lose_no_increment() {
     let daemon = Daemon::start(&[]);
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(HINTS_BENCH)
-                .args(["cas-increment", "--db", "misc", "--key", "counter", "--count", "5000", "--socket"])
-                .arg(&daemon.socket)
-                .env("HINTSD_RING", "1")
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for worker in workers {
-        let output = worker.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
+    let args = ["cas-increment", "--db", "misc", "--key", "counter", "--count", "5000"];
+    daemon.run_workers(4, &args, &[("HINTSD_RING", "1")]);
     let record = daemon.client().get(&db("misc"), b"counter").unwrap().unwrap();
     assert_eq!(std::str::from_utf8(&record.value).unwrap(), "20000");
 }

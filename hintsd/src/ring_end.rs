@@ -148,12 +148,7 @@ impl RingEnd {
                 std::hint::spin_loop();
                 continue;
             }
-            doorbell::announce_sleep(self.words.daemon_doorbell(), WANTS_DATA);
-            if self.requests.available().map_err(corrupt)? > 0 {
-                doorbell::cancel_sleep(self.words.daemon_doorbell());
-                continue;
-            }
-            if !self.sleep(socket).await? {
+            if !self.wait_for(WANTS_DATA, socket).await? {
                 return Ok(0);
             }
         }
@@ -172,12 +167,7 @@ impl RingEnd {
                 self.wake_client(socket, WANTS_DATA);
                 continue;
             }
-            doorbell::announce_sleep(self.words.daemon_doorbell(), WANTS_ROOM);
-            if self.replies.room().map_err(corrupt)? > 0 {
-                doorbell::cancel_sleep(self.words.daemon_doorbell());
-                continue;
-            }
-            if !self.sleep(socket).await? {
+            if !self.wait_for(WANTS_ROOM, socket).await? {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the client closed while replies waited"));
             }
         }
@@ -191,6 +181,18 @@ impl RingEnd {
             // A full socket buffer is full of doorbells already: the client will wake.
             socket.ring_bell();
         }
+    }
+
+    /// Announces sleep until `wants` (requests to read, or room for replies), looks at the ring
+    /// once more, and sleeps unless that found it; false when the client closed instead.
+    async fn wait_for(&mut self, wants: u32, socket: &ConnSocket) -> io::Result<bool> {
+        doorbell::announce_sleep(self.words.daemon_doorbell(), wants);
+        let ready = if wants == WANTS_DATA { self.requests.available() } else { self.replies.room() };
+        if ready.map_err(corrupt)? > 0 {
+            doorbell::cancel_sleep(self.words.daemon_doorbell());
+            return Ok(true);
+        }
+        self.sleep(socket).await
     }
 
     /// Sleeps (sleep announced) until the client sends a doorbell byte; false when the client

@@ -211,6 +211,31 @@ impl Daemon {
         text
     }
 
+    /// Runs `count` `hints-bench` processes against this daemon at once (`args`, then
+    /// `--socket <socket>`, with `env` set) and returns each one's stdout, once every one has
+    /// exited successfully.
+    pub fn run_workers(&self, count: usize, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+        let workers: Vec<Child> = (0..count)
+            .map(|_| {
+                Command::new(HINTS_BENCH)
+                    .args(args)
+                    .arg("--socket")
+                    .arg(&self.socket)
+                    .envs(env.iter().copied())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("spawn hints-bench")
+            })
+            .collect();
+        let outputs = workers.into_iter().map(|worker| worker.wait_with_output().expect("wait for hints-bench"));
+        outputs
+            .map(|output| {
+                assert!(output.status.success(), "{}", stderr(&output));
+                stdout(&output)
+            })
+            .collect()
+    }
+
     /// A raw connection to the socket, for bad-input tests.
     pub fn raw(&self) -> UnixStream {
         let stream = UnixStream::connect(&self.socket).expect("connect");
