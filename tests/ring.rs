@@ -293,3 +293,33 @@ fn a_client_that_keeps_the_ring_file_after_it_leaves_keeps_none_of_the_daemons_m
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn rings_the_daemon_closed_count_as_connections_while_they_linger() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "connections_max = 3\n").unwrap();
+    let daemon = Daemon::start(&["--config", config.path().to_str().unwrap()]);
+    // Three clients the daemon closes on (bad input) while they keep their sockets open, and
+    // leave their error replies unread: their rings linger.
+    let lingering: Vec<RawRing> = (0..3)
+        .map(|_| {
+            let mut raw = RawRing::open(&daemon);
+            assert_eq!(raw.requests.write(&[0xff, 0xff, 0xff, 0x7f]).unwrap(), 4);
+            raw.ring_daemon();
+            assert!(closed_by_daemon(&mut raw.stream), "the daemon ends the connection");
+            raw
+        })
+        .collect();
+    let mut newcomer = Client::new(daemon.client_config().with_timeout(Duration::from_secs(2)));
+    match newcomer.ping() {
+        Err(Error::Refused(reply)) => assert_eq!(reply.code, ErrorCode::TOO_MANY_CONNECTIONS),
+        other => panic!("three lingering rings hold the three connections, yet: {other:?}"),
+    }
+    // Once their clients leave, the places come back at once.
+    drop(lingering);
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while newcomer.ping().is_err() {
+        assert!(std::time::Instant::now() < deadline, "the lingering rings kept their places");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

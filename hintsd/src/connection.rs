@@ -138,8 +138,9 @@ struct Connection {
     reads_since_yield: u32,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
-    /// Held for the connection's life: it is the connection limit.
-    _permit: OwnedSemaphorePermit,
+    /// Held for the connection's life: it is the connection limit. A ring takes it over, and
+    /// keeps it while it lingers for its client after the connection's task ends.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The requests of one read, and the refusal that ends the connection, if any.
@@ -180,7 +181,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         ring: None,
         reads_since_yield: 0,
         frame_deadline: None,
-        _permit: permit,
+        permit: Some(permit),
     };
     if !conn.hello(&ctx).await {
         return;
@@ -298,7 +299,7 @@ impl Connection {
             Some((ErrorCode::BAD_ARGUMENT, "open_ring must be the only request in flight".to_owned()))
         } else {
             match RingEnd::create(ctx.ring_bytes, &self.socket) {
-                Ok((ring, memfd)) => {
+                Ok((mut ring, memfd)) => {
                     let ring_bytes = u32::try_from(ctx.ring_bytes).expect("ring_bytes is bounded by the config");
                     let reply = ResponseEnvelope { id, response: Response::RingOpened { ring_bytes } };
                     self.write_buf.clear();
@@ -308,6 +309,7 @@ impl Connection {
                         return false;
                     }
                     tracing::debug!(peer = ?self.peer, ring_bytes, "connection moved to a shared-memory ring");
+                    ring.hold(self.permit.take());
                     self.ring = Some(ring);
                     return true;
                 }
@@ -470,7 +472,7 @@ impl Connection {
                 // ready would keep the lane to itself, and the lane would not even look (with
                 // epoll) for its other connections' doorbells: with company, give the lane
                 // back every few batches; alone, when tokio's budget runs out.
-                self.reads_since_yield += 1;
+                self.reads_since_yield = self.reads_since_yield.saturating_add(1);
                 match (&ctx.lanes, &self.seat) {
                     (Some(lanes), Some(seat))
                         if self.reads_since_yield >= RING_READS_PER_TURN && !lanes.is_alone(seat) =>
@@ -590,7 +592,7 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
 /// Hands the connection to the least busy lane: the socket is taken off this thread's reactor
 /// and put on the lane's, with any bytes already read.
 fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
-    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, _permit, .. } = conn;
+    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, permit, .. } = conn;
     let fd = socket.into_fd();
     let (lane, seat) = lanes.seat();
     let tracker = ctx.tracker.clone();
@@ -614,7 +616,7 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
             ring: None,
             reads_since_yield: 0,
             frame_deadline: None,
-            _permit,
+            permit,
         };
         conn.serve(ctx).await;
     });

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
 use hints_proto::ring::shm::{SharedRings, SharedWords, ShmRegion, release_pages};
-use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer};
+use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer, Region};
+
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::socket::ConnSocket;
 
@@ -43,6 +45,8 @@ pub struct RingEnd {
     socket: Option<OwnedFd>,
     /// The client closed its end: nothing in the rings is waiting for it.
     client_gone: bool,
+    /// The connection's place under `connections_max`, kept while the ring lingers.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for RingEnd {
@@ -53,12 +57,19 @@ impl Drop for RingEnd {
     /// read, as a socket's buffer would keep them. So when the daemon ends the connection, the
     /// ring lingers until the client closes its end, at most [`RING_LINGER_MAX`].
     fn drop(&mut self) {
+        let file_bytes = self.file_bytes;
+        // Replies the client has not read yet (a ring found corrupt counts as read: nothing in
+        // it can be trusted to be a reply).
+        let unread = self.replies.room().is_ok_and(|room| room < self.replies.region().capacity());
+        if self.client_gone || !unread {
+            return give_back_pages(&self.memfd, file_bytes);
+        }
         let memfd = self.memfd.try_clone();
         let socket = self.socket.take();
-        let file_bytes = self.file_bytes;
-        match (self.client_gone, memfd, socket, tokio::runtime::Handle::try_current()) {
-            (false, Ok(memfd), Some(socket), Ok(runtime)) => {
-                runtime.spawn(linger(memfd, file_bytes, socket));
+        match (memfd, socket, tokio::runtime::Handle::try_current()) {
+            (Ok(memfd), Some(socket), Ok(runtime)) => {
+                // The permit goes with it: a lingering ring still counts as a connection.
+                runtime.spawn(linger(memfd, file_bytes, socket, self.permit.take()));
             }
             _ => give_back_pages(&self.memfd, file_bytes),
         }
@@ -70,8 +81,8 @@ impl Drop for RingEnd {
 pub const RING_LINGER_MAX: Duration = Duration::from_secs(5);
 
 /// Tells the client the daemon is done (the socket's write side is shut), waits for it to close
-/// (or [`RING_LINGER_MAX`]), then gives the ring's pages back.
-async fn linger(memfd: OwnedFd, file_bytes: usize, socket: OwnedFd) {
+/// (or [`RING_LINGER_MAX`]), then gives the ring's pages back and the connection's permit.
+async fn linger(memfd: OwnedFd, file_bytes: usize, socket: OwnedFd, _permit: Option<OwnedSemaphorePermit>) {
     let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Write);
     if let Ok(socket) = ConnSocket::new(socket) {
         let _ = tokio::time::timeout(RING_LINGER_MAX, socket.closed()).await;
@@ -105,6 +116,7 @@ impl RingEnd {
             doorbells: Vec::with_capacity(DOORBELL_READ_BYTES),
             socket: Some(socket),
             client_gone: false,
+            permit: None,
         };
         Ok((end, memfd))
     }
@@ -210,6 +222,12 @@ impl RingEnd {
                 Err(err)
             }
         }
+    }
+
+    /// Keeps the connection's permit (its place under `connections_max`) until the ring is done
+    /// with, lingering included.
+    pub fn hold(&mut self, permit: Option<OwnedSemaphorePermit>) {
+        self.permit = permit;
     }
 
     /// Records that the client closed its end (seen on the socket by the connection).
