@@ -233,6 +233,13 @@ int hints_lock(hints_t *h, const char *db, unsigned lease_ms);
 uint64_t hints_connection_id(const hints_t *h);
 
 /*
+ * 1 while the handle's open connection speaks through a shared-memory ring, 0 when it is on
+ * its socket ($HINTSD_RING=0, or a daemon that offers none) or has no connection (NULL
+ * handle included).
+ */
+int hints_on_ring(const hints_t *h);
+
+/*
  * Ends this handle's exclusive session on db: *held (optional) is 1 if the connection still
  * held it, 0 if it had already ended (the lease ran out, or it went with an earlier connection).
  */

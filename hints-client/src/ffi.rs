@@ -69,7 +69,7 @@ pub const CODES: [(&str, c_int); 10] = [
 ];
 
 /// Every function this module exports, so a test can compare them with the header's.
-pub const EXPORTED: [&str; 22] = [
+pub const EXPORTED: [&str; 23] = [
     "hints_open",
     "hints_close",
     "hints_set_timeout",
@@ -91,6 +91,7 @@ pub const EXPORTED: [&str; 22] = [
     "hints_lock",
     "hints_unlock",
     "hints_connection_id",
+    "hints_on_ring",
     "hints_ping",
 ];
 
@@ -844,6 +845,20 @@ pub unsafe extern "C" fn hints_connection_id(handle: *const Handle) -> u64 {
         return 0;
     };
     catch_unwind(AssertUnwindSafe(|| handle.client.connection_id().unwrap_or(0))).unwrap_or(0)
+}
+
+/// 1 while the handle's open connection speaks through a shared-memory ring, 0 when it is on
+/// its socket or has no connection (NULL handle included).
+///
+/// # Safety
+/// `handle` is NULL (giving 0) or a live handle from [`hints_open`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hints_on_ring(handle: *const Handle) -> c_int {
+    // SAFETY: by the contract above, a non-NULL handle is live; this only reads it.
+    let Some(handle) = (unsafe { handle.as_ref() }) else {
+        return 0;
+    };
+    catch_unwind(AssertUnwindSafe(|| c_int::from(handle.client.is_on_ring()))).unwrap_or(0)
 }
 
 /// Ends this handle's exclusive session on `db`; whether the connection still held it (1), or

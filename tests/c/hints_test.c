@@ -321,6 +321,13 @@ static void test_put_if_absent_and_sessions(hints_t *h) {
     CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
 
     CHECK(hints_connection_id(NULL) == 0);
+    CHECK(hints_on_ring(NULL) == 0);
+    {
+        /* The test command runs this program with the ring (the default) and with HINTSD_RING=0. */
+        const char *ring_env = getenv("HINTSD_RING");
+        int socket_only = ring_env != NULL && strcmp(ring_env, "0") == 0;
+        CHECK(hints_on_ring(h) == !socket_only);
+    }
     uint64_t connection = hints_connection_id(h);
     CHECK(connection >= 1); /* the calls above opened one */
     RC(h, hints_lock(h, "misc", 5000), HINTS_OK);

@@ -181,7 +181,8 @@ fn ping(client: &mut Client, out: &mut impl Write) -> Result<(), Failure> {
     let round_trip = started.elapsed();
     let version = client.daemon_version().unwrap_or("(unknown version)");
     let socket = client.config().socket.display();
-    writeln!(out, "pong from hintsd {version} at {socket}: round trip {round_trip:?}")?;
+    let path = if client.is_on_ring() { "shared-memory ring" } else { "socket" };
+    writeln!(out, "pong from hintsd {version} at {socket} over its {path}: round trip {round_trip:?}")?;
     Ok(())
 }
 
