@@ -136,18 +136,15 @@ struct Connection {
     ring: Option<RingEnd>,
     /// Ring reads since this connection last gave its lane back.
     reads_since_yield: u32,
+    /// A batch's requests and replies, kept between batches: a fresh vector of a batch's size
+    /// is a large allocation, after which glibc consolidates its small free chunks.
+    requests: Vec<RequestEnvelope>,
+    responses: Vec<ResponseEnvelope>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
-}
-
-/// The requests of one read, and the refusal that ends the connection, if any.
-#[derive(Debug, Default)]
-struct Batch {
-    requests: Vec<RequestEnvelope>,
-    refusal: Option<RequestRefusal>,
 }
 
 /// What waiting for a whole frame gave.
@@ -180,6 +177,8 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         seat: None,
         ring: None,
         reads_since_yield: 0,
+        requests: Vec::new(),
+        responses: Vec::new(),
         frame_deadline: None,
         permit: Some(permit),
     };
@@ -232,12 +231,13 @@ impl Connection {
     /// Answers batches until the peer closes or the daemon stops.
     async fn serve(mut self, ctx: ConnectionContext) {
         loop {
-            let batch = match self.fill(&ctx, FRAME_BYTES_MAX).await {
-                Fill::Ready => self.take_batch(),
+            let mut requests = std::mem::take(&mut self.requests);
+            requests.clear();
+            let refusal = match self.fill(&ctx, FRAME_BYTES_MAX).await {
+                Fill::Ready => self.take_batch(&mut requests),
                 Fill::Closed | Fill::Stopping => return,
-                Fill::Broken(refusal) => Batch { requests: Vec::new(), refusal: Some(refusal) },
+                Fill::Broken(refusal) => Some(refusal),
             };
-            let Batch { requests, refusal } = batch;
             if let [only] = &requests[..]
                 && only.request == Request::OpenRing
                 && refusal.is_none()
@@ -247,20 +247,22 @@ impl Connection {
                 }
                 return;
             }
-            let mut responses = Vec::with_capacity(requests.len());
+            let mut responses = std::mem::take(&mut self.responses);
+            responses.clear();
             // Plain requests are applied here, in order. From the first that cannot be (a
             // session, a snapshot, a database not started yet), the rest of the batch goes
             // through the actors' mailboxes, so the batch keeps its order.
-            let mut requests = requests.into_iter().peekable();
+            let mut pending = requests.drain(..).peekable();
             let holdings = &mut self.holdings;
-            direct::apply_batch(&mut requests, holdings.conn, &mut responses, |db, addr| {
+            direct::apply_batch(&mut pending, holdings.conn, &mut responses, |db, addr| {
                 // Remembered before its first request, so that however the connection ends,
                 // the database is told.
                 if !holdings.holds(db.as_str()) {
                     holdings.note(db.clone(), addr.clone());
                 }
             });
-            let through_mailbox: Vec<RequestEnvelope> = requests.collect();
+            let through_mailbox: Vec<RequestEnvelope> = pending.collect();
+            self.requests = requests;
             if !through_mailbox.is_empty() {
                 match self.ask_actors(&ctx, through_mailbox).await {
                     Some(answered) => responses.extend(answered),
@@ -280,6 +282,8 @@ impl Connection {
                 let envelope = ResponseEnvelope { id: refusal.id, response: Response::Error(refusal.reply.clone()) };
                 encode_frame(&envelope, &mut self.write_buf).expect("an error reply fits a frame");
             }
+            responses.clear();
+            self.responses = responses;
             if !self.flush().await || refusal.is_some() {
                 return;
             }
@@ -394,12 +398,12 @@ impl Connection {
         }
     }
 
-    /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer, fewer once
-    /// their largest possible replies reach [`BATCH_REPLY_BYTES_MAX`].
-    fn take_batch(&mut self) -> Batch {
-        let mut batch = Batch::default();
+    /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer into `requests`,
+    /// fewer once their largest possible replies reach [`BATCH_REPLY_BYTES_MAX`]; the refusal
+    /// that ends the connection, if a frame was bad.
+    fn take_batch(&mut self, requests: &mut Vec<RequestEnvelope>) -> Option<RequestRefusal> {
         let mut reply_bytes_max = 0;
-        while batch.requests.len() < PIPELINE_DEPTH_MAX && reply_bytes_max < BATCH_REPLY_BYTES_MAX {
+        while requests.len() < PIPELINE_DEPTH_MAX && reply_bytes_max < BATCH_REPLY_BYTES_MAX {
             match split_frame(self.unread()) {
                 Ok(Some((body, used))) => {
                     let decoded = RequestEnvelope::decode(body);
@@ -407,22 +411,16 @@ impl Connection {
                     match decoded {
                         Ok(envelope) => {
                             reply_bytes_max += reply_bytes_bound(&envelope.request);
-                            batch.requests.push(envelope);
+                            requests.push(envelope);
                         }
-                        Err(refusal) => {
-                            batch.refusal = Some(refusal);
-                            break;
-                        }
+                        Err(refusal) => return Some(refusal),
                     }
                 }
-                Ok(None) => break,
-                Err(err) => {
-                    batch.refusal = Some(frame_refusal(&err));
-                    break;
-                }
+                Ok(None) => return None,
+                Err(err) => return Some(frame_refusal(&err)),
             }
         }
-        batch
+        None
     }
 
     fn unread(&self) -> &[u8] {
@@ -615,6 +613,8 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
             seat,
             ring: None,
             reads_since_yield: 0,
+            requests: Vec::new(),
+            responses: Vec::new(),
             frame_deadline: None,
             permit,
         };
