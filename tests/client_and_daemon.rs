@@ -345,7 +345,8 @@ fn the_async_client_does_the_same_operations() {
 #[test]
 fn json_logs_are_one_object_a_line_naming_the_socket() {
     let mut daemon = Daemon::start(&["--log-format", "json"]);
-    assert!(daemon.stop().success());
+    let status = daemon.stop();
+    assert!(status.success(), "{status}; log:\n{}", daemon.log_text());
     let log = daemon.log_text();
     let lines: Vec<serde_json::Value> =
         log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
