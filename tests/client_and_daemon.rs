@@ -215,7 +215,7 @@ fn no_write_acknowledged_after_a_panic_is_lost() {
 
     let daemon = Daemon::start(&["--fault-panic-key", "boom"]);
     let put = |key: String| Request::Put { db: db("misc"), key: key.into_bytes(), value: b"v".to_vec() };
-    for round in 0..20 {
+    for round in 0..10 {
         let socket = daemon.socket.clone();
         let writer = std::thread::spawn(move || {
             let mut stream = UnixStream::connect(&socket).unwrap();
@@ -370,4 +370,15 @@ fn a_socket_directory_another_user_owns_is_refused() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("belongs to uid"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_stop_signal_as_soon_as_the_daemon_answers_stops_it_cleanly() {
+    // The signal handlers must be in place before the socket answers: a test (or an init
+    // system) may stop the daemon right after its first answer.
+    for round in 0..10 {
+        let mut daemon = Daemon::start(&["--no-snapshot"]);
+        let status = daemon.stop();
+        assert!(status.success(), "round {round}: {status}; log:\n{}", daemon.log_text());
+    }
 }

@@ -89,6 +89,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
 }
 
 async fn start(config: Config) -> Result<(), RunError> {
+    // Caught from here on: a stop signal that comes once the socket answers must find them
+    // installed (a task that installed them on its first poll could come too late).
+    let stop_signals = StopSignals::install();
     let listener = listener::bind(&config.socket, config.socket_group).map_err(RunError::Bind)?;
     let text_listener = listener::bind(&config.text_socket, config.socket_group).map_err(RunError::Bind)?;
     let config = Arc::new(config);
@@ -126,7 +129,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     let accept = tokio::spawn(listener::accept_loop(listener, Protocol::Binary, admission.clone(), ctx.clone()));
     let accept_text = tokio::spawn(listener::accept_loop(text_listener, Protocol::Text, admission, ctx.clone()));
     tokio::spawn(async move {
-        let signal = wait_for_stop_signal().await;
+        let signal = stop_signals.wait().await;
         tracing::info!(signal, "stopping: no new connections, finishing requests in flight");
         ctx.stopping.store(true, Ordering::Relaxed);
         ctx.shutdown.cancel();
@@ -176,14 +179,32 @@ async fn snapshot_all(registry: &Registry) {
     }
 }
 
-async fn wait_for_stop_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop hintsd with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, caught from the moment [`StopSignals::install`] returns.
+struct StopSignals {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop hintsd with SIGKILL");
+                None
+            }
+        };
+        StopSignals { handlers }
+    }
+
+    /// The name of the first stop signal to come.
+    async fn wait(self) -> &'static str {
+        let Some((mut term, mut int)) = self.handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     }
 }
