@@ -516,6 +516,9 @@ mod tests {
             ("connection_threads = 65", "connection_threads"),
             ("spin_micros = 1001", "spin_micros"),
             ("spin_micros = -1", "spin_micros"),
+            ("ring_bytes = 5000", "ring_bytes"),
+            ("ring_bytes = 2048", "ring_bytes"),
+            ("ring_bytes = 33554432", "ring_bytes"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.to_string().contains(key), "{text:?} gave {err}");

@@ -458,70 +458,42 @@ impl Connection {
                 (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
-            if let Some(ring) = &mut self.ring {
-                ring.suggest_client_spin(spin);
-            }
-            let spun = match &self.ring {
-                None => spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)),
-                Some(_) => None,
-            };
-            let read = if let Some(ring) = &mut self.ring {
-                // A ring read that finds bytes never waits, so a client that always has more
-                // ready would keep the lane to itself, and the lane would not even look (with
-                // epoll) for its other connections' doorbells: with company, give the lane
-                // back every few batches; alone, when tokio's budget runs out.
-                self.reads_since_yield = self.reads_since_yield.saturating_add(1);
-                match (&ctx.lanes, &self.seat) {
-                    (Some(lanes), Some(seat))
-                        if self.reads_since_yield >= RING_READS_PER_TURN && !lanes.is_alone(seat) =>
-                    {
-                        self.reads_since_yield = 0;
-                        tokio::task::yield_now().await;
-                    }
-                    _ => tokio::task::consume_budget().await,
-                }
-                let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
-                if between_frames {
-                    tokio::select! {
-                        biased;
-                        read = read => read,
-                        () = ctx.shutdown.cancelled() => return Fill::Stopping,
-                    }
-                } else {
-                    let deadline =
-                        *self.frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
-                    match tokio::time::timeout_at(deadline, read).await {
-                        Ok(read) => read,
-                        Err(_) => {
-                            return Fill::Broken(refusal(
-                                ErrorCode::BAD_FRAME,
-                                "the rest of the frame did not arrive in time",
-                            ));
+            let read = match &mut self.ring {
+                Some(ring) => {
+                    ring.suggest_client_spin(spin);
+                    // A ring read that finds bytes never waits, so a client that always has
+                    // more ready would keep the lane to itself, and the lane would not even
+                    // look (with epoll) for its other connections' doorbells: with company,
+                    // give the lane back every few batches; alone, when tokio's budget runs out.
+                    self.reads_since_yield = self.reads_since_yield.saturating_add(1);
+                    match (&ctx.lanes, &self.seat) {
+                        (Some(lanes), Some(seat))
+                            if self.reads_since_yield >= RING_READS_PER_TURN && !lanes.is_alone(seat) =>
+                        {
+                            self.reads_since_yield = 0;
+                            tokio::task::yield_now().await;
                         }
+                        _ => tokio::task::consume_budget().await,
                     }
+                    let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
+                    bounded(read, between_frames, &mut self.frame_deadline, &ctx.shutdown).await
                 }
-            } else if let Some(read) = spun {
-                // Reads that never wait never give the lane back: yield when tokio's budget
-                // for this task runs out, as its own I/O would.
-                tokio::task::consume_budget().await;
-                read
-            } else if between_frames {
-                tokio::select! {
-                    biased;
-                    read = self.socket.read_buf(&mut self.read_buf) => read,
-                    () = ctx.shutdown.cancelled() => return Fill::Stopping,
-                }
-            } else {
-                let deadline = *self.frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
-                match tokio::time::timeout_at(deadline, self.socket.read_buf(&mut self.read_buf)).await {
-                    Ok(read) => read,
-                    Err(_) => {
-                        return Fill::Broken(refusal(
-                            ErrorCode::BAD_FRAME,
-                            "the rest of the frame did not arrive in time",
-                        ));
+                None => match spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)) {
+                    Some(read) => {
+                        // Reads that never wait never give the lane back: yield when tokio's
+                        // budget for this task runs out, as its own I/O would.
+                        tokio::task::consume_budget().await;
+                        Ok(read)
                     }
-                }
+                    None => {
+                        let read = self.socket.read_buf(&mut self.read_buf);
+                        bounded(read, between_frames, &mut self.frame_deadline, &ctx.shutdown).await
+                    }
+                },
+            };
+            let read = match read {
+                Ok(read) => read,
+                Err(stop) => return stop,
             };
             match read {
                 Ok(0) if between_frames => return Fill::Closed,
@@ -553,6 +525,27 @@ impl Connection {
             }
         }
     }
+}
+
+/// Waits for a read: between frames until the daemon stops, inside a frame until the frame's
+/// deadline ([`FRAME_WAIT_MAX`] from its first byte); `Err` says how the wait ended instead.
+async fn bounded(
+    read: impl Future<Output = std::io::Result<usize>>,
+    between_frames: bool,
+    frame_deadline: &mut Option<tokio::time::Instant>,
+    shutdown: &CancellationToken,
+) -> Result<std::io::Result<usize>, Fill> {
+    if between_frames {
+        return tokio::select! {
+            biased;
+            read = read => Ok(read),
+            () = shutdown.cancelled() => Err(Fill::Stopping),
+        };
+    }
+    let deadline = *frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .map_err(|_| Fill::Broken(refusal(ErrorCode::BAD_FRAME, "the rest of the frame did not arrive in time")))
 }
 
 /// `future` within `wait_max`, as `tokio::time::timeout`, but the timer is only armed if the

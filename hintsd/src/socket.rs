@@ -8,7 +8,7 @@
 //! descriptor of the same socket registered for room alone, for as long as that write lasts.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -102,7 +102,7 @@ impl ConnSocket {
                     let watcher = match &mut room {
                         Some(watcher) => watcher,
                         None => {
-                            let second = self.fd.get_ref().as_fd().try_clone_to_owned()?;
+                            let second = self.try_clone_fd()?;
                             room.insert(register(second, Interest::WRITABLE)?)
                         }
                     };
