@@ -871,11 +871,9 @@ mod tests {
             }),
         ]);
         let mut client = client_for(daemon.socket());
-        let started = Instant::now();
+        // Had the client waited past its 300 ms, it would have read the reply and succeeded.
         let err = client.get(&db(), b"k").unwrap_err();
         assert!(matches!(&err, Error::Unavailable { reason, .. } if reason == "no answer within 300ms"), "{err}");
-        // Well before the late reply at 400 ms (with room for a loaded test machine).
-        assert!(started.elapsed() < Duration::from_millis(380), "{:?}", started.elapsed());
         assert!(!client.is_connected());
         client.ping().unwrap();
         drop(client);
