@@ -2,8 +2,8 @@
 //! never a `SIGPIPE` in the host process.
 
 use std::fmt;
-use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
@@ -18,11 +18,6 @@ use crate::error::Error;
 use crate::ops::{self, CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome};
 use crate::process::ProcessMark;
 use crate::ring::ClientRing;
-
-/// How far the socket's read timeout may drift from a call's remaining time before it is set
-/// again. A call ends at most this long after its deadline; in exchange the usual call, whose
-/// reply comes in one read, costs no `setsockopt`.
-const REARM_SLACK: Duration = Duration::from_millis(5);
 
 /// A connection to hintsd for one process.
 ///
@@ -90,49 +85,56 @@ enum RingAnswer {
     Unknown,
 }
 
-/// The connection's socket and its read timeout as last set.
+/// The connection's socket. Reads never block: every wait is a `poll` ([`Link::poll_until`]).
 pub(crate) struct Link {
     socket: Socket,
-    armed: Duration,
 }
 
 impl Link {
-    /// One `recv` into `buf` that may block until `deadline`: how many bytes came, 0 when the
-    /// daemon closed.
+    /// Sleeps in `poll` until the socket is ready for one of `interest`, hung up or failed, or
+    /// `deadline` passes; the events it found.
+    ///
+    /// A sleeper in `poll` is woken only by the events it asked for. One in a blocking `recv`
+    /// is also woken, for nothing, each time the daemon reads a byte this end sent (the
+    /// kernel wakes a socket's sleepers when its send buffer gains room), which costs the
+    /// host two context switches.
     ///
     /// # Errors
-    /// [`Failure::TimedOut`] past the deadline; [`Failure::Broken`] when the read failed.
-    pub(crate) fn recv_until(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
-        self.read_until(deadline, |mut socket| socket.read(buf))
-    }
-
-    /// Tries `read` (one blocking read of the socket) until it gives an answer or `deadline`
-    /// passes: the socket's read timeout is kept near the time left, and a timeout or a signal
-    /// only sends it round again.
-    fn read_until<T>(
-        &mut self,
-        deadline: Instant,
-        mut read: impl FnMut(&Socket) -> io::Result<T>,
-    ) -> Result<T, Failure> {
+    /// [`Failure::TimedOut`] past the deadline; [`Failure::Broken`] when `poll` failed.
+    pub(crate) fn poll_until(&self, interest: PollFlags, deadline: Instant) -> Result<PollFlags, Failure> {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(Failure::TimedOut);
             }
-            if self.armed.abs_diff(remaining) > REARM_SLACK {
-                self.socket.set_read_timeout(Some(remaining)).map_err(Failure::Broken)?;
-                self.armed = remaining;
+            // Rounded up, so the last sub-millisecond does not spin; capped, so it loops.
+            let millis = remaining.as_micros().div_ceil(1000);
+            let timeout = PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX));
+            let mut fds = [PollFd::new(self.socket.as_fd(), interest)];
+            match poll(&mut fds, timeout) {
+                Ok(0) | Err(Errno::EINTR) => {}
+                Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
             }
-            match read(&self.socket) {
-                Ok(answer) => return Ok(answer),
-                // The socket's timeout fired (EAGAIN), or a signal came: look at the deadline.
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(err) => return Err(Failure::Broken(err)),
-            }
+        }
+    }
+
+    /// One `recv` into `buf` that does not wait: how many bytes came, `Some(0)` when the daemon
+    /// closed, `None` when there was nothing to read.
+    ///
+    /// # Errors
+    /// [`Failure::Broken`] when the read failed.
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> Result<Option<usize>, Failure> {
+        // SAFETY: `buf` is valid for writes of its length for the duration of the call.
+        let read =
+            unsafe { libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if read >= 0 {
+            return Ok(Some(read as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(Failure::Broken(err)),
         }
     }
 
@@ -534,9 +536,7 @@ impl Client {
         let address = SockAddr::unix(socket_path).map_err(io_failed)?;
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io_failed)?;
         socket.connect_timeout(&address, remaining).map_err(io_failed)?;
-        socket.set_read_timeout(Some(timeout)).map_err(io_failed)?;
-        socket.set_write_timeout(Some(timeout)).map_err(io_failed)?;
-        let link = Link { socket, armed: timeout };
+        let link = Link { socket };
         let mut connection = Connection { link, opener: ProcessMark::current(), ring: None };
         self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
@@ -620,19 +620,22 @@ impl Connection {
         let mut out = Vec::with_capacity(1);
         while !codec.progress(&mut out)? {
             let space = codec.recv_space();
-            let bytes = self.link.read_until(deadline, |socket| {
-                let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-                let mut iov = [IoSliceMut::new(&mut *space)];
-                let flags = MsgFlags::MSG_CMSG_CLOEXEC;
-                let received = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut control), flags)?;
-                for message in received.cmsgs()? {
-                    if let ControlMessageOwned::ScmRights(raw) = message {
-                        // SAFETY: the kernel just gave us these descriptors; nobody else owns them.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
+            self.link.poll_until(PollFlags::POLLIN, deadline)?;
+            let mut control = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+            let mut iov = [IoSliceMut::new(space)];
+            let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+            let received = match recvmsg::<()>(self.link.socket.as_raw_fd(), &mut iov, Some(&mut control), flags) {
+                Ok(received) => received,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
+            };
+            for message in received.cmsgs().map_err(|errno| Failure::Broken(io::Error::from(errno)))? {
+                if let ControlMessageOwned::ScmRights(raw) = message {
+                    // SAFETY: the kernel just gave us these descriptors; nobody else owns them.
+                    fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
                 }
-                Ok(received.bytes)
-            })?;
+            }
+            let bytes = received.bytes;
             if bytes == 0 {
                 return Err(Failure::closed());
             }
@@ -651,27 +654,21 @@ impl Connection {
         }
     }
 
-    /// One read that may block until the deadline.
+    /// Sleeps until replies come (or the deadline), and reads them.
     fn read_blocking(&mut self, codec: &mut Codec, deadline: Instant) -> Result<(), Failure> {
-        match self.link.recv_until(codec.recv_space(), deadline)? {
-            0 => Err(Failure::closed()),
-            n => {
-                codec.received(n);
-                Ok(())
-            }
-        }
+        self.link.poll_until(PollFlags::POLLIN, deadline)?;
+        self.read_ready(codec)
     }
 
-    /// One read of what `poll` said is there.
+    /// One read of what `poll` said is there (nothing, if it was a false alarm).
     fn read_ready(&mut self, codec: &mut Codec) -> Result<(), Failure> {
-        match (&self.link.socket).read(codec.recv_space()) {
-            Ok(0) => Err(Failure::closed()),
-            Ok(n) => {
+        match self.link.recv_now(codec.recv_space())? {
+            Some(0) => Err(Failure::closed()),
+            Some(n) => {
                 codec.received(n);
                 Ok(())
             }
-            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
-            Err(err) => Err(Failure::Broken(err)),
+            None => Ok(()),
         }
     }
 
@@ -680,24 +677,8 @@ impl Connection {
     /// # Returns
     /// Whether there is something to read (replies, EOF or an error).
     fn wait_for_room_or_replies(&self, deadline: Instant) -> Result<bool, Failure> {
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Failure::TimedOut);
-            }
-            // Rounded up, so the last sub-millisecond does not spin; capped, so it loops.
-            let millis = remaining.as_micros().div_ceil(1000);
-            let timeout = PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX));
-            let mut fds = [PollFd::new(self.link.socket.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT)];
-            match poll(&mut fds, timeout) {
-                Ok(0) | Err(Errno::EINTR) => {}
-                Ok(_) => {
-                    let events = fds[0].revents().unwrap_or(PollFlags::empty());
-                    return Ok(events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR));
-                }
-                Err(errno) => return Err(Failure::Broken(io::Error::from(errno))),
-            }
-        }
+        let events = self.link.poll_until(PollFlags::POLLIN | PollFlags::POLLOUT, deadline)?;
+        Ok(events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! With nothing to do, the client first spins for as long as the daemon suggests (zero unless
 //! the host has a core to spare), then announces sleep on its doorbell word, looks once more,
-//! and sleeps in a `recv` on the socket: a doorbell byte from the daemon wakes it, and so does
+//! and sleeps in a `poll` on the socket: a doorbell byte from the daemon wakes it, and so does
 //! the daemon's exit. It sends the daemon a doorbell byte only when the daemon announced
 //! sleep (see hintsd's `ring_end.rs` for why the socket is the doorbell).
 
@@ -16,6 +16,7 @@ use hints_proto::Response;
 use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
 use hints_proto::ring::shm::{SharedRings, SharedWords, ShmRegion};
 use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer};
+use nix::poll::PollFlags;
 
 use crate::blocking::Link;
 use crate::codec::{Codec, Failure};
@@ -115,12 +116,13 @@ impl ClientRing {
             return Ok(());
         }
         let mut doorbells = [0u8; DOORBELL_READ_BYTES];
-        let slept = link.recv_until(&mut doorbells, deadline);
+        // `poll`, not a blocking `recv`: see `Link::poll_until`.
+        let slept = link.poll_until(PollFlags::POLLIN, deadline).and_then(|_| link.recv_now(&mut doorbells));
         doorbell::cancel_sleep(word);
         match slept? {
             // The daemon's last replies may be in the ring still (a socket would hold them in
             // its buffer): they are read before the close counts.
-            0 if !self.has_work(codec)? => Err(Failure::closed()),
+            Some(0) if !self.has_work(codec)? => Err(Failure::closed()),
             _ => Ok(()),
         }
     }
