@@ -26,6 +26,7 @@
 //! empty `count=` is 0, a limit of `k` is 0), except that hexadecimal and non-finite numbers
 //! (`0x10`, `inf`, `nan`, `1e999`) are refused.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::duration::parse_duration_secs;
@@ -238,11 +239,11 @@ impl RatelimitCondition {
 pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError> {
     let mut items = list_items(checked_text(text)?).into_iter();
     let limit_text = items.next().ok_or(ConditionError::NoLimit)?;
-    let limit = parse_limit(&limit_text).ok_or(ConditionError::BadLimit { text: limit_text })?;
+    let limit = parse_limit(&limit_text).ok_or_else(|| ConditionError::BadLimit { text: limit_text.to_string() })?;
     let period_text = items.next().ok_or(ConditionError::NoPeriod)?;
     let period_secs = match parse_duration_secs(&period_text) {
-        Err(err) => return Err(ConditionError::BadPeriod { text: period_text, why: err.why }),
-        Ok(0) => return Err(ConditionError::NonPositivePeriod { text: period_text }),
+        Err(err) => return Err(ConditionError::BadPeriod { text: period_text.into_owned(), why: err.why }),
+        Ok(0) => return Err(ConditionError::NonPositivePeriod { text: period_text.into_owned() }),
         Ok(secs) => secs as f64,
     };
 
@@ -266,13 +267,13 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError>
         } else if let Some(value) = strip_prefix_ignore_case(&item, "count=") {
             match parse_decimal(value) {
                 (value, "") if value >= 0.0 && value.is_finite() => count = Some(value),
-                _ => return Err(ConditionError::BadCount { text: item }),
+                _ => return Err(ConditionError::BadCount { text: item.into_owned() }),
             }
         } else if let Some(value) = strip_prefix_ignore_case(&item, "unique=") {
             unique = Some(value.to_owned());
         } else {
             key = Some(match key {
-                None => item,
+                None => item.into_owned(),
                 Some(key) => format!("{key}/{item}"),
             });
         }
@@ -300,7 +301,16 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError>
         RatelimitUpdate::Leaky
     };
     let count = if update == RatelimitUpdate::Readonly { 0.0 } else { count.unwrap_or(1.0) };
-    let cond = RatelimitCondition { limit, period_text, period_secs, mode, update, count, unique, key };
+    let cond = RatelimitCondition {
+        limit,
+        period_text: period_text.into_owned(),
+        period_secs,
+        mode,
+        update,
+        count,
+        unique,
+        key,
+    };
     let db_key_len = cond.db_key().len() + 1;
     if db_key_len > KEY_BYTES_MAX {
         return Err(ConditionError::DbKeyTooLong { len: db_key_len });
@@ -347,10 +357,10 @@ pub fn parse_seen(text: &str) -> Result<SeenCondition, ConditionError> {
     let first = items.next().ok_or(ConditionError::NoInterval)?;
     let (before, interval_text) = match first.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, first.as_str()),
+        None => (false, first.as_ref()),
     };
     let interval_secs = parse_duration_secs(interval_text)
-        .map_err(|err| ConditionError::BadInterval { text: first.clone(), why: err.why })?;
+        .map_err(|err| ConditionError::BadInterval { text: first.to_string(), why: err.why })?;
 
     let mut key: Option<String> = None;
     let mut mode = SeenMode::Default;
@@ -366,7 +376,7 @@ pub fn parse_seen(text: &str) -> Result<SeenCondition, ConditionError> {
             refresh_secs = parse_duration_secs(value)
                 .map_err(|err| ConditionError::BadRefresh { text: value.to_owned(), why: err.why })?;
         } else {
-            return Err(ConditionError::UnknownSeenOption { text: item });
+            return Err(ConditionError::UnknownSeenOption { text: item.into_owned() });
         }
     }
     let key = key.filter(|key| !key.is_empty()).ok_or(ConditionError::NoSeenKey)?;
@@ -386,10 +396,12 @@ fn checked_text(text: &str) -> Result<&str, ConditionError> {
 
 /// The elements of an Exim list with separator `/`, as `string_nextinlist` yields them: white
 /// space skipped before and trimmed after each element, `//` a literal `/`, an empty element
-/// between two separators kept, nothing after a trailing separator.
-fn list_items(text: &str) -> Vec<String> {
+/// between two separators kept, nothing after a trailing separator. An element without `//`
+/// is borrowed from `text` (conditions are parsed on every request).
+fn list_items(text: &str) -> Vec<Cow<'_, str>> {
     let bytes = text.as_bytes();
-    let mut items = Vec::new();
+    // Conditions have a handful of elements (limit, period, an option or two, the key).
+    let mut items = Vec::with_capacity(6);
     let mut at = 0;
     loop {
         while bytes.get(at).is_some_and(|&b| is_c_space(b)) {
@@ -398,21 +410,30 @@ fn list_items(text: &str) -> Vec<String> {
         if at == bytes.len() {
             return items;
         }
-        let mut item = Vec::new();
+        let start = at;
+        let mut escaped = false;
         while let Some(&b) = bytes.get(at) {
-            at += 1;
             if b == b'/' {
-                if bytes.get(at) != Some(&b'/') {
+                if bytes.get(at + 1) != Some(&b'/') {
                     break;
                 }
+                escaped = true;
                 at += 1;
             }
-            item.push(b);
+            at += 1;
         }
-        while item.last().is_some_and(|&b| is_c_space(b)) {
-            item.pop();
-        }
-        items.push(String::from_utf8(item).expect("split only at ASCII bytes"));
+        // Split only at ASCII bytes, so on character boundaries.
+        let raw = &text[start..at];
+        at = (at + 1).min(bytes.len());
+        let trimmed_len = raw.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8)).len();
+        items.push(match escaped {
+            false => Cow::Borrowed(&raw[..trimmed_len]),
+            true => {
+                let mut item = raw.replace("//", "/");
+                item.truncate(item.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8)).len());
+                Cow::Owned(item)
+            }
+        });
     }
 }
 
@@ -509,6 +530,26 @@ mod tests {
 
     fn seen_error(text: &str) -> ConditionError {
         parse_seen(text).expect_err(text)
+    }
+
+    #[test]
+    fn list_elements_split_unescape_and_trim_as_exims_string_nextinlist() {
+        let cases: [(&str, &[&str]); 11] = [
+            ("a//b", &["a/b"]),
+            ("a///b", &["a/", "b"]),
+            ("a////b", &["a//b"]),
+            (" a / b /", &["a", "b"]),
+            ("a/", &["a"]),
+            ("a//", &["a/"]),
+            ("//", &["/"]),
+            ("a /  / b", &["a", "", "b"]),
+            ("a //  b", &["a /  b"]),
+            ("a/ //b", &["a", "/b"]),
+            ("\u{b}x\u{b} //\u{b}/y", &["x\u{b} /", "y"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(list_items(text), expected, "{text:?}");
+        }
     }
 
     #[test]
