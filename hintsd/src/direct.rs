@@ -25,13 +25,14 @@ struct DirectDb {
 }
 
 /// A handful of databases (at most `databases_max`), changed only when one starts or stops.
-static RUNNING: RwLock<Vec<DirectDb>> = RwLock::new(Vec::new());
+/// Shared, so a lookup copies out one pointer.
+static RUNNING: RwLock<Vec<Arc<DirectDb>>> = RwLock::new(Vec::new());
 
 /// Called by a database's actor as it starts (again, after a restart).
 pub(crate) fn register(name: DbName, database: Arc<Mutex<Database>>, addr: Addr<DbActor>) {
     let mut running = RUNNING.write().unwrap_or_else(PoisonError::into_inner);
     running.retain(|direct| direct.name != name);
-    running.push(DirectDb { name, database, addr });
+    running.push(Arc::new(DirectDb { name, database, addr }));
 }
 
 /// Called by a database's actor as it stops.
@@ -78,12 +79,13 @@ pub fn apply_batch(
             continue;
         }
         let Some(db) = next.request.target_db_name() else { return };
-        let Some((name, database, addr)) = find(db) else { return };
-        first_use(&name, &addr);
+        let Some(direct) = find(db) else { return };
+        let (name, addr) = (&direct.name, &direct.addr);
+        first_use(name, addr);
         // A lane must not sleep on a lock another thread holds for long (a large scan, say):
         // every connection on the lane would wait. After a short spin the rest of the batch
         // goes to the actor, whose thread may wait.
-        let Some(mut database) = lock_briefly(&database) else { return };
+        let Some(mut database) = lock_briefly(&direct.database) else { return };
         let applied_before = responses.len();
         // One clock reading for the run: requests that arrived together happen together (the
         // store still gives each write a stamp of its own).
@@ -105,12 +107,11 @@ pub fn apply_batch(
     }
 }
 
-/// The running database `db`: its name, state and actor, copied out so that the table's lock
-/// is not held while the database's is taken.
-fn find(db: &str) -> Option<(DbName, Arc<Mutex<Database>>, Addr<DbActor>)> {
+/// The running database `db`, copied out so that the table's lock is not held while the
+/// database's is taken.
+fn find(db: &str) -> Option<Arc<DirectDb>> {
     let running = RUNNING.read().unwrap_or_else(PoisonError::into_inner);
-    let direct = running.iter().find(|direct| direct.name.as_str() == db)?;
-    Some((direct.name.clone(), Arc::clone(&direct.database), direct.addr.clone()))
+    running.iter().find(|direct| direct.name.as_str() == db).map(Arc::clone)
 }
 
 /// How long a lane spins for a database's lock before it sends the request to the actor.
@@ -138,8 +139,8 @@ fn lock_briefly(database: &Mutex<Database>) -> Option<MutexGuard<'_, Database>> 
 /// client's next request finds them free; a session it held is ended by the actor, which is
 /// told too (the [`ConnectionClosed`] message is harmless to repeat).
 pub fn connection_closed(db: &DbName, addr: &Addr<DbActor>, conn: ConnId) {
-    if let Some((_, database, _)) = find(db.as_str()) {
-        db::lock(&database).release_connection(conn);
+    if let Some(direct) = find(db.as_str()) {
+        db::lock(&direct.database).release_connection(conn);
     }
     // do_send ignores the mailbox bound; there is one such message per database held.
     addr.do_send(ConnectionClosed(conn));
