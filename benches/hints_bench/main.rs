@@ -156,6 +156,10 @@ struct WorkerArgs {
     /// Check the contender instead of measuring it (see `workload::check`).
     #[arg(long)]
     check: bool,
+    /// Fill the contender with the workloads' records (as `run` does before its cells), then
+    /// exit: for scripts that run workers themselves (`benches/where_time_goes.sh`).
+    #[arg(long, conflicts_with = "check")]
+    fill: bool,
     #[arg(long, value_enum, default_value = "mix")]
     workload: Workload,
     #[arg(long, value_enum, default_value = "uniform")]
@@ -254,10 +258,7 @@ fn measure(contender: Contender, target: &Target, args: &RunArgs, report: &mut R
         }
         return Ok(());
     }
-    for db in ["bench", "seen"] {
-        let records = workload::fill_records(db, args.keys, args.value_bytes);
-        contenders::open(contender, &target.path, db)?.fill(&records)?;
-    }
+    fill(contender, &target.path, args.keys, args.value_bytes)?;
     let check = worker_command(target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
     if !check.status.success() {
         return Err(format!("{} failed its check: {}", contender.name(), String::from_utf8_lossy(&check.stderr)).into());
@@ -339,9 +340,21 @@ fn run_cell(
     Ok(Cell::new(contender, workload, clients, depth, &total, cpu))
 }
 
+/// Fills the databases the workloads read with their records.
+fn fill(contender: Contender, target: &std::path::Path, keys: u32, value_bytes: usize) -> Res<()> {
+    for db in ["bench", "seen"] {
+        let records = workload::fill_records(db, keys, value_bytes);
+        contenders::open(contender, target, db)?.fill(&records)?;
+    }
+    Ok(())
+}
+
 /// A worker process: opens the contender, waits for the common start, then makes batches of
 /// `depth` accesses until the time is up, and prints its [`WorkerResult`] as JSON.
 fn worker(args: &WorkerArgs) -> Res<()> {
+    if args.fill {
+        return fill(args.contender, &args.target, args.keys, args.value_bytes);
+    }
     if args.check {
         let open = |db: &str| contenders::open(args.contender, &args.target, db);
         return workload::check(&open, args.value_bytes);
