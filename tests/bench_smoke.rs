@@ -79,3 +79,22 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     assert!(table.contains("hintsd against each contender"), "{table}");
     assert!(table.contains("hintsd-ring against each contender"), "{table}");
 }
+
+#[test]
+fn a_worker_fills_a_running_daemon_as_run_does_so_that_its_check_passes() {
+    let daemon = common::Daemon::start(&["--no-snapshot"]);
+    let worker = |flag: &str| {
+        Command::new(HINTS_BENCH)
+            .args(["worker", "--contender", "hintsd", "--keys", "50", flag, "--target"])
+            .arg(&daemon.socket)
+            .output()
+            .unwrap()
+    };
+    let unfilled = worker("--check");
+    assert!(!unfilled.status.success(), "the check passed on an empty daemon: {}", stdout(&unfilled));
+    assert!(stderr(&unfilled).contains("a filled record reads back"), "{}", stderr(&unfilled));
+    let fill = worker("--fill");
+    assert!(fill.status.success(), "{}{}", stdout(&fill), stderr(&fill));
+    let check = worker("--check");
+    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+}
