@@ -573,7 +573,7 @@ impl Connection {
     /// Writes never block and never raise `SIGPIPE` (`MSG_DONTWAIT | MSG_NOSIGNAL`): when
     /// the socket is full, `poll` waits for room or for replies, and replies are read while
     /// writing, so a long pipeline cannot deadlock against a daemon that is itself blocked
-    /// writing replies. Once everything is written, reads block with the socket's timeout.
+    /// writing replies. Once everything is written, reads wait in `poll` until the call's deadline.
     fn pump(&mut self, codec: &mut Codec, deadline: Instant, out: &mut Vec<Response>) -> Result<(), Failure> {
         if let Some(ring) = &mut self.ring {
             return ring.pump(&mut self.link, codec, deadline, out);

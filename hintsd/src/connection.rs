@@ -427,8 +427,6 @@ impl Connection {
         &self.read_buf[self.read_pos..]
     }
 
-    /// Waits until the read buffer holds a whole frame of at most `body_bytes_max`; the rest
-    /// of a frame must arrive within [`FRAME_WAIT_MAX`] of its first byte.
     /// Gives the lane back to its other connections every [`READS_PER_TURN`] reads, and alone
     /// on it, when tokio's budget runs out.
     ///
@@ -450,6 +448,8 @@ impl Connection {
         }
     }
 
+    /// Waits until the read buffer holds a whole frame of at most `body_bytes_max`; the rest
+    /// of a frame must arrive within [`FRAME_WAIT_MAX`] of its first byte.
     async fn fill(&mut self, ctx: &ConnectionContext, body_bytes_max: usize) -> Fill {
         loop {
             let declared = self.unread().first_chunk::<FRAME_PREFIX_BYTES>().map(|p| u32::from_le_bytes(*p) as usize);
