@@ -382,3 +382,71 @@ fn a_stop_signal_as_soon_as_the_daemon_answers_stops_it_cleanly() {
         assert!(status.success(), "round {round}: {status}; log:\n{}", daemon.log_text());
     }
 }
+
+/// The longest a call with a 300 ms deadline may take before it counts as hung (a bound on
+/// liveness, far from any figure of speed).
+const HUNG_CALL: Duration = Duration::from_secs(30);
+
+/// Whether process `pid` is stopped (state `T` in /proc).
+fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+}
+
+#[test]
+fn a_call_under_a_storm_of_signals_still_ends_when_its_time_is_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+    use nix::unistd::Pid;
+
+    extern "C" fn ignore(_: libc::c_int) {}
+    // No SA_RESTART: every signal interrupts the client's wait with EINTR.
+    let action = SigAction::new(SigHandler::Handler(ignore), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler does nothing, so it is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }.unwrap();
+    let daemon = Daemon::start(&["--no-snapshot"]);
+    let daemon_pid = Pid::from_raw(daemon.pid() as i32);
+    for ring in [false, true] {
+        let config = daemon.client_config().with_ring(ring).with_timeout(Duration::from_millis(300));
+        let (connected_tx, connected_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let caller = std::thread::spawn(move || {
+            let mut client = hints_client::Client::new(config);
+            client.ping().unwrap();
+            assert_eq!(client.is_on_ring(), ring);
+            // SAFETY: pthread_self has no preconditions.
+            connected_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            go_rx.recv().unwrap();
+            done_tx.send(client.get(&db("storm"), b"key")).unwrap();
+        });
+        let caller_thread = connected_rx.recv().unwrap();
+        // The daemon stops answering: the call can only end by its deadline.
+        kill(daemon_pid, Signal::SIGSTOP).unwrap();
+        while !is_stopped(daemon.pid()) {
+            std::thread::yield_now();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let storm = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: the caller thread is joined only after this loop has stopped,
+                    // so its id stays valid.
+                    unsafe { libc::pthread_kill(caller_thread, libc::SIGUSR1) };
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        go_tx.send(()).unwrap();
+        let result = done_rx.recv_timeout(HUNG_CALL);
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap();
+        kill(daemon_pid, Signal::SIGCONT).unwrap();
+        let result = result.unwrap_or_else(|_| panic!("a call (ring: {ring}) under signals never ended"));
+        assert!(matches!(result, Err(Error::Unavailable { .. })), "ring: {ring}: {result:?}");
+        caller.join().unwrap();
+    }
+}
