@@ -61,7 +61,7 @@ const READ_AHEAD_BYTES_MAX: usize = FRAME_BYTES_MAX + FRAME_PREFIX_BYTES;
 /// Reads a connection makes before it lets the other connections on its lane have a turn (and
 /// the lane look for their input): a few, so that a busy lane still serves runs of requests
 /// from one client while it is warm, but none waits long behind another.
-const READS_PER_TURN: u32 = 4;
+const READS_PER_TURN: u32 = 2;
 /// Buffers grown past this by a large batch are given back after it.
 const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -434,9 +434,11 @@ impl Connection {
     /// that always has its next request ready by the time its reply is sent (it runs as soon
     /// as the reply wakes it, often on the lane's own core) would keep the lane to itself until
     /// tokio's budget ran out, and the lane's other clients would wait that long. Measured at
-    /// 4 clients on 2 lanes (mix): p99 from about 280 µs to about 100 on the ring, and from
-    /// 150-170 µs to 43-49 on the socket (p99.9 from about 600 µs to 50-90); a yield after
-    /// every read cost half the throughput.
+    /// 4 clients on 2 lanes (mix): a turn of 4 reads took p99 from about 280 µs to about 100
+    /// on the ring, and from 150-170 µs to 43-49 on the socket (p99.9 from about 600 µs to
+    /// 50-90); a turn of 2 took the medians of 4 runs further, from 43 to 35 µs on the ring
+    /// and from 51 to 44 on the socket (ratelimit: 74 to 60, and 106 to 66), with throughput
+    /// the same within the runs' noise; a yield after every read cost half the throughput.
     async fn take_turn(&mut self, ctx: &ConnectionContext) {
         self.reads_since_yield = self.reads_since_yield.saturating_add(1);
         match (&ctx.lanes, &self.seat) {
