@@ -16,7 +16,9 @@
  * - Every call returns HINTS_OK (0), HINTS_NOT_FOUND (1), or a negative HINTS_* code;
  *   hints_strerror names a code, hints_last_error gives the last call's full message.
  * - Every call takes at most the handle's timeout (1 s by default) and then answers
- *   HINTS_UNAVAILABLE, which an MTA should read as "no hint, carry on".
+ *   HINTS_UNAVAILABLE, which an MTA should read as "no hint, carry on". A signal the host
+ *   catches (an alarm, SIGCHLD) interrupts a call's wait but not the call: it waits on
+ *   until its reply or its timeout, whichever comes first.
  * - A NULL handle, a NULL pointer where one is required, or a NULL buffer with a non-zero
  *   length is HINTS_INVALID, never a crash. Optional out-parameters may be NULL; they are
  *   written only on HINTS_OK unless a function says otherwise.
