@@ -10,6 +10,7 @@ use hints_proto::limits::PIPELINE_DEPTH_MAX;
 use hints_proto::{DbName, DbStats, ErrorCode, Record, Request, Response, ScanPage, Stamp};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, recv};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::codec::{Codec, Failure, describe_io, unavailable, validate_all};
@@ -125,16 +126,10 @@ impl Link {
     /// # Errors
     /// [`Failure::Broken`] when the read failed.
     pub(crate) fn recv_now(&self, buf: &mut [u8]) -> Result<Option<usize>, Failure> {
-        // SAFETY: `buf` is valid for writes of its length for the duration of the call.
-        let read =
-            unsafe { libc::recv(self.socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if read >= 0 {
-            return Ok(Some(read as usize));
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-            _ => Err(Failure::Broken(err)),
+        match recv(self.socket.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(read) => Ok(Some(read)),
+            Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
+            Err(errno) => Err(Failure::Broken(io::Error::from(errno))),
         }
     }
 
@@ -604,9 +599,9 @@ impl Connection {
     /// takes the descriptor passed with it.
     fn open_ring(&mut self, codec: &mut Codec, deadline: Instant) -> Result<RingAnswer, Failure> {
         use std::io::IoSliceMut;
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::fd::{FromRawFd, OwnedFd};
 
-        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use nix::sys::socket::{ControlMessageOwned, recvmsg};
 
         codec.queue(&[Request::OpenRing]).map_err(|err| Failure::Protocol(err.to_string()))?;
         // A few bytes into a socket whose every reply has been read: room is there.

@@ -425,15 +425,9 @@ fn list_items(text: &str) -> Vec<Cow<'_, str>> {
         // Split only at ASCII bytes, so on character boundaries.
         let raw = &text[start..at];
         at = (at + 1).min(bytes.len());
-        let trimmed_len = raw.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8)).len();
-        items.push(match escaped {
-            false => Cow::Borrowed(&raw[..trimmed_len]),
-            true => {
-                let mut item = raw.replace("//", "/");
-                item.truncate(item.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8)).len());
-                Cow::Owned(item)
-            }
-        });
+        // Trailing white space holds no `/`, so trimming before unescaping gives the same.
+        let trimmed = raw.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
+        items.push(if escaped { Cow::Owned(trimmed.replace("//", "/")) } else { Cow::Borrowed(trimmed) });
     }
 }
 
