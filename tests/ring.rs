@@ -1,7 +1,8 @@
 //! The shared-memory ring between the real daemon and real client processes: every operation,
 //! frames larger than the ring, processes counting together, fork, a daemon restart, a daemon
 //! that offers no ring, and a client that writes nonsense into the shared memory (the daemon
-//! closes that connection and serves everyone else).
+//! closes that connection and serves everyone else), and a connection that follows its client to
+//! the lane on its CPU.
 
 mod common;
 
@@ -322,4 +323,86 @@ fn rings_the_daemon_closed_count_as_connections_while_they_linger() {
         assert!(std::time::Instant::now() < deadline, "the lingering rings kept their places");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Pins thread `name` of process `pid` to `cpu`, as an operator's `taskset -p` would.
+fn pin_thread(pid: u32, name: &str, cpu: usize) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let tid = tasks
+        .map(|task| task.unwrap().path())
+        .find(|task| std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim() == name))
+        .unwrap_or_else(|| panic!("hintsd has no thread named {name}"));
+    let tid: i32 = tid.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    let mut cpus = nix::sched::CpuSet::new();
+    cpus.set(cpu).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &cpus).unwrap();
+}
+
+impl RawRing {
+    /// Says the client runs on `cpu` (the word a real client keeps up to date), sends a ping
+    /// and reads its answer.
+    fn ping_from(&mut self, cpu_word: u32, id: u64) {
+        SharedRings::open(&self.memfd).unwrap().words().client_cpu().store(cpu_word, Ordering::Relaxed);
+        let mut frame = Vec::new();
+        hints_proto::frame::encode_frame(&RequestEnvelope { id, request: Request::Ping }, &mut frame).unwrap();
+        assert_eq!(self.requests.write(&frame).unwrap(), frame.len());
+        self.ring_daemon();
+        assert_eq!(next_reply(&mut self.replies, "a ping"), Response::Pong, "ping {id}");
+    }
+}
+
+#[test]
+fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonsense() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(cpus >= 2, "this test needs two CPUs to put two lanes on different ones; this machine has {cpus}");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    // No spinning: lanes spin only while there are cores to spare, and then clients stay put.
+    std::fs::write(config.path(), "connection_threads = 2\nspin_micros = 0\n").unwrap();
+    let daemon = Daemon::start_logging(&["--config", config.path().to_str().unwrap()], "info,hintsd::connection=debug");
+    pin_thread(daemon.pid(), "hintsd-lane-0", 0);
+    pin_thread(daemon.pid(), "hintsd-lane-1", 1);
+    let follows = || daemon.log_text().matches("connection follows its client").count();
+
+    // The first goes to lane 0, the second to lane 1, and their pings tell each lane's CPU.
+    let mut first = RawRing::open(&daemon);
+    let mut second = RawRing::open(&daemon);
+    first.ping_from(0, 2);
+    second.ping_from(0, 2);
+    assert_eq!(follows(), 0, "a client that says nothing stays where it was put");
+
+    // The first client says it runs on CPU 1, lane 1's: a few requests later its connection
+    // is served there, answering as before.
+    for id in 3..23 {
+        first.ping_from(1 + 1, id);
+    }
+    assert_eq!(follows(), 1, "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("from=0 to=Some(1)"), "{}", daemon.log_text());
+
+    // A CPU no lane runs on, or one that changes on every request, moves nothing.
+    for id in 23..123 {
+        let word = match id % 3 {
+            0 => u32::MAX,
+            1 => 1,
+            _ => 2,
+        };
+        first.ping_from(word, id);
+    }
+    assert_eq!(follows(), 1, "{}", daemon.log_text());
+
+    // A real client says by itself where it runs: on CPU 1, it is put on lane 0 (the second
+    // is the only one there) and follows its client to lane 1.
+    let mut here = nix::sched::CpuSet::new();
+    here.set(1).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &here).unwrap();
+    let mut client = ring_client(&daemon);
+    for round in 0..20u32 {
+        client.put(&db("misc"), b"round", round.to_string().as_bytes()).unwrap();
+    }
+    assert_eq!(follows(), 2, "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("from=0 to=Some(1) cpu=Some(1)"), "{}", daemon.log_text());
+
+    // Every connection is still served, and nothing was lost on the way.
+    first.ping_from(2, 200);
+    second.ping_from(0, 3);
+    assert_eq!(client.get(&db("misc"), b"round").unwrap().unwrap().value, b"19");
 }

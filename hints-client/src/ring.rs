@@ -31,6 +31,8 @@ pub(crate) struct ClientRing {
     words: SharedWords,
     requests: Producer<ShmRegion>,
     replies: Consumer<ShmRegion>,
+    /// What this end last stored in the client-CPU word.
+    cpu_said: u32,
 }
 
 impl ClientRing {
@@ -43,7 +45,7 @@ impl ClientRing {
         }
         let words = rings.words();
         let (requests, replies) = rings.into_client_ends();
-        Ok(ClientRing { words, requests, replies })
+        Ok(ClientRing { words, requests, replies, cpu_said: 0 })
     }
 
     /// Writes what the codec has queued and reads until it has every reply it expects, as
@@ -72,6 +74,7 @@ impl ClientRing {
         if !codec.unsent().is_empty() {
             let written = self.requests.write(codec.unsent()).map_err(corrupt)?;
             if written > 0 {
+                self.say_cpu();
                 codec.advance_sent(written);
                 self.wake_daemon(link, WANTS_DATA)?;
                 moved = true;
@@ -124,6 +127,18 @@ impl ClientRing {
             // its buffer): they are read before the close counts.
             Some(0) if !self.has_work(codec)? => Err(Failure::closed()),
             _ => Ok(()),
+        }
+    }
+
+    /// Tells the daemon which CPU this process runs on, so its connection can be served from
+    /// that CPU.
+    fn say_cpu(&mut self) {
+        // SAFETY: no arguments; -1 on failure.
+        let cpu = unsafe { libc::sched_getcpu() };
+        let word = u32::try_from(cpu.saturating_add(1)).unwrap_or(0);
+        if word != self.cpu_said {
+            self.words.client_cpu().store(word, Ordering::Relaxed);
+            self.cpu_said = word;
         }
     }
 

@@ -82,8 +82,8 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionPlacement {
-    /// On a lane (`connection_threads` of them), a thread each connection keeps for its life:
-    /// no thread hand-off per request.
+    /// On a lane (`connection_threads` of them), a thread each connection keeps (unless it
+    /// follows its client to another CPU's lane): no thread hand-off per request.
     Lanes,
     /// On the tokio pool, sending each request across threads (kept to measure the difference).
     Pool,

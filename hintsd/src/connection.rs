@@ -1,8 +1,9 @@
 //! One client connection: the hello, then batches of pipelined requests answered in order.
 //!
 //! A connection is greeted on the tokio pool and then moves to a lane (`lanes.rs`), a thread
-//! of its own that it shares with other connections and never leaves, so the socket's own
-//! wake-up is the only one a request costs. Plain requests are applied right there, under
+//! it shares with other connections, so the socket's own wake-up is the only one a request
+//! costs. It stays there, unless its client says (through its ring) that it runs on the CPU of
+//! another lane while the host has no core to spare: then it follows its client there. Plain requests are applied right there, under
 //! their database's lock (`direct.rs`); requests that need a database's actor (sessions,
 //! snapshots, stats, a database not started yet) are sent to its mailbox.
 //!
@@ -62,6 +63,9 @@ const READ_AHEAD_BYTES_MAX: usize = FRAME_BYTES_MAX + FRAME_PREFIX_BYTES;
 /// the lane look for their input): a few, so that a busy lane still serves runs of requests
 /// from one client while it is warm, but none waits long behind another.
 const READS_PER_TURN: u32 = 2;
+/// Reads in a row that find the client on another lane's CPU before the connection moves there:
+/// enough that a client the scheduler moves for a moment does not drag its connection along.
+const READS_APART_BEFORE_FOLLOWING: u32 = 8;
 /// Buffers grown past this by a large batch are given back after it.
 const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -136,6 +140,8 @@ struct Connection {
     ring: Option<RingEnd>,
     /// Reads since this connection last gave its lane back.
     reads_since_yield: u32,
+    /// Reads in a row that found the client on another lane's CPU.
+    reads_apart: u32,
     /// A batch's requests and replies, kept between batches: a fresh vector of a batch's size
     /// is a large allocation, after which glibc consolidates its small free chunks.
     requests: Vec<RequestEnvelope>,
@@ -152,6 +158,8 @@ enum Fill {
     Ready,
     /// The peer closed between frames.
     Closed,
+    /// The client runs on the CPU of another lane: move there (between frames).
+    Follow(usize),
     /// The daemon is stopping and this connection is between frames.
     Stopping,
     /// The frame can never be read (oversized, truncated, too slow); reply and close.
@@ -177,6 +185,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         seat: None,
         ring: None,
         reads_since_yield: 0,
+        reads_apart: 0,
         requests: Vec::new(),
         responses: Vec::new(),
         frame_deadline: None,
@@ -186,8 +195,10 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         return;
     }
     match ctx.lanes.clone() {
-        Some(lanes) => move_to_lane(conn, &lanes, ctx),
-        None => conn.serve(ctx).await,
+        Some(lanes) => move_to_lane(conn, &lanes, None, ctx),
+        None => {
+            conn.serve(ctx).await;
+        }
     }
 }
 
@@ -197,7 +208,8 @@ impl Connection {
         let fill = tokio::time::timeout(HELLO_WAIT_MAX, self.fill(ctx, HELLO_BYTES_MAX)).await;
         let reply = match fill {
             Err(_) => Err(ErrorReply::new(ErrorCode::HELLO_EXPECTED, "no hello within the wait")),
-            Ok(Fill::Closed | Fill::Stopping) => return false,
+            // (`Follow` cannot come before the connection has a lane.)
+            Ok(Fill::Closed | Fill::Stopping | Fill::Follow(_)) => return false,
             Ok(Fill::Broken(refusal)) => Err(refusal.reply),
             Ok(Fill::Ready) => {
                 let (body, used) = match split_frame(self.unread()) {
@@ -228,14 +240,15 @@ impl Connection {
         self.flush().await && accepted
     }
 
-    /// Answers batches until the peer closes or the daemon stops.
-    async fn serve(mut self, ctx: ConnectionContext) {
+    /// Answers batches until the peer closes or the daemon stops; `Some` lane to move to.
+    async fn serve(mut self, ctx: ConnectionContext) -> Option<(Connection, usize)> {
         loop {
             let mut requests = std::mem::take(&mut self.requests);
             requests.clear();
             let refusal = match self.fill(&ctx, FRAME_BYTES_MAX).await {
                 Fill::Ready => self.take_batch(&mut requests),
-                Fill::Closed | Fill::Stopping => return,
+                Fill::Follow(lane) => return Some((self, lane)),
+                Fill::Closed | Fill::Stopping => return None,
                 Fill::Broken(refusal) => Some(refusal),
             };
             if let [only] = &requests[..]
@@ -245,7 +258,7 @@ impl Connection {
                 if self.open_ring(&ctx, only.id).await {
                     continue;
                 }
-                return;
+                return None;
             }
             let mut responses = std::mem::take(&mut self.responses);
             responses.clear();
@@ -266,7 +279,7 @@ impl Connection {
             if !through_mailbox.is_empty() {
                 match self.ask_actors(&ctx, through_mailbox).await {
                     Some(answered) => responses.extend(answered),
-                    None => return,
+                    None => return None,
                 }
             }
             self.write_buf.clear();
@@ -285,7 +298,7 @@ impl Connection {
             responses.clear();
             self.responses = responses;
             if !self.flush().await || refusal.is_some() {
-                return;
+                return None;
             }
             self.give_back_buffers();
         }
@@ -450,6 +463,29 @@ impl Connection {
         }
     }
 
+    /// The lane to move to, if the client has said for [`READS_APART_BEFORE_FOLLOWING`] reads
+    /// in a row that it runs on another lane's CPU. The client's word is only a hint: a CPU no
+    /// lane runs on is ignored, and a client that changes it on every request moves its
+    /// connection at most once every few reads.
+    fn lane_to_follow(&mut self, ctx: &ConnectionContext) -> Option<usize> {
+        let (Some(lanes), Some(seat), Some(ring)) = (&ctx.lanes, &self.seat, &self.ring) else { return None };
+        // SAFETY: no arguments; -1 on failure.
+        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        lanes.note_cpu(seat, here);
+        let lane = ring.client_cpu().filter(|&cpu| cpu != here).and_then(|cpu| lanes.lane_on_cpu(seat, cpu));
+        if lane.is_none() {
+            self.reads_apart = 0;
+            return None;
+        }
+        self.reads_apart += 1;
+        if self.reads_apart < READS_APART_BEFORE_FOLLOWING {
+            return None;
+        }
+        self.reads_apart = 0;
+        tracing::debug!(peer = ?self.peer, from = seat.lane(), to = ?lane, cpu = ?ring.client_cpu(), "connection follows its client to another lane");
+        lane
+    }
+
     /// Waits until the read buffer holds a whole frame of at most `body_bytes_max`; the rest
     /// of a frame must arrive within [`FRAME_WAIT_MAX`] of its first byte.
     async fn fill(&mut self, ctx: &ConnectionContext, body_bytes_max: usize) -> Fill {
@@ -481,6 +517,12 @@ impl Connection {
                 (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
+            if between_frames
+                && spin.is_none()
+                && let Some(lane) = self.lane_to_follow(ctx)
+            {
+                return Fill::Follow(lane);
+            }
             self.take_turn(ctx).await;
             let read = match &mut self.ring {
                 Some(ring) => {
@@ -585,12 +627,16 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
     refusal(code, &err.to_string())
 }
 
-/// Hands the connection to the least busy lane: the socket is taken off this thread's reactor
-/// and put on the lane's, with any bytes already read.
-fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
-    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, permit, .. } = conn;
+/// Hands the connection to lane `index` (the least busy one if `None`): the socket is taken
+/// off this thread's reactor and put on the lane's, with any bytes already read.
+fn move_to_lane(conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: ConnectionContext) {
+    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, permit, ring, requests, responses, .. } =
+        conn;
     let fd = socket.into_fd();
-    let (lane, seat) = lanes.seat();
+    let (lane, seat) = match index {
+        Some(index) => lanes.seat_on(index),
+        None => lanes.seat(),
+    };
     let tracker = ctx.tracker.clone();
     let resumed = tracker.track_future(async move {
         let socket = match ConnSocket::new(fd) {
@@ -600,7 +646,6 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
                 return;
             }
         };
-        let seat = Some(seat);
         let conn = Connection {
             socket,
             peer,
@@ -608,15 +653,20 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, ctx: ConnectionContext) {
             read_buf,
             read_pos,
             write_buf,
-            seat,
-            ring: None,
+            seat: Some(seat),
+            ring,
             reads_since_yield: 0,
-            requests: Vec::new(),
-            responses: Vec::new(),
+            reads_apart: 0,
+            requests,
+            responses,
             frame_deadline: None,
             permit,
         };
-        conn.serve(ctx).await;
+        if let Some((conn, index)) = conn.serve(ctx.clone()).await
+            && let Some(lanes) = ctx.lanes.clone()
+        {
+            move_to_lane(conn, &lanes, Some(index), ctx);
+        }
     });
     if !lane.spawn(resumed) {
         tracing::warn!("connection lane has stopped; connection closed");

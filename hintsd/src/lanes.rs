@@ -1,16 +1,18 @@
 //! Lanes: the threads that run connection tasks, one current-thread runtime each (actix
-//! arbiters), so a connection's every wake-up lands on the one thread that serves it.
+//! arbiters, named `hintsd-lane-N`), so a connection's every wake-up lands on the one thread
+//! that serves it.
 //!
 //! A connection is read and greeted on the tokio pool, then moved to the lane with the fewest
-//! connections, where it stays until it closes. Requests are applied from the lane directly
-//! (see `direct.rs`): no thread hand-off on the request path, and as many lanes serving at once
-//! as the host has cores.
+//! connections. Requests are applied from the lane directly (see `direct.rs`): no thread
+//! hand-off on the request path, and as many lanes serving at once as the host has cores.
 //!
 //! While the host has a core for every client and every busy lane, a lane that has answered
 //! keeps trying its connection's socket for a moment ([`Lanes::spin_budget`]) before it sleeps:
 //! waking a sleeping core costs about 30 µs on a VM, more than a lightly loaded round trip's
 //! own work. Once clients and lanes outnumber the cores, spinning would take a core a client
-//! needs, so lanes sleep at once.
+//! needs, so lanes sleep at once; then a client is best served by the lane on its own core,
+//! where its wake-ups cost no interrupt between cores, so a ring connection moves to the lane
+//! last seen on the CPU its client says it runs on ([`Lanes::lane_on_cpu`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +25,13 @@ use actix::{Arbiter, ArbiterHandle};
 struct Lane {
     arbiter: ArbiterHandle,
     connections: AtomicUsize,
+    /// The CPU the lane's thread was last seen on by one of its connections ([`NO_CPU`]: not
+    /// yet).
+    cpu: AtomicUsize,
 }
+
+/// A lane's CPU before any of its connections has looked.
+const NO_CPU: usize = usize::MAX;
 
 /// The connection threads.
 #[derive(Clone, Debug)]
@@ -55,7 +63,14 @@ impl Lanes {
     /// request while the host has a core for every client and busy lane.
     pub fn start(count: usize, spin: Duration) -> Lanes {
         let arbiters: Vec<Arbiter> = (0..count.max(1)).map(|_| Arbiter::new()).collect();
-        let lanes = arbiters.iter().map(|arbiter| Lane { arbiter: arbiter.handle(), connections: AtomicUsize::new(0) });
+        for (index, arbiter) in arbiters.iter().enumerate() {
+            arbiter.spawn_fn(move || name_this_thread(&format!("hintsd-lane-{index}")));
+        }
+        let lanes = arbiters.iter().map(|arbiter| Lane {
+            arbiter: arbiter.handle(),
+            connections: AtomicUsize::new(0),
+            cpu: AtomicUsize::new(NO_CPU),
+        });
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Lanes { lanes: lanes.collect(), arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
     }
@@ -78,11 +93,31 @@ impl Lanes {
         self.lanes[seat.index].connections.load(Ordering::Relaxed) == 1
     }
 
+    /// Notes that the lane of `seat` runs on `cpu` now.
+    pub fn note_cpu(&self, seat: &Seat, cpu: usize) {
+        let lane = &self.lanes[seat.index];
+        // Read first: the line is shared by every lane's connections, and rarely changes.
+        if lane.cpu.load(Ordering::Relaxed) != cpu {
+            lane.cpu.store(cpu, Ordering::Relaxed);
+        }
+    }
+
+    /// A lane other than the one of `seat` that was last seen on `cpu`.
+    pub fn lane_on_cpu(&self, seat: &Seat, cpu: usize) -> Option<usize> {
+        let mut others = (0..self.lanes.len()).filter(|&index| index != seat.index);
+        others.find(|&index| self.lanes[index].cpu.load(Ordering::Relaxed) == cpu)
+    }
+
     /// A seat on the lane with the fewest connections, and that lane's thread.
     pub fn seat(&self) -> (ArbiterHandle, Seat) {
         let index = (0..self.lanes.len())
             .min_by_key(|&index| self.lanes[index].connections.load(Ordering::Relaxed))
             .expect("there is at least one lane");
+        self.seat_on(index)
+    }
+
+    /// A seat on lane `index`, and that lane's thread.
+    pub fn seat_on(&self, index: usize) -> (ArbiterHandle, Seat) {
         let lane = &self.lanes[index];
         lane.connections.fetch_add(1, Ordering::Relaxed);
         (lane.arbiter.clone(), Seat { lanes: Arc::clone(&self.lanes), index })
@@ -93,6 +128,22 @@ impl Lanes {
         for arbiter in self.arbiters.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
             arbiter.stop();
         }
+    }
+}
+
+impl Seat {
+    /// The lane's number (as in its thread's name).
+    pub fn lane(&self) -> usize {
+        self.index
+    }
+}
+
+/// Names the calling thread (as `ps -T` and `top -H` show it); a name that cannot be set is
+/// only logged.
+fn name_this_thread(name: &str) {
+    let named = std::ffi::CString::new(name).map_err(|err| err.to_string());
+    if let Err(err) = named.and_then(|name| nix::sys::prctl::set_name(&name).map_err(|err| err.to_string())) {
+        tracing::debug!(name, error = %err, "could not name a lane's thread");
     }
 }
 
@@ -111,6 +162,22 @@ mod tests {
         drop(first);
         let (_, third) = lanes.seat();
         assert_ne!(third.index, second.index, "the lane freed by the first is the least busy");
+        lanes.stop();
+    }
+
+    #[actix::test]
+    async fn a_lane_is_found_by_the_cpu_it_was_last_seen_on() {
+        let lanes = Lanes::start(3, Duration::ZERO);
+        let seats: Vec<_> = (0..3).map(|index| lanes.seat_on(index).1).collect();
+        assert_eq!(lanes.lane_on_cpu(&seats[0], 0), None, "no lane has been seen anywhere yet");
+        lanes.note_cpu(&seats[1], 5);
+        lanes.note_cpu(&seats[2], 7);
+        assert_eq!(lanes.lane_on_cpu(&seats[0], 5), Some(1));
+        assert_eq!(lanes.lane_on_cpu(&seats[0], 7), Some(2));
+        assert_eq!(lanes.lane_on_cpu(&seats[1], 5), None, "a connection's own lane is not another");
+        lanes.note_cpu(&seats[1], 6);
+        assert_eq!(lanes.lane_on_cpu(&seats[0], 5), None, "only the latest CPU counts");
+        assert_eq!(lanes.lane_on_cpu(&seats[0], usize::MAX - 1), None);
         lanes.stop();
     }
 

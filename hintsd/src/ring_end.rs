@@ -121,6 +121,12 @@ impl RingEnd {
         Ok((end, memfd))
     }
 
+    /// The CPU the client says it last wrote a request from, if it says one.
+    pub fn client_cpu(&self) -> Option<usize> {
+        let word = self.words.client_cpu().load(Ordering::Relaxed);
+        (word as usize).checked_sub(1)
+    }
+
     /// Tells the client how long to spin for a reply before it sleeps (zero: not at all).
     pub fn suggest_client_spin(&self, spin: Option<Duration>) {
         let micros = spin.map_or(0, |spin| u32::try_from(spin.as_micros()).unwrap_or(u32::MAX));

@@ -114,17 +114,24 @@ pub struct Daemon {
     child: Option<Child>,
     extra_args: Vec<String>,
     log: PathBuf,
+    /// `HINTSD_LOG` for the daemon.
+    log_filter: String,
 }
 
 impl Daemon {
     /// Starts `hintsd --socket <tmp>/run/hintsd.sock` with `extra_args`, and waits until it
     /// answers a ping.
     pub fn start(extra_args: &[&str]) -> Daemon {
+        Daemon::start_logging(extra_args, "info")
+    }
+
+    /// As [`Daemon::start`], with `HINTSD_LOG=log_filter` (its log is [`Daemon::log_text`]).
+    pub fn start_logging(extra_args: &[&str], log_filter: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("run").join("hintsd.sock");
         let log = dir.path().join("hintsd.log");
-        let mut daemon =
-            Daemon { dir, socket, child: None, extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(), log };
+        let extra_args = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        let mut daemon = Daemon { dir, socket, child: None, extra_args, log, log_filter: log_filter.to_owned() };
         daemon.launch();
         daemon
     }
@@ -141,7 +148,7 @@ impl Daemon {
         }
         let child = command
             .args(&self.extra_args)
-            .env("HINTSD_LOG", "info")
+            .env("HINTSD_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -12,8 +12,8 @@
 //! Each field sits on a line of its own ([`LINE_BYTES`]), so the two ends do not share a cache
 //! line they both write:
 //! line 0 header (magic, version, both capacities, the spin hint); lines 1-2 the request ring's
-//! head and tail; 3-4 the reply ring's; 5 the daemon's doorbell word; 6 the client's; from
-//! [`DATA_OFFSET`], the request ring's data, then the reply ring's.
+//! head and tail; 3-4 the reply ring's; 5 the daemon's doorbell word; 6 the client's; 7 the
+//! client's CPU; from [`DATA_OFFSET`], the request ring's data, then the reply ring's.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -46,6 +46,7 @@ const REPLY_HEAD_AT: usize = 3 * LINE_BYTES;
 const REPLY_TAIL_AT: usize = 4 * LINE_BYTES;
 const DAEMON_DOORBELL_AT: usize = 5 * LINE_BYTES;
 const CLIENT_DOORBELL_AT: usize = 6 * LINE_BYTES;
+const CLIENT_CPU_AT: usize = 7 * LINE_BYTES;
 
 /// One `mmap` of the shared file, unmapped when the last ring end using it is dropped.
 #[derive(Debug)]
@@ -170,7 +171,8 @@ pub struct SharedRings {
     ring_bytes: usize,
 }
 
-/// The words of the header both ends use while the rings run: doorbells and the spin hint.
+/// The words of the header both ends use while the rings run: doorbells, the spin hint and the
+/// client's CPU.
 #[derive(Debug, Clone)]
 pub struct SharedWords {
     mapping: Arc<Mapping>,
@@ -313,6 +315,11 @@ impl SharedWords {
     /// microseconds: zero while the host has no core to spare. Only a hint.
     pub fn client_spin_micros(&self) -> &AtomicU32 {
         self.mapping.atomic(SPIN_MICROS_AT)
+    }
+
+    /// The CPU the client last wrote a request from, plus one (zero: not said). Only a hint.
+    pub fn client_cpu(&self) -> &AtomicU32 {
+        self.mapping.atomic(CLIENT_CPU_AT)
     }
 }
 
