@@ -236,14 +236,20 @@ fn no_write_acknowledged_after_a_panic_is_lost() {
             acknowledged
         });
         std::thread::sleep(Duration::from_micros(300));
-        // One batch, applied under one taking of the lock: nothing lands between the two.
+        // One batch, applied under one taking of the lock: nothing lands between the two. So
+        // both frames go in one write; sent apart, the daemon may read the marker alone, and
+        // the writer's puts then land between the two, before the panic, stamped after the
+        // marker, and are rightly lost with the state the panic throws away.
         let mut stream = daemon.raw();
         common::hello(&mut stream);
-        common::send(&mut stream, &RequestEnvelope { id: 1, request: put("marker".into()) });
-        common::send(
-            &mut stream,
-            &RequestEnvelope { id: 2, request: Request::Get { db: db("misc"), key: b"boom".to_vec() } },
-        );
+        let mut both = Vec::new();
+        let boom = Request::Get { db: db("misc"), key: b"boom".to_vec() };
+        for envelope in
+            [RequestEnvelope { id: 1, request: put("marker".into()) }, RequestEnvelope { id: 2, request: boom }]
+        {
+            hints_proto::frame::encode_frame(&envelope, &mut both).unwrap();
+        }
+        std::io::Write::write_all(&mut stream, &both).unwrap();
         let Response::Stored(panic_time) = common::receive::<ResponseEnvelope>(&mut stream).response else {
             panic!("the marker was not stored");
         };
