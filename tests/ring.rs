@@ -325,17 +325,38 @@ fn rings_the_daemon_closed_count_as_connections_while_they_linger() {
     }
 }
 
-/// Pins thread `name` of process `pid` to `cpu`, as an operator's `taskset -p` would.
-fn pin_thread(pid: u32, name: &str, cpu: usize) {
+/// The CPUs thread `name` of process `pid` may run on, as the kernel lists them ("0-1", "1").
+fn thread_cpus(pid: u32, name: &str) -> String {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    let tid = tasks
+    let task = tasks
         .map(|task| task.unwrap().path())
         .find(|task| std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim() == name))
         .unwrap_or_else(|| panic!("hintsd has no thread named {name}"));
-    let tid: i32 = tid.file_name().unwrap().to_str().unwrap().parse().unwrap();
-    let mut cpus = nix::sched::CpuSet::new();
-    cpus.set(cpu).unwrap();
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &cpus).unwrap();
+    let status = std::fs::read_to_string(task.join("status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("Cpus_allowed_list:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// A daemon with two lanes that never spin (lanes spin only while there are cores to spare,
+/// and then connections stay where they were put), and `extra` configuration.
+fn two_lane_daemon(extra: &str) -> Daemon {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), format!("connection_threads = 2\nspin_micros = 0\n{extra}")).unwrap();
+    let (_, path) = config.keep().unwrap();
+    Daemon::start_logging(&["--config", path.to_str().unwrap()], "info,hintsd::connection=debug")
+}
+
+#[test]
+fn lanes_are_pinned_to_a_cpu_each_unless_told_not_to() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(cpus >= 2, "this test needs two CPUs to put two lanes on different ones; this machine has {cpus}");
+    let pinned = two_lane_daemon("");
+    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-0"), "0");
+    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-1"), "1");
+    let free = two_lane_daemon("pin_lanes = false\n");
+    let everywhere = thread_cpus(free.pid(), "hintsd");
+    assert_eq!(thread_cpus(free.pid(), "hintsd-lane-0"), everywhere);
+    assert_eq!(thread_cpus(free.pid(), "hintsd-lane-1"), everywhere);
 }
 
 impl RawRing {
@@ -355,51 +376,58 @@ impl RawRing {
 fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonsense() {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     assert!(cpus >= 2, "this test needs two CPUs to put two lanes on different ones; this machine has {cpus}");
-    let config = tempfile::NamedTempFile::new().unwrap();
-    // No spinning: lanes spin only while there are cores to spare, and then clients stay put.
-    std::fs::write(config.path(), "connection_threads = 2\nspin_micros = 0\n").unwrap();
-    let daemon = Daemon::start_logging(&["--config", config.path().to_str().unwrap()], "info,hintsd::connection=debug");
-    pin_thread(daemon.pid(), "hintsd-lane-0", 0);
-    pin_thread(daemon.pid(), "hintsd-lane-1", 1);
+    // Lane 0 runs on CPU 0 and lane 1 on CPU 1 (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
+    let daemon = two_lane_daemon("");
     let follows = || daemon.log_text().matches("connection follows its client").count();
 
-    // The first goes to lane 0, the second to lane 1, and their pings tell each lane's CPU.
+    // The two go to different lanes: lane 0 and lane 1, or the other way round while the
+    // daemon still counts the connection `Daemon::start` made on lane 0.
     let mut first = RawRing::open(&daemon);
     let mut second = RawRing::open(&daemon);
     first.ping_from(0, 2);
     second.ping_from(0, 2);
     assert_eq!(follows(), 0, "a client that says nothing stays where it was put");
 
-    // The first client says it runs on CPU 1, lane 1's: a few requests later its connection
-    // is served there, answering as before.
-    for id in 3..23 {
-        first.ping_from(1 + 1, id);
+    // The first client says it runs on CPU 1 (lane 1's), then, if it was there already, on
+    // CPU 0: a few requests later its connection is served there, answering as before.
+    let mut id = 3;
+    let mut to = 0;
+    for cpu in [1, 0] {
+        for _ in 0..20 {
+            first.ping_from(cpu + 1, id);
+            id += 1;
+        }
+        if follows() == 1 {
+            to = cpu;
+            break;
+        }
     }
     assert_eq!(follows(), 1, "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("from=0 to=Some(1)"), "{}", daemon.log_text());
+    let moved = format!("from={} to=Some({to}) cpu=Some({to})", 1 - to);
+    assert!(daemon.log_text().contains(&moved), "{moved} in {}", daemon.log_text());
 
     // A CPU no lane runs on, or one that changes on every request, moves nothing.
-    for id in 23..123 {
-        let word = match id % 3 {
+    for round in 0..100 {
+        let word = match round % 3 {
             0 => u32::MAX,
             1 => 1,
             _ => 2,
         };
-        first.ping_from(word, id);
+        first.ping_from(word, id + round);
     }
     assert_eq!(follows(), 1, "{}", daemon.log_text());
 
-    // A real client says by itself where it runs: on CPU 1, it is put on lane 0 (the second
-    // is the only one there) and follows its client to lane 1.
+    // A real client says by itself where it runs: on the CPU of the lane that serves both
+    // raw ones, it is put on the other (empty) lane and follows its client.
     let mut here = nix::sched::CpuSet::new();
-    here.set(1).unwrap();
+    here.set(to as usize).unwrap();
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &here).unwrap();
     let mut client = ring_client(&daemon);
     for round in 0..20u32 {
         client.put(&db("misc"), b"round", round.to_string().as_bytes()).unwrap();
     }
     assert_eq!(follows(), 2, "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("from=0 to=Some(1) cpu=Some(1)"), "{}", daemon.log_text());
+    assert!(daemon.log_text().ends_with(&format!("{moved}\n")), "{moved} last in {}", daemon.log_text());
 
     // Every connection is still served, and nothing was lost on the way.
     first.ping_from(2, 200);

@@ -121,6 +121,8 @@ pub struct Config {
     pub connection_threads: usize,
     /// How long a lane may spin for its connection's next request (zero: never).
     pub lane_spin: Duration,
+    /// Lane `i` runs only on the `i`-th CPU the daemon may use.
+    pub pin_lanes: bool,
     /// Bytes each way of a client's shared-memory ring; 0 offers none.
     pub ring_bytes: usize,
     pub log_format: LogFormat,
@@ -193,6 +195,7 @@ struct FileConfig {
     worker_threads: Option<usize>,
     connection_threads: Option<usize>,
     spin_micros: Option<u64>,
+    pin_lanes: Option<bool>,
     ring_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     connection_placement: Option<ConnectionPlacement>,
@@ -355,6 +358,7 @@ impl Config {
                     return Err(ConfigError { key: "spin_micros".into(), message });
                 }
             }),
+            pin_lanes: file.pin_lanes.unwrap_or(true),
             ring_bytes: match file.ring_bytes.unwrap_or(RING_BYTES_DEFAULT) {
                 0 => 0,
                 bytes if bytes.is_power_of_two() && (SHM_RING_BYTES_MIN..=SHM_RING_BYTES_MAX).contains(&bytes) => bytes,
@@ -478,13 +482,14 @@ mod tests {
         assert!(config.access.allows(Some(0), None));
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"));
         assert_eq!(config.text_socket, PathBuf::from("/tmp/hintsd-text.sock"), "beside the main socket");
+        assert!(config.pin_lanes);
     }
 
     #[test]
     fn every_key_is_read() {
         let config = parse(
             "socket = \"/x.sock\"\nsocket_group = 0\nallow_uids = [1234, \"root\"]\nallow_gids = [77]\nconnections_max = 10\n\
-             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nconnection_threads = 3\nspin_micros = 0\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
+             mailbox_capacity = 20\ndatabases = [\"retry\", \"greylist\"]\ndatabases_max = 30\nworker_threads = 1\nconnection_threads = 3\nspin_micros = 0\npin_lanes = false\nlog_format = \"json\"\nconnection_placement = \"pool\"\n",
         )
         .unwrap();
         assert_eq!(config.socket, PathBuf::from("/tmp/t.sock"), "the command line wins");
@@ -497,6 +502,7 @@ mod tests {
         assert_eq!((config.worker_threads, config.log_format), (1, LogFormat::Json));
         assert_eq!(config.connection_threads, 3);
         assert_eq!(config.lane_spin, Duration::ZERO);
+        assert!(!config.pin_lanes);
         assert_eq!(config.connection_placement, ConnectionPlacement::Pool);
     }
 
@@ -516,6 +522,7 @@ mod tests {
             ("connection_threads = 65", "connection_threads"),
             ("spin_micros = 1001", "spin_micros"),
             ("spin_micros = -1", "spin_micros"),
+            ("pin_lanes = \"yes\"", "pin_lanes"),
             ("ring_bytes = 5000", "ring_bytes"),
             ("ring_bytes = 2048", "ring_bytes"),
             ("ring_bytes = 33554432", "ring_bytes"),

@@ -12,13 +12,17 @@
 //! own work. Once clients and lanes outnumber the cores, spinning would take a core a client
 //! needs, so lanes sleep at once; then a client is best served by the lane on its own core,
 //! where its wake-ups cost no interrupt between cores, so a ring connection moves to the lane
-//! last seen on the CPU its client says it runs on ([`Lanes::lane_on_cpu`]).
+//! on the CPU its client says it runs on ([`Lanes::lane_on_cpu`]). Lanes are pinned to a CPU
+//! each (`pin_lanes`), so every CPU with a lane has one to follow to; unpinned, a lane's CPU is
+//! where its connections last saw it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
+use nix::sched::CpuSet;
+use nix::unistd::Pid;
 
 /// One lane's thread and how many connections it runs.
 #[derive(Debug)]
@@ -60,19 +64,31 @@ impl Drop for Seat {
 
 impl Lanes {
     /// Starts `count` lanes (at least one), which spin up to `spin` for a connection's next
-    /// request while the host has a core for every client and busy lane.
-    pub fn start(count: usize, spin: Duration) -> Lanes {
+    /// request while the host has a core for every client and busy lane; with `pin`, lane `i`
+    /// runs only on the `i`-th CPU this process may use (round the list again past its end).
+    pub fn start(count: usize, spin: Duration, pin: bool) -> Lanes {
         let arbiters: Vec<Arbiter> = (0..count.max(1)).map(|_| Arbiter::new()).collect();
+        let lanes: Arc<[Lane]> = arbiters
+            .iter()
+            .map(|arbiter| Lane {
+                arbiter: arbiter.handle(),
+                connections: AtomicUsize::new(0),
+                cpu: AtomicUsize::new(NO_CPU),
+            })
+            .collect();
+        let cpus = if pin { allowed_cpus() } else { Vec::new() };
         for (index, arbiter) in arbiters.iter().enumerate() {
-            arbiter.spawn_fn(move || name_this_thread(&format!("hintsd-lane-{index}")));
+            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let lanes = Arc::clone(&lanes);
+            arbiter.spawn_fn(move || {
+                name_this_thread(&format!("hintsd-lane-{index}"));
+                if let Some(cpu) = cpu {
+                    pin_this_thread(cpu, index, &lanes[index]);
+                }
+            });
         }
-        let lanes = arbiters.iter().map(|arbiter| Lane {
-            arbiter: arbiter.handle(),
-            connections: AtomicUsize::new(0),
-            cpu: AtomicUsize::new(NO_CPU),
-        });
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Lanes { lanes: lanes.collect(), arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
+        Lanes { lanes, arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
     }
 
     /// How long the lane of `seat` may spin for its connection's next request: `Some` only
@@ -138,6 +154,28 @@ impl Seat {
     }
 }
 
+/// The CPUs this process may run on, in order (empty, and logged, if they cannot be read).
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the CPUs this process may use; lanes are not pinned");
+            Vec::new()
+        }
+    }
+}
+
+/// Keeps the calling thread (lane `index`) on `cpu`, and notes it there at once, so that
+/// connections can follow their clients to it before it has served any; a CPU that cannot be
+/// had leaves the lane to the scheduler.
+fn pin_this_thread(cpu: usize, index: usize, lane: &Lane) {
+    let mut only = CpuSet::new();
+    match only.set(cpu).and_then(|()| nix::sched::sched_setaffinity(Pid::from_raw(0), &only)) {
+        Ok(()) => lane.cpu.store(cpu, Ordering::Relaxed),
+        Err(err) => tracing::warn!(lane = index, cpu, error = %err, "could not pin a lane to its CPU"),
+    }
+}
+
 /// Names the calling thread (as `ps -T` and `top -H` show it); a name that cannot be set is
 /// only logged.
 fn name_this_thread(name: &str) {
@@ -155,7 +193,7 @@ mod tests {
 
     #[actix::test]
     async fn connections_go_to_the_least_busy_lane_and_leave_it_on_drop() {
-        let lanes = Lanes::start(2, Duration::ZERO);
+        let lanes = Lanes::start(2, Duration::ZERO, false);
         let (_, first) = lanes.seat();
         let (_, second) = lanes.seat();
         assert_ne!(first.index, second.index, "the second connection takes the idle lane");
@@ -167,7 +205,7 @@ mod tests {
 
     #[actix::test]
     async fn a_lane_is_found_by_the_cpu_it_was_last_seen_on() {
-        let lanes = Lanes::start(3, Duration::ZERO);
+        let lanes = Lanes::start(3, Duration::ZERO, false);
         let seats: Vec<_> = (0..3).map(|index| lanes.seat_on(index).1).collect();
         assert_eq!(lanes.lane_on_cpu(&seats[0], 0), None, "no lane has been seen anywhere yet");
         lanes.note_cpu(&seats[1], 5);
@@ -184,7 +222,7 @@ mod tests {
     #[actix::test]
     async fn lanes_spin_only_while_clients_and_busy_lanes_fit_the_cores() {
         let spin = Some(Duration::from_micros(30));
-        let mut lanes = Lanes::start(2, Duration::from_micros(30));
+        let mut lanes = Lanes::start(2, Duration::from_micros(30), false);
         lanes.cores = 2;
         let (_, first) = lanes.seat();
         assert_eq!(lanes.spin_budget(&first), spin, "one client and its lane: two cores");

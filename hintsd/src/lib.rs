@@ -118,7 +118,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     let ctx = ConnectionContext {
         registry: registry.clone(),
         lanes: (config.connection_placement == ConnectionPlacement::Lanes)
-            .then(|| Lanes::start(config.connection_threads, config.lane_spin)),
+            .then(|| Lanes::start(config.connection_threads, config.lane_spin, config.pin_lanes)),
         shutdown: CancellationToken::new(),
         stopping: Arc::new(AtomicBool::new(false)),
         tracker: TaskTracker::new(),
