@@ -346,13 +346,21 @@ fn two_lane_daemon(extra: &str) -> Daemon {
     Daemon::start_logging(&["--config", path.to_str().unwrap()], "info,hintsd::connection=debug")
 }
 
+/// The CPUs this test may run on, in order; the daemons it starts inherit them. At least two,
+/// to put two lanes on different ones.
+fn two_allowed_cpus() -> [usize; 2] {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&cpu| allowed.is_set(cpu).unwrap()).collect();
+    assert!(cpus.len() >= 2, "this test needs two CPUs to put two lanes on different ones; it may use {cpus:?}");
+    [cpus[0], cpus[1]]
+}
+
 #[test]
 fn lanes_are_pinned_to_a_cpu_each_unless_told_not_to() {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    assert!(cpus >= 2, "this test needs two CPUs to put two lanes on different ones; this machine has {cpus}");
+    let cpus = two_allowed_cpus();
     let pinned = two_lane_daemon("");
-    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-0"), "0");
-    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-1"), "1");
+    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-0"), cpus[0].to_string());
+    assert_eq!(thread_cpus(pinned.pid(), "hintsd-lane-1"), cpus[1].to_string());
     let free = two_lane_daemon("pin_lanes = false\n");
     let everywhere = thread_cpus(free.pid(), "hintsd");
     assert_eq!(thread_cpus(free.pid(), "hintsd-lane-0"), everywhere);
@@ -374,9 +382,8 @@ impl RawRing {
 
 #[test]
 fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonsense() {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    assert!(cpus >= 2, "this test needs two CPUs to put two lanes on different ones; this machine has {cpus}");
-    // Lane 0 runs on CPU 0 and lane 1 on CPU 1 (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
+    // Lane i runs on cpus[i] (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
+    let cpus = two_allowed_cpus();
     let daemon = two_lane_daemon("");
     let follows = || daemon.log_text().matches("connection follows its client").count();
 
@@ -388,39 +395,40 @@ fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonse
     second.ping_from(0, 2);
     assert_eq!(follows(), 0, "a client that says nothing stays where it was put");
 
-    // The first client says it runs on CPU 1 (lane 1's), then, if it was there already, on
-    // CPU 0: a few requests later its connection is served there, answering as before.
+    // The first client says it runs on lane 1's CPU, then, if it was there already, on lane
+    // 0's: a few requests later its connection is served there, answering as before.
+    let word = |lane: usize| u32::try_from(cpus[lane] + 1).unwrap();
     let mut id = 3;
     let mut to = 0;
-    for cpu in [1, 0] {
+    for lane in [1, 0] {
         for _ in 0..20 {
-            first.ping_from(cpu + 1, id);
+            first.ping_from(word(lane), id);
             id += 1;
         }
         if follows() == 1 {
-            to = cpu;
+            to = lane;
             break;
         }
     }
     assert_eq!(follows(), 1, "{}", daemon.log_text());
-    let moved = format!("from={} to=Some({to}) cpu=Some({to})", 1 - to);
+    let moved = format!("from={} to=Some({to}) cpu=Some({})", 1 - to, cpus[to]);
     assert!(daemon.log_text().contains(&moved), "{moved} in {}", daemon.log_text());
 
     // A CPU no lane runs on, or one that changes on every request, moves nothing.
     for round in 0..100 {
-        let word = match round % 3 {
+        let claim = match round % 3 {
             0 => u32::MAX,
-            1 => 1,
-            _ => 2,
+            1 => word(0),
+            _ => word(1),
         };
-        first.ping_from(word, id + round);
+        first.ping_from(claim, id + round);
     }
     assert_eq!(follows(), 1, "{}", daemon.log_text());
 
     // A real client says by itself where it runs: on the CPU of the lane that serves both
     // raw ones, it is put on the other (empty) lane and follows its client.
     let mut here = nix::sched::CpuSet::new();
-    here.set(to as usize).unwrap();
+    here.set(cpus[to]).unwrap();
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &here).unwrap();
     let mut client = ring_client(&daemon);
     for round in 0..20u32 {

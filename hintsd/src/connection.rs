@@ -470,9 +470,12 @@ impl Connection {
     fn lane_to_follow(&mut self, ctx: &ConnectionContext) -> Option<usize> {
         let (Some(lanes), Some(seat), Some(ring)) = (&ctx.lanes, &self.seat, &self.ring) else { return None };
         // SAFETY: no arguments; -1 on failure.
-        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
-        lanes.note_cpu(seat, here);
-        let lane = ring.client_cpu().filter(|&cpu| cpu != here).and_then(|cpu| lanes.lane_on_cpu(seat, cpu));
+        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
+        if let Some(here) = here {
+            lanes.note_cpu(seat, here);
+        }
+        let elsewhere = |cpu: &usize| here.is_some_and(|here| here != *cpu);
+        let lane = ring.client_cpu().filter(elsewhere).and_then(|cpu| lanes.lane_on_cpu(seat, cpu));
         if lane.is_none() {
             self.reads_apart = 0;
             return None;
@@ -517,11 +520,18 @@ impl Connection {
                 (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
-            if between_frames
-                && spin.is_none()
-                && let Some(lane) = self.lane_to_follow(ctx)
-            {
-                return Fill::Follow(lane);
+            if between_frames {
+                // Reads while the lane spins are not reads apart: the count starts again.
+                let follow = match spin {
+                    None => self.lane_to_follow(ctx),
+                    Some(_) => {
+                        self.reads_apart = 0;
+                        None
+                    }
+                };
+                if let Some(lane) = follow {
+                    return Fill::Follow(lane);
+                }
             }
             self.take_turn(ctx).await;
             let read = match &mut self.ring {

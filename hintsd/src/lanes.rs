@@ -77,16 +77,23 @@ impl Lanes {
             })
             .collect();
         let cpus = if pin { allowed_cpus() } else { Vec::new() };
+        // Each lane names (and pins) its own thread; `start` returns once all have, so that the
+        // first connections can already follow their clients to any lane.
+        let (ready, lanes_ready) = std::sync::mpsc::channel();
         for (index, arbiter) in arbiters.iter().enumerate() {
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
-            let lanes = Arc::clone(&lanes);
+            let (lanes, ready) = (Arc::clone(&lanes), ready.clone());
             arbiter.spawn_fn(move || {
                 name_this_thread(&format!("hintsd-lane-{index}"));
                 if let Some(cpu) = cpu {
                     pin_this_thread(cpu, index, &lanes[index]);
                 }
+                let _ = ready.send(());
             });
         }
+        drop(ready);
+        // Ends early only if a lane's thread died, which the first connection sent there reports.
+        while lanes_ready.recv().is_ok() {}
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Lanes { lanes, arbiters: Arc::new(Mutex::new(arbiters)), spin, cores }
     }
