@@ -22,12 +22,17 @@ fn ring_client(daemon: &Daemon) -> Client {
     Client::new(daemon.client_config().with_ring(true))
 }
 
+/// A daemon started with `config` as its configuration file and `HINTSD_LOG=log_filter`.
+fn daemon_with_config(config: &str, log_filter: &str) -> Daemon {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let (_, path) = file.keep().unwrap();
+    Daemon::start_logging(&["--config", path.to_str().unwrap()], log_filter)
+}
+
 /// A daemon whose rings hold `ring_bytes` each way.
 fn daemon_with_ring_bytes(ring_bytes: usize) -> Daemon {
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), format!("ring_bytes = {ring_bytes}\n")).unwrap();
-    let (_, path) = config.keep().unwrap();
-    Daemon::start(&["--config", path.to_str().unwrap()])
+    daemon_with_config(&format!("ring_bytes = {ring_bytes}\n"), "info")
 }
 
 #[test]
@@ -340,10 +345,7 @@ fn thread_cpus(pid: u32, name: &str) -> String {
 /// A daemon with two lanes that never spin (lanes spin only while there are cores to spare,
 /// and then connections stay where they were put), and `extra` configuration.
 fn two_lane_daemon(extra: &str) -> Daemon {
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), format!("connection_threads = 2\nspin_micros = 0\n{extra}")).unwrap();
-    let (_, path) = config.keep().unwrap();
-    Daemon::start_logging(&["--config", path.to_str().unwrap()], "info,hintsd::connection=debug")
+    daemon_with_config(&format!("connection_threads = 2\nspin_micros = 0\n{extra}"), "info,hintsd::connection=debug")
 }
 
 /// The CPUs this test may run on, in order; the daemons it starts inherit them. At least two,

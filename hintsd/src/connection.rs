@@ -3,9 +3,10 @@
 //! A connection is greeted on the tokio pool and then moves to a lane (`lanes.rs`), a thread
 //! it shares with other connections, so the socket's own wake-up is the only one a request
 //! costs. It stays there, unless its client says (through its ring) that it runs on the CPU of
-//! another lane while the host has no core to spare: then it follows its client there. Plain requests are applied right there, under
-//! their database's lock (`direct.rs`); requests that need a database's actor (sessions,
-//! snapshots, stats, a database not started yet) are sent to its mailbox.
+//! another lane while the host has no core to spare: then it follows its client there. Plain
+//! requests are applied right there, under their database's lock (`direct.rs`); requests that
+//! need a database's actor (sessions, snapshots, stats, a database not started yet) are sent
+//! to its mailbox.
 //!
 //! Bad input (an oversized, malformed or unknown frame) gets an error reply and the connection
 //! is closed; nothing else is affected. A half-sent frame times out; an idle connection between
@@ -639,10 +640,10 @@ fn frame_refusal(err: &FrameError) -> RequestRefusal {
 
 /// Hands the connection to lane `index` (the least busy one if `None`): the socket is taken
 /// off this thread's reactor and put on the lane's, with any bytes already read.
-fn move_to_lane(conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: ConnectionContext) {
-    let Connection { socket, peer, holdings, read_buf, read_pos, write_buf, permit, ring, requests, responses, .. } =
-        conn;
-    let fd = socket.into_fd();
+fn move_to_lane(mut conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: ConnectionContext) {
+    // Leaves the lane it was on (if any) before it takes a seat on the next.
+    conn.seat = None;
+    let fd = conn.socket.into_fd();
     let (lane, seat) = match index {
         Some(index) => lanes.seat_on(index),
         None => lanes.seat(),
@@ -652,26 +653,12 @@ fn move_to_lane(conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: Conn
         let socket = match ConnSocket::new(fd) {
             Ok(socket) => socket,
             Err(err) => {
-                tracing::warn!(peer = ?peer, error = %err, "could not resume moved connection");
+                tracing::warn!(peer = ?conn.peer, error = %err, "could not resume moved connection");
                 return;
             }
         };
-        let conn = Connection {
-            socket,
-            peer,
-            holdings,
-            read_buf,
-            read_pos,
-            write_buf,
-            seat: Some(seat),
-            ring,
-            reads_since_yield: 0,
-            reads_apart: 0,
-            requests,
-            responses,
-            frame_deadline: None,
-            permit,
-        };
+        let conn =
+            Connection { socket, seat: Some(seat), reads_since_yield: 0, reads_apart: 0, frame_deadline: None, ..conn };
         if let Some((conn, index)) = conn.serve(ctx.clone()).await
             && let Some(lanes) = ctx.lanes.clone()
         {
