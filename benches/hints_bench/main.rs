@@ -480,6 +480,9 @@ fn serialize_worker(socket: PathBuf, rounds: u32, limit: u32) -> Res<()> {
     Ok(())
 }
 
+/// How long `fork-close-check` waits for the slot the parent's closed client held.
+const FORK_CLOSE_WAIT_MAX: Duration = Duration::from_secs(10);
+
 fn fork_close_check(socket: PathBuf) -> Res<()> {
     let misc = DbName::new("misc")?;
     let mut holder = contenders::hintsd_client(&socket);
@@ -497,7 +500,20 @@ fn fork_close_check(socket: PathBuf) -> Res<()> {
         std::process::exit(0);
     }
     drop(holder);
-    let freed = contenders::hintsd_client(&socket).serialize_take(&misc, b"fork-close", 1)?.held;
+    // The daemon learns of the close on the connection's own lane, and a new connection may be
+    // served on another before that lane has run: the slot must come free while the child
+    // lives, not before the next request. The bound only ends a wait for a slot kept for good.
+    let mut client = contenders::hintsd_client(&socket);
+    let give_up = std::time::Instant::now() + FORK_CLOSE_WAIT_MAX;
+    let freed = loop {
+        if client.serialize_take(&misc, b"fork-close", 1)?.held {
+            break true;
+        }
+        if std::time::Instant::now() >= give_up {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     // SAFETY: ending the child forked above.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
