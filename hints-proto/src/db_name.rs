@@ -2,8 +2,10 @@
 //! `tls`) and any other name of 1 to 64 characters in `[a-z0-9_-]`.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ErrorCode, ErrorReply};
 use crate::limits::DB_NAME_BYTES_MAX;
@@ -13,9 +15,26 @@ pub const EXIM_DATABASES: [&str; 6] = ["retry", "callout", "ratelimit", "seen", 
 
 /// A database name that has passed [`DbName::new`]. On the wire it is a plain string, and the
 /// daemon validates what it decodes with [`DbName::check`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DbName(pub(crate) String);
+///
+/// Every request names its database, so a name is made on every decode and copied into every
+/// request a client builds: a name of up to [`DB_NAME_INLINE_BYTES`] bytes (every name Exim
+/// uses) is held inline, and making or copying it allocates nothing. A longer one, valid or
+/// not (the daemon must decode a bad name to answer it), is held on the heap.
+#[derive(Clone)]
+pub struct DbName(Repr);
+
+/// Bytes of a name held inside [`DbName`]: with the length and the tag, 32 bytes in all.
+pub const DB_NAME_INLINE_BYTES: usize = 30;
+
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]` is the name, valid UTF-8.
+    Inline {
+        len: u8,
+        bytes: [u8; DB_NAME_INLINE_BYTES],
+    },
+    Heap(Box<str>),
+}
 
 impl DbName {
     /// Checks `name` and wraps it.
@@ -23,10 +42,20 @@ impl DbName {
     /// # Errors
     /// [`ErrorCode::BAD_DB_NAME`] when it is empty, longer than [`DB_NAME_BYTES_MAX`] or has a
     /// character outside `[a-z0-9_-]`.
-    pub fn new(name: impl Into<String>) -> Result<DbName, ErrorReply> {
-        let name = DbName(name.into());
+    pub fn new(name: impl AsRef<str>) -> Result<DbName, ErrorReply> {
+        let name = DbName::unchecked(name.as_ref());
         name.check()?;
         Ok(name)
+    }
+
+    /// Wraps `name` as it came (off the wire, say), for [`DbName::check`] to judge.
+    pub(crate) fn unchecked(name: &str) -> DbName {
+        if name.len() > DB_NAME_INLINE_BYTES {
+            return DbName(Repr::Heap(name.into()));
+        }
+        let mut bytes = [0; DB_NAME_INLINE_BYTES];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        DbName(Repr::Inline { len: name.len() as u8, bytes })
     }
 
     /// Checks a name that came off the wire.
@@ -34,21 +63,21 @@ impl DbName {
     /// # Errors
     /// As [`DbName::new`].
     pub fn check(&self) -> Result<(), ErrorReply> {
-        let bytes = self.0.as_bytes();
-        if bytes.is_empty() {
+        let name = self.as_str();
+        if name.is_empty() {
             return Err(ErrorReply::new(ErrorCode::BAD_DB_NAME, "database name is empty"));
         }
-        if bytes.len() > DB_NAME_BYTES_MAX {
+        if name.len() > DB_NAME_BYTES_MAX {
             return Err(ErrorReply::new(
                 ErrorCode::BAD_DB_NAME,
-                format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", bytes.len()),
+                format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", name.len()),
             ));
         }
         let allowed = |c: &char| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-';
-        if let Some(bad) = self.0.chars().find(|c| !allowed(c)) {
+        if let Some(bad) = name.chars().find(|c| !allowed(c)) {
             return Err(ErrorReply::new(
                 ErrorCode::BAD_DB_NAME,
-                format!("database name {:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'", self.0),
+                format!("database name {name:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'"),
             ));
         }
         Ok(())
@@ -56,13 +85,76 @@ impl DbName {
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let name = &bytes[..usize::from(*len)];
+                // SAFETY: `unchecked`, the only maker of an inline name, copied these bytes
+                // whole from a `&str`, and nothing writes them after. (Checking them again
+                // here, on every use of the name, cost more than the allocation saved.)
+                unsafe { std::str::from_utf8_unchecked(name) }
+            }
+            Repr::Heap(name) => name,
+        }
+    }
+}
+
+impl PartialEq for DbName {
+    fn eq(&self, other: &DbName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for DbName {}
+
+impl PartialOrd for DbName {
+    fn partial_cmp(&self, other: &DbName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DbName {
+    fn cmp(&self, other: &DbName) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for DbName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for DbName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbName").field(&self.as_str()).finish()
+    }
+}
+
+impl Serialize for DbName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DbName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DbName, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = DbName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a database name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<DbName, E> {
+                Ok(DbName::unchecked(name))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
 impl fmt::Display for DbName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -76,6 +168,27 @@ mod tests {
             assert!(DbName::new(name).is_ok(), "{name}");
         }
         assert!(DbName::new("a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn short_and_long_names_encode_as_plain_strings_and_compare_by_text() {
+        let short = "retry";
+        let long = "wait-a_transport_name_longer_than_thirty_bytes";
+        assert!(short.len() <= DB_NAME_INLINE_BYTES && long.len() > DB_NAME_INLINE_BYTES);
+        for text in [short, long, &"a".repeat(DB_NAME_INLINE_BYTES)] {
+            let name = DbName::new(text).unwrap();
+            assert_eq!(name.as_str(), text);
+            let bytes = postcard::to_allocvec(&name).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(text).unwrap(), "{text}");
+            let back: DbName = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, name);
+            assert_eq!(back.clone().as_str(), text);
+        }
+        assert!(DbName::new(short).unwrap() < DbName::new(long).unwrap());
+        // A bad name decodes, whatever its length, so that the daemon can answer it.
+        let oversized = "x".repeat(DB_NAME_BYTES_MAX + 1);
+        let decoded: DbName = postcard::from_bytes(&postcard::to_allocvec(oversized.as_str()).unwrap()).unwrap();
+        assert_eq!(decoded.check().unwrap_err().code, ErrorCode::BAD_DB_NAME);
     }
 
     #[test]

@@ -352,7 +352,7 @@ impl Request {
 
     /// The database whose actor handles the request, if one does.
     pub fn target_db(&self) -> Option<DbName> {
-        self.target_db_name().map(|name| DbName(name.to_owned()))
+        self.target_db_name().map(DbName::unchecked)
     }
 
     /// The name of [`Request::target_db`], without copying it.
@@ -555,7 +555,7 @@ mod tests {
                 Request::Put { db: db(), key: b"k".to_vec(), value: vec![0; VALUE_BYTES_MAX + 1] },
                 ErrorCode::VALUE_TOO_LARGE,
             ),
-            (Request::Get { db: DbName("Bad Name".into()), key: b"k".to_vec() }, ErrorCode::BAD_DB_NAME),
+            (Request::Get { db: DbName::unchecked("Bad Name"), key: b"k".to_vec() }, ErrorCode::BAD_DB_NAME),
             (Request::Scan { db: db(), prefix: vec![], after: None, limit: 0 }, ErrorCode::BAD_ARGUMENT),
             (
                 Request::Scan { db: db(), prefix: vec![], after: None, limit: SCAN_PAGE_RECORDS_MAX + 1 },
