@@ -27,6 +27,7 @@ pub mod ring_end;
 pub mod snapshot;
 pub mod socket;
 pub mod store;
+mod store_key;
 pub mod telemetry;
 pub mod text;
 

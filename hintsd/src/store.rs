@@ -11,6 +11,8 @@ use std::ops::Bound;
 use hints_proto::Stamp;
 use hints_proto::limits::SCAN_PAGE_BYTES_MAX;
 
+use crate::store_key::{KeyBytes, StoredKey};
+
 /// One stored record's value, stamp and deadline (the key is the map's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -48,7 +50,7 @@ pub enum CasResult {
 #[derive(Debug, Default)]
 pub struct Store {
     /// A B-tree, not a hash map: scans by prefix and cursor walk keys in order.
-    records: BTreeMap<Box<[u8]>, Entry>,
+    records: BTreeMap<StoredKey, Entry>,
     /// Bytes of keys and values held, kept in step with `records` on every change.
     bytes: u64,
     /// The last stamp handed out; every write gets a later one, even if the clock steps back,
@@ -86,7 +88,7 @@ impl Store {
 
     /// The record under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.records.get(key)
+        self.records.get(KeyBytes::new(key))
     }
 
     /// Stores `value` under `key`, stamped `now` (or just after the last stamp, if later).
@@ -95,9 +97,29 @@ impl Store {
     }
 
     /// As [`Store::put`], with the record's own deadline (a Unix second).
+    ///
+    /// Overwriting is the usual write of a hint (a rate, a retry time, a `seen` timestamp):
+    /// the record keeps its key, and its value's memory when the size is unchanged (Exim's
+    /// records have fixed layouts), so an overwrite allocates nothing.
     pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], now: Stamp, expires: Option<NonZeroU64>) -> Stamp {
         let stamp = self.next_stamp(now);
-        self.insert(key, Entry { value: value.into(), stamp, expires });
+        match self.records.get_mut(KeyBytes::new(key)) {
+            Some(entry) => {
+                if entry.value.len() == value.len() {
+                    entry.value.copy_from_slice(value);
+                } else {
+                    let old_len = std::mem::replace(&mut entry.value, value.into()).len();
+                    assert!(self.bytes >= old_len as u64, "byte count fell below a record's size");
+                    self.bytes = self.bytes - old_len as u64 + value.len() as u64;
+                }
+                entry.stamp = stamp;
+                entry.expires = expires;
+            }
+            None => {
+                self.bytes += (key.len() + value.len()) as u64;
+                self.records.insert(key.into(), Entry { value: value.into(), stamp, expires });
+            }
+        }
         stamp
     }
 
@@ -115,10 +137,10 @@ impl Store {
     /// `None`), dropping those past their own deadline (`now_secs`) and, of those without one,
     /// those stamped before `age_cutoff`. Returns where the next step starts, `None` when this step reached the end.
     pub fn sweep(&mut self, after: Option<&[u8]>, now_secs: u64, age_cutoff: Stamp) -> Option<Box<[u8]>> {
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let start = after.map_or(Bound::Unbounded, |after| Bound::Excluded(KeyBytes::new(after)));
         let mut doomed = Vec::new();
         let mut last = None;
-        for (seen, (key, entry)) in self.records.range::<[u8], _>((start, Bound::Unbounded)).enumerate() {
+        for (seen, (key, entry)) in self.records.range::<KeyBytes, _>((start, Bound::Unbounded)).enumerate() {
             if seen >= SWEEP_STEP_RECORDS {
                 break;
             }
@@ -133,10 +155,14 @@ impl Store {
             last = Some(key);
         }
         let reached_end = match last {
-            Some(last) => self.records.range::<[u8], _>((Bound::Excluded(&**last), Bound::Unbounded)).next().is_none(),
+            Some(last) => self
+                .records
+                .range::<KeyBytes, _>((Bound::Excluded(KeyBytes::new(last)), Bound::Unbounded))
+                .next()
+                .is_none(),
             None => true,
         };
-        let next = if reached_end { None } else { last.cloned() };
+        let next = if reached_end { None } else { last.map(|last| Box::from(&**last)) };
         for key in &doomed {
             self.delete(key);
         }
@@ -174,7 +200,7 @@ impl Store {
 
     /// Removes the record under `key`, saying whether there was one.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        match self.records.remove(key) {
+        match self.records.remove(KeyBytes::new(key)) {
             Some(entry) => {
                 self.forget_bytes(key, &entry);
                 true
@@ -192,7 +218,7 @@ impl Store {
         value: Option<&[u8]>,
         now: Stamp,
     ) -> CasResult {
-        let current = self.records.get(key);
+        let current = self.records.get(KeyBytes::new(key));
         if current.map(|entry| entry.stamp) != expected {
             return CasResult::Conflict(current.cloned());
         }
@@ -211,16 +237,16 @@ impl Store {
     pub fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Page {
         assert!(limit > 0, "scan limit is checked at the protocol boundary");
         let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
+            Some(after) if after >= prefix => Bound::Excluded(KeyBytes::new(after)),
+            _ => Bound::Included(KeyBytes::new(prefix)),
         };
         let mut matching =
-            self.records.range::<[u8], _>((start, Bound::Unbounded)).take_while(|(key, _)| key.starts_with(prefix));
+            self.records.range::<KeyBytes, _>((start, Bound::Unbounded)).take_while(|(key, _)| key.starts_with(prefix));
         let mut items = Vec::new();
         let mut page_bytes = 0;
         for (key, entry) in matching.by_ref() {
             page_bytes += key.len() + entry.value.len();
-            items.push(ScanItem { key: key.clone(), entry: entry.clone() });
+            items.push(ScanItem { key: Box::from(&**key), entry: entry.clone() });
             if items.len() >= limit as usize || page_bytes >= SCAN_PAGE_BYTES_MAX {
                 break;
             }
@@ -251,13 +277,6 @@ impl Store {
         stamp
     }
 
-    fn insert(&mut self, key: &[u8], entry: Entry) {
-        self.bytes += (key.len() + entry.value.len()) as u64;
-        if let Some(old) = self.records.insert(key.into(), entry) {
-            self.forget_bytes(key, &old);
-        }
-    }
-
     fn forget_bytes(&mut self, key: &[u8], entry: &Entry) {
         let size = (key.len() + entry.value.len()) as u64;
         assert!(self.bytes >= size, "byte count fell below a record's size");
@@ -274,7 +293,7 @@ impl Store {
     /// stamp (the latest loaded, so later writes are stamped after every loaded record). Keys
     /// are expected unique; of duplicates, the last one is kept.
     pub fn load(records: impl IntoIterator<Item = (Box<[u8]>, Entry)>) -> Store {
-        let records: BTreeMap<Box<[u8]>, Entry> = records.into_iter().collect();
+        let records: BTreeMap<StoredKey, Entry> = records.into_iter().map(|(key, entry)| (key.into(), entry)).collect();
         let bytes = records.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
         let last_stamp = records.values().map(|entry| entry.stamp).max().unwrap_or_default();
         Store { records, bytes, last_stamp, ..Store::default() }
@@ -316,6 +335,13 @@ mod tests {
         let mut store = Store::new();
         store.put(b"key", b"12345", at(1));
         store.put(b"key", b"1", at(2));
+        assert_eq!(store.bytes(), 4);
+        // Same size: the value is written over in place.
+        store.put_with_expiry(b"key", b"2", at(3), NonZeroU64::new(9));
+        let entry = store.get(b"key").expect("stored");
+        assert_eq!((&*entry.value, entry.stamp, entry.expires), (&b"2"[..], at(3), NonZeroU64::new(9)));
+        store.put(b"key", b"3", at(4));
+        assert_eq!(store.get(b"key").expect("stored").expires, None, "an overwrite sets the deadline too");
         assert_eq!(store.bytes(), 4);
         assert!(store.delete(b"key"));
         assert!(!store.delete(b"key"));
