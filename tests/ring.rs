@@ -383,6 +383,37 @@ impl RawRing {
 }
 
 #[test]
+fn a_socket_connection_follows_its_client_process_to_the_lane_on_its_cpu() {
+    // Lane i runs on cpus[i] (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
+    let cpus = two_allowed_cpus();
+    let daemon = two_lane_daemon("");
+    // Two socket clients, both kept on lane 1's CPU: new connections go to the lane with
+    // fewer, so one of the two is put on lane 0, and the daemon, reading where its client runs
+    // from /proc, moves it to lane 1. The one put there stays.
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("taskset")
+                .args(["-c", &cpus[1].to_string(), HINTS_BENCH, "worker", "--contender", "hintsd", "--target"])
+                .arg(daemon.socket())
+                .args(["--workload", "ratelimit", "--seconds", "0.5"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run taskset with hints-bench")
+        })
+        .collect();
+    for worker in workers {
+        let output = worker.wait_with_output().expect("wait for hints-bench");
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains("\"errors\":0"), "{}", stdout(&output));
+    }
+    let log = daemon.log_text();
+    let moved = format!("on=\"socket\" from=0 to=Some(1) cpu=Some({})", cpus[1]);
+    assert_eq!(log.matches("follows its client").count(), 1, "{log}");
+    assert!(log.contains(&moved), "{moved} in {log}");
+}
+
+#[test]
 fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonsense() {
     // Lane i runs on cpus[i] (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
     let cpus = two_allowed_cpus();

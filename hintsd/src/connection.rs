@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use crate::db::{Apply, ConnId, DbActor};
 use crate::direct::{self, Direct};
 use crate::lanes::{Lanes, Seat};
+use crate::peer_cpu;
 use crate::registry::{DbHandle, Registry};
 use crate::ring_end::RingEnd;
 use crate::socket::ConnSocket;
@@ -67,6 +68,12 @@ const READS_PER_TURN: u32 = 2;
 /// Reads in a row that find the client on another lane's CPU before the connection moves there:
 /// enough that a client the scheduler moves for a moment does not drag its connection along.
 const READS_APART_BEFORE_FOLLOWING: u32 = 8;
+/// A socket client has no word to write its CPU into, so the daemon reads where it last ran
+/// from `/proc` (`peer_cpu`), at a few system calls a time: once every this many reads.
+const READS_PER_CPU_SAMPLE: u32 = 64;
+/// Samples in a row that find a socket client on another lane's CPU before its connection
+/// moves there.
+const SAMPLES_APART_BEFORE_FOLLOWING: u32 = 2;
 /// Buffers grown past this by a large batch are given back after it.
 const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -141,8 +148,11 @@ struct Connection {
     ring: Option<RingEnd>,
     /// Reads since this connection last gave its lane back.
     reads_since_yield: u32,
-    /// Reads in a row that found the client on another lane's CPU.
+    /// Reads (on a ring) or samples (on the socket) in a row that found the client on another
+    /// lane's CPU.
     reads_apart: u32,
+    /// Reads since a socket client's CPU was last read from `/proc`.
+    reads_since_cpu_sample: u32,
     /// A batch's requests and replies, kept between batches: a fresh vector of a batch's size
     /// is a large allocation, after which glibc consolidates its small free chunks.
     requests: Vec<RequestEnvelope>,
@@ -187,6 +197,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         ring: None,
         reads_since_yield: 0,
         reads_apart: 0,
+        reads_since_cpu_sample: 0,
         requests: Vec::new(),
         responses: Vec::new(),
         frame_deadline: None,
@@ -464,29 +475,43 @@ impl Connection {
         }
     }
 
-    /// The lane to move to, if the client has said for [`READS_APART_BEFORE_FOLLOWING`] reads
-    /// in a row that it runs on another lane's CPU. The client's word is only a hint: a CPU no
-    /// lane runs on is ignored, and a client that changes it on every request moves its
-    /// connection at most once every few reads.
+    /// The lane to move to, if the client has been found on another lane's CPU for
+    /// [`READS_APART_BEFORE_FOLLOWING`] reads in a row (a ring client's own word, read on
+    /// every read) or for [`SAMPLES_APART_BEFORE_FOLLOWING`] samples in a row (a socket
+    /// client's last CPU, read from `/proc` every [`READS_PER_CPU_SAMPLE`] reads). Either is
+    /// only a hint: a CPU no lane runs on is ignored, and a client that moves on every request
+    /// moves its connection at most once every few reads.
     fn lane_to_follow(&mut self, ctx: &ConnectionContext) -> Option<usize> {
-        let (Some(lanes), Some(seat), Some(ring)) = (&ctx.lanes, &self.seat, &self.ring) else { return None };
+        let (Some(lanes), Some(seat)) = (&ctx.lanes, &self.seat) else { return None };
+        let (client_cpu, needed) = match &self.ring {
+            Some(ring) => (ring.client_cpu(), READS_APART_BEFORE_FOLLOWING),
+            None => {
+                self.reads_since_cpu_sample += 1;
+                if self.reads_since_cpu_sample < READS_PER_CPU_SAMPLE {
+                    return None;
+                }
+                self.reads_since_cpu_sample = 0;
+                (self.peer.pid.and_then(peer_cpu::last_cpu), SAMPLES_APART_BEFORE_FOLLOWING)
+            }
+        };
         // SAFETY: no arguments; -1 on failure.
         let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok();
         if let Some(here) = here {
             lanes.note_cpu(seat, here);
         }
         let elsewhere = |cpu: &usize| here.is_some_and(|here| here != *cpu);
-        let lane = ring.client_cpu().filter(elsewhere).and_then(|cpu| lanes.lane_on_cpu(seat, cpu));
+        let lane = client_cpu.filter(elsewhere).and_then(|cpu| lanes.lane_on_cpu(seat, cpu));
         if lane.is_none() {
             self.reads_apart = 0;
             return None;
         }
         self.reads_apart += 1;
-        if self.reads_apart < READS_APART_BEFORE_FOLLOWING {
+        if self.reads_apart < needed {
             return None;
         }
         self.reads_apart = 0;
-        tracing::debug!(peer = ?self.peer, from = seat.lane(), to = ?lane, cpu = ?ring.client_cpu(), "connection follows its client to another lane");
+        let on = if self.ring.is_some() { "ring" } else { "socket" };
+        tracing::debug!(peer = ?self.peer, on, from = seat.lane(), to = ?lane, cpu = ?client_cpu, "connection follows its client to another lane");
         lane
     }
 

@@ -22,6 +22,7 @@ pub mod direct;
 pub mod hints;
 pub mod lanes;
 pub mod listener;
+mod peer_cpu;
 pub mod registry;
 pub mod ring_end;
 pub mod snapshot;

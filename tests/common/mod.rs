@@ -198,6 +198,11 @@ impl Daemon {
         child.wait().expect("reap hintsd");
     }
 
+    /// The daemon's binary-protocol socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
