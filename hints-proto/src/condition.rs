@@ -887,4 +887,39 @@ mod tests {
         }
         assert!(seen_error("-5m").to_string().contains("key="));
     }
+
+    proptest::proptest! {
+        /// The key built piece by piece is the one `format!` made before (e0fcd01), and its
+        /// length is the one the parser checks.
+        #[test]
+        fn the_db_key_is_the_formatted_one(
+            period_text in "[0-9a-z/ .]{0,12}",
+            key in "\\PC{0,40}",
+            unique in proptest::option::of("\\PC{0,10}"),
+            mode in 0..6usize,
+        ) {
+            let mode = [
+                RatelimitMode::PerMail,
+                RatelimitMode::PerByte,
+                RatelimitMode::PerRcpt,
+                RatelimitMode::PerAddr,
+                RatelimitMode::PerConn,
+                RatelimitMode::PerCmd,
+            ][mode];
+            let cond = RatelimitCondition {
+                limit: 1.0,
+                period_text,
+                period_secs: 1.0,
+                mode,
+                update: RatelimitUpdate::Leaky,
+                count: 1.0,
+                unique,
+                key,
+            };
+            let unique = if cond.unique.is_some() { "unique/" } else { "" };
+            let old = format!("{}/{}/{}{}", cond.period_text, cond.mode.key_text(), unique, cond.key);
+            proptest::prop_assert_eq!(cond.db_key_len(), old.len());
+            proptest::prop_assert_eq!(cond.db_key(), old);
+        }
+    }
 }

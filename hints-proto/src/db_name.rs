@@ -198,4 +198,82 @@ mod tests {
             assert_eq!(err.code, ErrorCode::BAD_DB_NAME, "{name:?}");
         }
     }
+
+    #[test]
+    fn every_length_and_every_way_a_deserializer_hands_a_string_gives_the_same_name() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{BorrowedStrDeserializer, Error, StrDeserializer, StringDeserializer};
+
+        // Lengths either side of the inline limit, multi-byte characters ending on it.
+        let mut texts: Vec<String> = (0..=DB_NAME_BYTES_MAX + 2).map(|len| "n".repeat(len)).collect();
+        texts.extend(["é".repeat(15), format!("{}é", "a".repeat(29)), format!("{}é", "a".repeat(28)), "😀".repeat(8)]);
+        for text in &texts {
+            let made = DbName::unchecked(text);
+            assert_eq!(made.as_str(), text);
+            assert_eq!(made.clone().as_str(), text);
+            assert_eq!(made.to_string(), *text);
+            assert_eq!(format!("{made:?}"), format!("DbName({text:?})"));
+            let ways = [
+                DbName::deserialize(StrDeserializer::<Error>::new(text)).unwrap(),
+                DbName::deserialize(BorrowedStrDeserializer::<Error>::new(text)).unwrap(),
+                DbName::deserialize(StringDeserializer::<Error>::new(text.clone())).unwrap(),
+                DbName::deserialize(IntoDeserializer::<Error>::into_deserializer(text.as_str())).unwrap(),
+                postcard::from_bytes(&postcard::to_allocvec(text.as_str()).unwrap()).unwrap(),
+            ];
+            for name in ways {
+                assert_eq!(name.as_str(), text);
+                assert_eq!(name, made);
+                assert_eq!(name.cmp(&made), std::cmp::Ordering::Equal);
+            }
+            assert_eq!(postcard::to_allocvec(&made).unwrap(), postcard::to_allocvec(text.as_str()).unwrap());
+            assert_eq!(
+                DbName::new(text).is_ok(),
+                !text.is_empty() && text.len() <= DB_NAME_BYTES_MAX && text.is_ascii()
+            );
+        }
+        // Order, equality and hash follow the text, inline or not.
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        for a in &texts {
+            for b in &texts {
+                let (na, nb) = (DbName::unchecked(a), DbName::unchecked(b));
+                assert_eq!(na.cmp(&nb), a.cmp(b));
+                assert_eq!(na == nb, a == b);
+                assert_eq!(state.hash_one(&na), state.hash_one(a.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_name_off_the_wire_is_refused_with_the_requests_id() {
+        use crate::message::{Request, RequestEnvelope};
+        let long_ok = "a".repeat(DB_NAME_BYTES_MAX);
+        let inline_bad = format!("{}!", "a".repeat(DB_NAME_INLINE_BYTES - 1));
+        let heap_bad = format!("{}!", "a".repeat(DB_NAME_INLINE_BYTES));
+        let too_long = "a".repeat(DB_NAME_BYTES_MAX + 1);
+        let huge = "a".repeat(10_000);
+        for (text, good) in [
+            ("retry", true),
+            (long_ok.as_str(), true),
+            ("", false),
+            ("Bad", false),
+            (inline_bad.as_str(), false),
+            (heap_bad.as_str(), false),
+            (too_long.as_str(), false),
+            (huge.as_str(), false),
+        ] {
+            let request = Request::Get { db: DbName::unchecked(text), key: b"k".to_vec() };
+            let body = postcard::to_stdvec(&RequestEnvelope { id: 77, request }).unwrap();
+            match RequestEnvelope::decode(&body) {
+                Ok(envelope) => {
+                    assert!(good, "{text:?} was accepted");
+                    assert_eq!(envelope.request.db().unwrap().as_str(), text);
+                }
+                Err(refusal) => {
+                    assert!(!good, "{text:?} was refused: {:?}", refusal.reply);
+                    assert_eq!((refusal.id, refusal.reply.code), (77, ErrorCode::BAD_DB_NAME), "{text:?}");
+                }
+            }
+        }
+    }
 }

@@ -454,4 +454,158 @@ mod tests {
         assert!(store.get(b"new").is_some());
         assert_eq!(store.bytes(), 4);
     }
+
+    mod model {
+        //! The store against a plain `BTreeMap<Vec<u8>, Entry>` over random operations: every
+        //! record, every page and the byte count must agree after each step.
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Put { key: Vec<u8>, value: Vec<u8>, now: u64, expires: Option<u64> },
+            Delete { key: Vec<u8> },
+            Cas { key: Vec<u8>, expect_current: bool, value: Option<Vec<u8>>, now: u64 },
+            Scan { prefix: Vec<u8>, after: Option<Vec<u8>>, limit: u32 },
+            Sweep { after: Option<Vec<u8>>, now_secs: u64, cutoff: u64 },
+            Tidy { cutoff: u64 },
+            Evict { max: u64 },
+        }
+
+        /// Short keys over a few bytes (both ends of the byte range, and ones that share long
+        /// prefixes), so that keys cross the eight-byte words `compare` reads.
+        fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), Just(0x7f), Just(0x80), Just(0xff)],
+                0..max,
+            )
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (bytes(20), bytes(6), 0..50u64, proptest::option::of(1..60u64))
+                    .prop_map(|(key, value, now, expires)| Op::Put { key, value, now, expires }),
+                1 => bytes(20).prop_map(|key| Op::Delete { key }),
+                1 => (bytes(20), any::<bool>(), proptest::option::of(bytes(6)), 0..50u64)
+                    .prop_map(|(key, expect_current, value, now)| Op::Cas { key, expect_current, value, now }),
+                2 => (bytes(10), proptest::option::of(bytes(20)), 1..6u32)
+                    .prop_map(|(prefix, after, limit)| Op::Scan { prefix, after, limit }),
+                1 => (proptest::option::of(bytes(20)), 0..60u64, 0..60u64)
+                    .prop_map(|(after, now_secs, cutoff)| Op::Sweep { after, now_secs, cutoff }),
+                1 => (0..60u64).prop_map(|cutoff| Op::Tidy { cutoff }),
+                1 => (0..12u64).prop_map(|max| Op::Evict { max }),
+            ]
+        }
+
+        fn model_page(model: &BTreeMap<Vec<u8>, Entry>, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Page {
+            let mut matching =
+                model.iter().filter(|(key, _)| key.starts_with(prefix) && after.is_none_or(|after| &key[..] > after));
+            let mut items = Vec::new();
+            let mut page_bytes = 0;
+            for (key, entry) in matching.by_ref() {
+                page_bytes += key.len() + entry.value.len();
+                items.push(ScanItem { key: key.clone().into(), entry: entry.clone() });
+                if items.len() >= limit as usize || page_bytes >= SCAN_PAGE_BYTES_MAX {
+                    break;
+                }
+            }
+            let next = if matching.next().is_some() { items.last().map(|item| item.key.clone()) } else { None };
+            Page { items, next }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+            #[test]
+            fn the_store_behaves_as_an_ordered_map_and_counts_its_bytes(ops in proptest::collection::vec(op(), 1..80)) {
+                let mut store = Store::new();
+                let mut model: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+                let mut last_stamp = Stamp::default();
+                for op in ops {
+                    match op {
+                        Op::Put { key, value, now, expires } => {
+                            let expires = expires.and_then(NonZeroU64::new);
+                            let stamp = store.put_with_expiry(&key, &value, at(now), expires);
+                            prop_assert!(stamp > last_stamp);
+                            last_stamp = stamp;
+                            model.insert(key, Entry { value: value.into(), stamp, expires });
+                        }
+                        Op::Delete { key } => {
+                            prop_assert_eq!(store.delete(&key), model.remove(&key).is_some());
+                        }
+                        Op::Cas { key, expect_current, value, now } => {
+                            let current = model.get(&key).map(|entry| entry.stamp);
+                            let expected = if expect_current { current } else { Some(last_stamp.next()) };
+                            let result = store.compare_and_set(&key, expected, value.as_deref(), at(now));
+                            if expected == current {
+                                match (value, result) {
+                                    (Some(value), CasResult::Swapped(Some(stamp))) => {
+                                        prop_assert!(stamp > last_stamp);
+                                        last_stamp = stamp;
+                                        model.insert(key, Entry { value: value.into(), stamp, expires: None });
+                                    }
+                                    (None, CasResult::Swapped(None)) => {
+                                        model.remove(&key);
+                                    }
+                                    (value, result) => prop_assert!(false, "{value:?} gave {result:?}"),
+                                }
+                            } else {
+                                prop_assert_eq!(result, CasResult::Conflict(model.get(&key).cloned()));
+                            }
+                        }
+                        Op::Scan { prefix, after, limit } => {
+                            let page = store.scan(&prefix, after.as_deref(), limit);
+                            prop_assert_eq!(page, model_page(&model, &prefix, after.as_deref(), limit));
+                        }
+                        Op::Sweep { after, now_secs, cutoff } => {
+                            // Fewer records than a step holds, so a step reaches the end.
+                            let next = store.sweep(after.as_deref(), now_secs, at(cutoff));
+                            prop_assert_eq!(next, None);
+                            model.retain(|key, entry| {
+                                let looked_at = after.as_deref().is_none_or(|after| &key[..] > after);
+                                let expired = match entry.expires {
+                                    Some(deadline) => deadline.get() <= now_secs,
+                                    None => entry.stamp < at(cutoff),
+                                };
+                                !(looked_at && expired)
+                            });
+                        }
+                        Op::Tidy { cutoff } => {
+                            let before = model.len();
+                            model.retain(|_, entry| entry.stamp >= at(cutoff));
+                            prop_assert_eq!(store.tidy(at(cutoff)), (before - model.len()) as u64);
+                        }
+                        Op::Evict { max } => {
+                            let len = model.len() as u64;
+                            let evicted = store.evict_over(max);
+                            if len <= max {
+                                prop_assert_eq!(evicted, 0);
+                            } else {
+                                let batch = ((len - max) + max / 64).min(len) as usize;
+                                let mut stamps: Vec<Stamp> = model.values().map(|entry| entry.stamp).collect();
+                                stamps.sort();
+                                let cutoff = stamps[batch - 1];
+                                model.retain(|_, entry| entry.stamp > cutoff);
+                                prop_assert_eq!(evicted, batch as u64);
+                            }
+                        }
+                    }
+                    let bytes: u64 = model.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
+                    prop_assert_eq!(store.bytes(), bytes);
+                    prop_assert_eq!(store.len(), model.len() as u64);
+                    let held: Vec<(Vec<u8>, Entry)> = store.iter().map(|(key, entry)| (key.to_vec(), entry.clone())).collect();
+                    let expected: Vec<(Vec<u8>, Entry)> = model.iter().map(|(key, entry)| (key.clone(), entry.clone())).collect();
+                    prop_assert_eq!(held, expected);
+                    for key in model.keys() {
+                        prop_assert_eq!(store.get(key), model.get(key));
+                    }
+                    // What a snapshot reads back is the same store.
+                    let loaded = Store::load(store.iter().map(|(key, entry)| (Box::from(key), entry.clone())));
+                    prop_assert_eq!(loaded.bytes(), store.bytes());
+                }
+            }
+        }
+    }
 }
