@@ -170,17 +170,18 @@ impl RatelimitMode {
         }
     }
 
+    /// Every mode, in the order Exim's documentation lists its options.
+    pub const ALL: [RatelimitMode; 6] = [
+        RatelimitMode::PerMail,
+        RatelimitMode::PerByte,
+        RatelimitMode::PerRcpt,
+        RatelimitMode::PerAddr,
+        RatelimitMode::PerConn,
+        RatelimitMode::PerCmd,
+    ];
+
     fn from_option(option: &str) -> Option<RatelimitMode> {
-        [
-            RatelimitMode::PerMail,
-            RatelimitMode::PerByte,
-            RatelimitMode::PerRcpt,
-            RatelimitMode::PerAddr,
-            RatelimitMode::PerConn,
-            RatelimitMode::PerCmd,
-        ]
-        .into_iter()
-        .find(|mode| option.eq_ignore_ascii_case(mode.option_name()))
+        RatelimitMode::ALL.into_iter().find(|mode| option.eq_ignore_ascii_case(mode.option_name()))
     }
 }
 
@@ -896,16 +897,9 @@ mod tests {
             period_text in "[0-9a-z/ .]{0,12}",
             key in "\\PC{0,40}",
             unique in proptest::option::of("\\PC{0,10}"),
-            mode in 0..6usize,
+            mode in 0..RatelimitMode::ALL.len(),
         ) {
-            let mode = [
-                RatelimitMode::PerMail,
-                RatelimitMode::PerByte,
-                RatelimitMode::PerRcpt,
-                RatelimitMode::PerAddr,
-                RatelimitMode::PerConn,
-                RatelimitMode::PerCmd,
-            ][mode];
+            let mode = RatelimitMode::ALL[mode];
             let cond = RatelimitCondition {
                 limit: 1.0,
                 period_text,
