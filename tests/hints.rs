@@ -47,6 +47,28 @@ fn ratelimit_follows_exims_formula_and_limit_rule() {
 }
 
 #[test]
+fn a_damaged_record_under_a_rate_or_seen_key_is_dropped_and_started_afresh() {
+    let daemon = Daemon::start(&[]);
+    let mut client = daemon.client();
+    // Bytes that are no Exim record, under the keys the conditions use.
+    client.put(&db("ratelimit"), b"1h/per_rcpt/192.0.2.7", b"not a rate").unwrap();
+    client.put(&db("seen"), b"sender@example.net", b"?").unwrap();
+
+    let outcome = client.ratelimit("10 / 1h / per_rcpt / 192.0.2.7", at(1_000_000_000, 0)).unwrap();
+    assert!(outcome.written && !outcome.over, "{outcome:?}");
+    let record = client.get(&db("ratelimit"), b"1h/per_rcpt/192.0.2.7").unwrap().expect("written afresh");
+    assert_eq!(record.value.len(), 24, "a real dbdata_ratelimit now");
+    let again = client.ratelimit("10 / 1h / per_rcpt / 192.0.2.7", at(1_000_000_001, 0)).unwrap();
+    assert!(again.rate > outcome.rate, "the fresh record counts on: {outcome:?} then {again:?}");
+
+    let seen = client.seen("-5m / key=sender@example.net / write", at(1_000_000_000, 0)).unwrap();
+    assert!(seen.written, "{seen:?}");
+    let record = client.get(&db("seen"), b"sender@example.net").unwrap().expect("written afresh");
+    assert_eq!(record.value.len(), 8, "a real dbdata_seen now");
+    assert!(daemon.log_text().matches("dropping a damaged record").count() >= 2, "{}", daemon.log_text());
+}
+
+#[test]
 fn ratelimit_conditions_exim_would_refuse_are_refused_in_its_words() {
     let daemon = Daemon::start(&[]);
     let mut client = daemon.client();

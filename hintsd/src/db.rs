@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::direct;
 use crate::hints;
 use crate::snapshot::{self, LoadOutcome};
-use crate::store::{CasResult, Entry, Store};
+use crate::store::{CasResult, Entry, Store, Write};
 
 /// Identifies a client connection for the state it holds (slots, a session).
 pub type ConnId = u64;
@@ -285,20 +285,18 @@ impl Database {
             Err(err) => return condition_error(&err),
         };
         let key = condition.db_key();
-        let outcome =
-            match self.apply_to_record(key.as_bytes(), |value| hints::ratelimit::apply(&condition, value, event)) {
-                Ok(outcome) => outcome,
-                Err(err) => return record_error(&err),
-            };
-        let written = outcome.write.is_some();
-        if let Some(bytes) = outcome.write {
-            // The rate has decayed below 1/20 000 of itself ten periods on: forget the record then.
-            let horizon_secs = (condition.period_secs * RATELIMIT_PERIODS_KEPT).ceil() as u64;
-            let expires = NonZeroU64::new(event.secs.saturating_add(horizon_secs));
-            self.store.put_with_expiry(key.as_bytes(), &bytes, now, expires);
-            self.enforce_records_max();
+        // The rate has decayed below 1/20 000 of itself ten periods on: forget the record then.
+        let horizon_secs = (condition.period_secs * RATELIMIT_PERIODS_KEPT).ceil() as u64;
+        let expires = NonZeroU64::new(event.secs.saturating_add(horizon_secs));
+        let rate = |value: Option<&[u8]>| {
+            let mut outcome = hints::ratelimit::apply(&condition, value, event)?;
+            let write = outcome.write.take().map(|value| Write { value, expires });
+            Ok((outcome, write))
+        };
+        match self.update_record(key.as_bytes(), now, rate) {
+            Ok((outcome, written)) => Response::Rate { rate: outcome.rate, over: outcome.over, key, written },
+            Err(err) => record_error(&err),
         }
-        Response::Rate { rate: outcome.rate, over: outcome.over, key, written }
     }
 
     /// Exim's seen condition at `event`.
@@ -307,50 +305,54 @@ impl Database {
             Ok(condition) => condition,
             Err(err) => return condition_error(&err),
         };
-        let key = condition.key.as_bytes();
-        let outcome = match self.apply_to_record(key, |value| hints::seen::apply(&condition, value, event.secs)) {
-            Ok(outcome) => outcome,
-            Err(err) => return record_error(&err),
+        let check = |value: Option<&[u8]>| {
+            let mut outcome = hints::seen::apply(&condition, value, event.secs)?;
+            let write = outcome.write.take().map(|value| Write { value, expires: None });
+            Ok((outcome, write))
         };
-        let written = outcome.write.is_some();
-        if let Some(bytes) = outcome.write {
-            self.store.put(key, &bytes, now);
-            self.enforce_records_max();
+        match self.update_record(condition.key.as_bytes(), now, check) {
+            Ok((outcome, written)) => Response::Seen { result: outcome.result, written },
+            Err(err) => record_error(&err),
         }
-        Response::Seen { result: outcome.result, written }
     }
 
     /// A greylist triplet's attempt at `event`.
     fn greylist(&mut self, key: &[u8], delay_secs: u64, expiry_secs: u64, event: Stamp, now: Stamp) -> Response {
-        let attempt = |value: Option<&[u8]>| hints::greylist::apply(value, delay_secs, expiry_secs, event.secs);
-        let outcome = match self.apply_to_record(key, attempt) {
-            Ok(outcome) => outcome,
-            Err(err) => return record_error(&err),
+        let attempt = |value: Option<&[u8]>| {
+            let mut outcome = hints::greylist::apply(value, delay_secs, expiry_secs, event.secs)?;
+            let write =
+                Write { value: std::mem::take(&mut outcome.write), expires: NonZeroU64::new(outcome.expires_at) };
+            Ok((outcome, Some(write)))
         };
-        self.store.put_with_expiry(key, &outcome.write, now, NonZeroU64::new(outcome.expires_at));
-        self.enforce_records_max();
-        Response::Greylist { pass: outcome.pass, retry_after_secs: outcome.retry_after_secs }
+        match self.update_record(key, now, attempt) {
+            Ok((outcome, _)) => Response::Greylist { pass: outcome.pass, retry_after_secs: outcome.retry_after_secs },
+            Err(err) => record_error(&err),
+        }
     }
 
-    /// Runs a record operation on the record under `key`. A record that fails its codec is
-    /// logged, dropped and treated as absent, never trusted (as Exim deletes a record of the
-    /// wrong size).
-    fn apply_to_record<T>(
+    /// Runs a record operation on the record under `key` and stores what it says to write,
+    /// with one search of the store when the record exists; the operation's result, and
+    /// whether it wrote. A stored record that fails its codec is logged, dropped and treated
+    /// as absent, never trusted (as Exim deletes a record of the wrong size).
+    fn update_record<T>(
         &mut self,
         key: &[u8],
-        operation: impl Fn(Option<&[u8]>) -> Result<T, RecordError>,
-    ) -> Result<T, RecordError> {
-        let Some(entry) = self.store.get(key) else {
-            return operation(None);
-        };
-        match operation(Some(&entry.value)) {
-            Ok(outcome) => Ok(outcome),
-            Err(err) => {
+        now: Stamp,
+        operation: impl Fn(Option<&[u8]>) -> Result<(T, Option<Write>), RecordError>,
+    ) -> Result<(T, bool), RecordError> {
+        let updated = match self.store.read_modify_write(key, now, &operation) {
+            Err(err) if self.store.get(key).is_some() => {
                 tracing::warn!(db = %self.db, key = %String::from_utf8_lossy(key), error = %err, "dropping a damaged record");
                 self.store.delete(key);
-                operation(None)
+                self.store.read_modify_write(key, now, &operation)
             }
+            updated => updated,
+        };
+        let (result, stamp) = updated?;
+        if stamp.is_some() {
+            self.enforce_records_max();
         }
+        Ok((result, stamp.is_some()))
     }
 
     fn counter(&mut self, key: &[u8], delta: i64, expiry_secs: Option<u64>, at: Option<Stamp>, now: Stamp) -> Response {

@@ -46,6 +46,14 @@ pub enum CasResult {
     Conflict(Option<Entry>),
 }
 
+/// What a read-modify-write stores ([`Store::read_modify_write`]): the new value, and the
+/// record's own deadline (a Unix second), if it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub value: Vec<u8>,
+    pub expires: Option<NonZeroU64>,
+}
+
 /// The records of one database.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -102,25 +110,40 @@ impl Store {
     /// the record keeps its key, and its value's memory when the size is unchanged (Exim's
     /// records have fixed layouts), so an overwrite allocates nothing.
     pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], now: Stamp, expires: Option<NonZeroU64>) -> Stamp {
-        let stamp = self.next_stamp(now);
+        let stamp = next_stamp(&mut self.last_stamp, now);
         match self.records.get_mut(KeyBytes::new(key)) {
-            Some(entry) => {
-                if entry.value.len() == value.len() {
-                    entry.value.copy_from_slice(value);
-                } else {
-                    let old_len = std::mem::replace(&mut entry.value, value.into()).len();
-                    assert!(self.bytes >= old_len as u64, "byte count fell below a record's size");
-                    self.bytes = self.bytes - old_len as u64 + value.len() as u64;
-                }
-                entry.stamp = stamp;
-                entry.expires = expires;
-            }
+            Some(entry) => overwrite(entry, &mut self.bytes, value, stamp, expires),
             None => {
                 self.bytes += (key.len() + value.len()) as u64;
                 self.records.insert(key.into(), Entry { value: value.into(), stamp, expires });
             }
         }
         stamp
+    }
+
+    /// Hands the value under `key` (`None` if there is none) to `modify`, and stores the
+    /// write it returns, if any, stamped `now`: a read-modify-write (a rate, a `seen`
+    /// timestamp, a greylist triplet) with one search of the tree when the record exists,
+    /// where a get and a put made two. Nothing is stored when `modify` fails. Returns what
+    /// `modify` returned besides, and the stamp written, if it wrote.
+    pub fn read_modify_write<T, E>(
+        &mut self,
+        key: &[u8],
+        now: Stamp,
+        modify: impl FnOnce(Option<&[u8]>) -> Result<(T, Option<Write>), E>,
+    ) -> Result<(T, Option<Stamp>), E> {
+        let Some(entry) = self.records.get_mut(KeyBytes::new(key)) else {
+            let (result, write) = modify(None)?;
+            let stamp = write.map(|write| self.put_with_expiry(key, &write.value, now, write.expires));
+            return Ok((result, stamp));
+        };
+        let (result, write) = modify(Some(&entry.value))?;
+        let stamp = write.map(|write| {
+            let stamp = next_stamp(&mut self.last_stamp, now);
+            overwrite(entry, &mut self.bytes, &write.value, stamp, write.expires);
+            stamp
+        });
+        Ok((result, stamp))
     }
 
     /// Records dropped by age or deadline so far.
@@ -271,12 +294,6 @@ impl Store {
         (before - self.records.len()) as u64
     }
 
-    fn next_stamp(&mut self, now: Stamp) -> Stamp {
-        let stamp = if now > self.last_stamp { now } else { self.last_stamp.next() };
-        self.last_stamp = stamp;
-        stamp
-    }
-
     fn forget_bytes(&mut self, key: &[u8], entry: &Entry) {
         let size = (key.len() + entry.value.len()) as u64;
         assert!(self.bytes >= size, "byte count fell below a record's size");
@@ -298,6 +315,28 @@ impl Store {
         let last_stamp = records.values().map(|entry| entry.stamp).max().unwrap_or_default();
         Store { records, bytes, last_stamp, ..Store::default() }
     }
+}
+
+/// The stamp for a write at `now`: `now`, or just after the last stamp handed out if that is
+/// later (the clock stepped back), so that a stamp names exactly one version of a record.
+fn next_stamp(last_stamp: &mut Stamp, now: Stamp) -> Stamp {
+    let stamp = if now > *last_stamp { now } else { last_stamp.next() };
+    *last_stamp = stamp;
+    stamp
+}
+
+/// Writes `value` over a stored record, in its own memory when the size is unchanged,
+/// keeping the store's byte count (`bytes`) in step.
+fn overwrite(entry: &mut Entry, bytes: &mut u64, value: &[u8], stamp: Stamp, expires: Option<NonZeroU64>) {
+    if entry.value.len() == value.len() {
+        entry.value.copy_from_slice(value);
+    } else {
+        let old_len = std::mem::replace(&mut entry.value, value.into()).len() as u64;
+        assert!(*bytes >= old_len, "byte count fell below a record's size");
+        *bytes = *bytes - old_len + value.len() as u64;
+    }
+    entry.stamp = stamp;
+    entry.expires = expires;
 }
 
 #[cfg(test)]
@@ -466,13 +505,45 @@ mod tests {
 
         #[derive(Clone, Debug)]
         enum Op {
-            Put { key: Vec<u8>, value: Vec<u8>, now: u64, expires: Option<u64> },
-            Delete { key: Vec<u8> },
-            Cas { key: Vec<u8>, expect_current: bool, value: Option<Vec<u8>>, now: u64 },
-            Scan { prefix: Vec<u8>, after: Option<Vec<u8>>, limit: u32 },
-            Sweep { after: Option<Vec<u8>>, now_secs: u64, cutoff: u64 },
-            Tidy { cutoff: u64 },
-            Evict { max: u64 },
+            Put {
+                key: Vec<u8>,
+                value: Vec<u8>,
+                now: u64,
+                expires: Option<u64>,
+            },
+            Delete {
+                key: Vec<u8>,
+            },
+            /// A read-modify-write that fails, writes nothing, or writes `value`.
+            Rmw {
+                key: Vec<u8>,
+                fail: bool,
+                value: Option<Vec<u8>>,
+                now: u64,
+                expires: Option<u64>,
+            },
+            Cas {
+                key: Vec<u8>,
+                expect_current: bool,
+                value: Option<Vec<u8>>,
+                now: u64,
+            },
+            Scan {
+                prefix: Vec<u8>,
+                after: Option<Vec<u8>>,
+                limit: u32,
+            },
+            Sweep {
+                after: Option<Vec<u8>>,
+                now_secs: u64,
+                cutoff: u64,
+            },
+            Tidy {
+                cutoff: u64,
+            },
+            Evict {
+                max: u64,
+            },
         }
 
         /// Short keys over a few bytes (both ends of the byte range, and ones that share long
@@ -489,6 +560,8 @@ mod tests {
                 4 => (bytes(20), bytes(6), 0..50u64, proptest::option::of(1..60u64))
                     .prop_map(|(key, value, now, expires)| Op::Put { key, value, now, expires }),
                 1 => bytes(20).prop_map(|key| Op::Delete { key }),
+                3 => (bytes(20), any::<bool>(), proptest::option::of(bytes(6)), 0..50u64, proptest::option::of(1..60u64))
+                    .prop_map(|(key, fail, value, now, expires)| Op::Rmw { key, fail, value, now, expires }),
                 1 => (bytes(20), any::<bool>(), proptest::option::of(bytes(6)), 0..50u64)
                     .prop_map(|(key, expect_current, value, now)| Op::Cas { key, expect_current, value, now }),
                 2 => (bytes(10), proptest::option::of(bytes(20)), 1..6u32)
@@ -534,6 +607,26 @@ mod tests {
                         }
                         Op::Delete { key } => {
                             prop_assert_eq!(store.delete(&key), model.remove(&key).is_some());
+                        }
+                        Op::Rmw { key, fail, value, now, expires } => {
+                            let expires = expires.and_then(NonZeroU64::new);
+                            let current = model.get(&key).map(|entry| entry.value.to_vec());
+                            let write = value.clone().map(|value| Write { value, expires });
+                            let result = store.read_modify_write(&key, at(now), |seen| {
+                                let seen = seen.map(<[u8]>::to_vec);
+                                if fail { Err(seen) } else { Ok((seen, write)) }
+                            });
+                            match (fail, value, result) {
+                                (true, _, Err(seen)) => prop_assert_eq!(seen, current),
+                                (false, None, Ok((seen, None))) => prop_assert_eq!(seen, current),
+                                (false, Some(value), Ok((seen, Some(stamp)))) => {
+                                    prop_assert_eq!(seen, current);
+                                    prop_assert!(stamp > last_stamp);
+                                    last_stamp = stamp;
+                                    model.insert(key, Entry { value: value.into(), stamp, expires });
+                                }
+                                (fail, value, result) => prop_assert!(false, "{fail} {value:?} gave {result:?}"),
+                            }
                         }
                         Op::Cas { key, expect_current, value, now } => {
                             let current = model.get(&key).map(|entry| entry.stamp);
