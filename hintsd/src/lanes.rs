@@ -11,8 +11,9 @@
 //! waking a sleeping core costs about 30 µs on a VM, more than a lightly loaded round trip's
 //! own work. Once clients and lanes outnumber the cores, spinning would take a core a client
 //! needs, so lanes sleep at once; then a client is best served by the lane on its own core,
-//! where its wake-ups cost no interrupt between cores, so a ring connection moves to the lane
-//! on the CPU its client says it runs on ([`Lanes::lane_on_cpu`]). Lanes are pinned to a CPU
+//! where its wake-ups cost no interrupt between cores, so a connection moves to the lane on
+//! the CPU its client runs on ([`Lanes::lane_on_cpu`]), as a ring client says or, for a socket
+//! client, as `/proc` says. Lanes are pinned to a CPU
 //! each (`pin_lanes`), so every CPU with a lane has one to follow to; unpinned, a lane's CPU is
 //! where its connections last saw it.
 
