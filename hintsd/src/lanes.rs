@@ -13,9 +13,8 @@
 //! needs, so lanes sleep at once; then a client is best served by the lane on its own core,
 //! where its wake-ups cost no interrupt between cores, so a connection moves to the lane on
 //! the CPU its client runs on ([`Lanes::lane_on_cpu`]), as a ring client says or, for a socket
-//! client, as `/proc` says. Lanes are pinned to a CPU
-//! each (`pin_lanes`), so every CPU with a lane has one to follow to; unpinned, a lane's CPU is
-//! where its connections last saw it.
+//! client, as `/proc` says. Lanes are pinned to a CPU each (`pin_lanes`), so every CPU with a
+//! lane has one to follow to; unpinned, a lane's CPU is where its connections last saw it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

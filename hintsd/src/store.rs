@@ -113,10 +113,7 @@ impl Store {
         let stamp = next_stamp(&mut self.last_stamp, now);
         match self.records.get_mut(KeyBytes::new(key)) {
             Some(entry) => overwrite(entry, &mut self.bytes, value, stamp, expires),
-            None => {
-                self.bytes += (key.len() + value.len()) as u64;
-                self.records.insert(key.into(), Entry { value: value.into(), stamp, expires });
-            }
+            None => self.insert_new(key, value, stamp, expires),
         }
         stamp
     }
@@ -134,7 +131,11 @@ impl Store {
     ) -> Result<(T, Option<Stamp>), E> {
         let Some(entry) = self.records.get_mut(KeyBytes::new(key)) else {
             let (result, write) = modify(None)?;
-            let stamp = write.map(|write| self.put_with_expiry(key, &write.value, now, write.expires));
+            let stamp = write.map(|write| {
+                let stamp = next_stamp(&mut self.last_stamp, now);
+                self.insert_new(key, &write.value, stamp, write.expires);
+                stamp
+            });
             return Ok((result, stamp));
         };
         let (result, write) = modify(Some(&entry.value))?;
@@ -144,6 +145,12 @@ impl Store {
             stamp
         });
         Ok((result, stamp))
+    }
+
+    /// Adds a record under `key`, which holds none.
+    fn insert_new(&mut self, key: &[u8], value: &[u8], stamp: Stamp, expires: Option<NonZeroU64>) {
+        self.bytes += (key.len() + value.len()) as u64;
+        self.records.insert(key.into(), Entry { value: value.into(), stamp, expires });
     }
 
     /// Records dropped by age or deadline so far.
