@@ -455,6 +455,16 @@ impl Client {
         Ok(responses)
     }
 
+    /// As [`Client::pipeline`], into `responses` (emptied first): a caller that keeps the
+    /// vector from one pipeline to the next allocates no list per call.
+    ///
+    /// # Errors
+    /// As [`Client::pipeline`]; `responses` then holds the replies read before the failure.
+    pub fn pipeline_into(&mut self, requests: &[Request], responses: &mut Vec<Response>) -> Result<(), Error> {
+        responses.clear();
+        self.exchange(requests, responses)
+    }
+
     /// One request, its answer mapped by `map` (a function of [`ops`]).
     fn call_typed<T>(&mut self, request: &Request, map: fn(Response) -> Result<T, Error>) -> Result<T, Error> {
         let mut responses = std::mem::take(&mut self.responses);
@@ -1007,6 +1017,12 @@ mod tests {
         let responses = client.pipeline(&requests).unwrap();
         let want: Vec<Response> = (0..depth as u64).map(|removed| Response::Tidied { removed }).collect();
         assert_eq!(responses, want);
+        // A kept vector is emptied and refilled, in order, on the same connection.
+        let mut kept = vec![Response::Pong; 5];
+        client.pipeline_into(&requests[..3], &mut kept).unwrap();
+        assert_eq!(kept, want[..3]);
+        client.pipeline_into(&requests, &mut kept).unwrap();
+        assert_eq!(kept, want);
         drop(client);
         daemon.finish();
     }

@@ -73,14 +73,16 @@ impl DbName {
                 format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", name.len()),
             ));
         }
-        let allowed = |c: &char| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-';
-        if let Some(bad) = name.chars().find(|c| !allowed(c)) {
-            return Err(ErrorReply::new(
-                ErrorCode::BAD_DB_NAME,
-                format!("database name {name:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'"),
-            ));
+        // A byte test (names are ASCII): every request carries a name, checked on both ends.
+        let is_name_byte = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+        if name.bytes().all(is_name_byte) {
+            return Ok(());
         }
-        Ok(())
+        let bad = name.chars().find(|&c| !u8::try_from(c).is_ok_and(is_name_byte)).unwrap_or_default();
+        Err(ErrorReply::new(
+            ErrorCode::BAD_DB_NAME,
+            format!("database name {name:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'"),
+        ))
     }
 
     /// The name as text.

@@ -19,6 +19,10 @@ const FILL_BATCH: usize = 100;
 pub struct Hintsd {
     client: Client,
     db: DbName,
+    /// A batch's requests and replies, kept from one batch to the next as an MTA's worker
+    /// would keep them.
+    requests: Vec<Request>,
+    responses: Vec<Response>,
 }
 
 pub fn client(socket: &Path) -> Client {
@@ -55,7 +59,7 @@ impl Hintsd {
         if client.is_on_ring() != ring {
             return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
         }
-        Ok(Hintsd { client, db: DbName::new(db)? })
+        Ok(Hintsd { client, db: DbName::new(db)?, requests: Vec::new(), responses: Vec::new() })
     }
 
     fn request(&self, access: &Access) -> Request {
@@ -105,12 +109,22 @@ impl Store for Hintsd {
 
     /// One request, or the batch pipelined; a failure is an error reply or a get that missed.
     fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
-        let requests: Vec<Request> = accesses.iter().map(|access| self.request(access)).collect();
-        let responses = match <[Request; 1]>::try_from(requests) {
-            Ok([request]) => vec![self.client.call(request)?],
-            Err(requests) => self.client.pipeline(&requests)?,
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.clear();
+        requests.extend(accesses.iter().map(|access| self.request(access)));
+        let mut responses = std::mem::take(&mut self.responses);
+        let answered = match &mut requests[..] {
+            [request] => self.client.call(std::mem::replace(request, Request::Ping)).map(|response| {
+                responses.clear();
+                responses.push(response);
+            }),
+            _ => self.client.pipeline_into(&requests, &mut responses),
         };
         let failed = responses.iter().filter(|response| matches!(response, Response::Error(_) | Response::Value(None)));
-        Ok(failed.count() as u64)
+        let failed = failed.count() as u64;
+        self.requests = requests;
+        self.responses = responses;
+        answered?;
+        Ok(failed)
     }
 }
