@@ -16,7 +16,7 @@ use common::{Daemon, HINTS_BENCH, closed_by_daemon, db, hello, receive, send, st
 use hints_client::{Client, Error};
 use hints_proto::ring::shm::{SharedRings, ShmRegion};
 use hints_proto::ring::{Consumer, Ordering, Producer, Region};
-use hints_proto::{ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope};
+use hints_proto::{ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope, ResponseView};
 
 fn ring_client(daemon: &Daemon) -> Client {
     Client::new(daemon.client_config().with_ring(true))
@@ -87,6 +87,49 @@ fn frames_larger_than_the_ring_cross_it_in_pieces() {
     let gets: Vec<Request> = (0..8u8).map(|n| Request::Get { db: misc.clone(), key: vec![b'k', n] }).collect();
     let replies = client.pipeline(&gets).unwrap();
     assert!(replies.iter().all(|reply| matches!(reply, Response::Value(Some(record)) if record.value == big)));
+}
+
+#[test]
+fn replies_read_in_place_are_the_replies_on_the_ring_and_the_socket() {
+    let daemon = daemon_with_ring_bytes(4096);
+    let misc = db("misc");
+    let big: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut requests = vec![Request::Put { db: misc.clone(), key: b"big".to_vec(), value: big.clone() }];
+    for key in [&b"big"[..], b"absent", b"big"] {
+        requests.push(Request::Get { db: misc.clone(), key: key.to_vec() });
+    }
+    requests.push(Request::Ratelimit { condition: "lots / 1h".into(), at: None });
+    for ring in [true, false] {
+        let mut client = Client::new(daemon.client_config().with_ring(ring));
+        let owned = client.pipeline(&requests).unwrap();
+        let mut in_place = Vec::new();
+        client
+            .pipeline_each(&requests, |reply| {
+                if let ResponseView::Value(Some(record)) = &reply {
+                    assert_eq!(record.value, &big[..], "a value larger than the ring, read whole in place");
+                }
+                in_place.push(reply.into_owned());
+            })
+            .unwrap();
+        assert_eq!(client.is_on_ring(), ring);
+        assert!(
+            matches!(in_place[2], Response::Value(None)) && matches!(in_place[4], Response::Error(_)),
+            "{:?}",
+            in_place.iter().map(Response::kind).collect::<Vec<_>>()
+        );
+        // The same replies, but for the stamps of the second put.
+        assert_eq!((&owned[2], &owned[4]), (&in_place[2], &in_place[4]));
+        let values = |replies: &[Response]| -> Vec<Option<Vec<u8>>> {
+            replies
+                .iter()
+                .filter_map(|reply| match reply {
+                    Response::Value(record) => Some(record.as_ref().map(|record| record.value.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(values(&owned), values(&in_place));
+    }
 }
 
 #[test]

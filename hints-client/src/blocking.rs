@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
-use hints_proto::{DbName, DbStats, ErrorCode, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{DbName, DbStats, ErrorCode, Record, Request, Response, ResponseView, ScanPage, Stamp};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv};
@@ -451,25 +451,26 @@ impl Client {
     /// fails it before anything is sent, and a failure part way loses the replies gathered.
     pub fn pipeline(&mut self, requests: &[Request]) -> Result<Vec<Response>, Error> {
         let mut responses = Vec::with_capacity(requests.len());
-        self.exchange(requests, &mut responses)?;
+        self.exchange(requests, &mut |reply| responses.push(reply.into_owned()))?;
         Ok(responses)
     }
 
-    /// As [`Client::pipeline`], into `responses` (emptied first): a caller that keeps the
-    /// vector from one pipeline to the next allocates no list per call.
+    /// As [`Client::pipeline`], handing each reply to `each` in order as it is read, without
+    /// copying it out: a found record ([`ResponseView::Value`]) borrows the client's read
+    /// buffer, so a pipeline of lookups whose values are only looked at allocates nothing per
+    /// reply. Copy what must outlive the call ([`hints_proto::RecordView::to_record`]).
     ///
     /// # Errors
-    /// As [`Client::pipeline`]; `responses` then holds the replies read before the failure.
-    pub fn pipeline_into(&mut self, requests: &[Request], responses: &mut Vec<Response>) -> Result<(), Error> {
-        responses.clear();
-        self.exchange(requests, responses)
+    /// As [`Client::pipeline`]; the replies read before a failure have been handed over.
+    pub fn pipeline_each(&mut self, requests: &[Request], mut each: impl FnMut(ResponseView<'_>)) -> Result<(), Error> {
+        self.exchange(requests, &mut each)
     }
 
     /// One request, its answer mapped by `map` (a function of [`ops`]).
     fn call_typed<T>(&mut self, request: &Request, map: fn(Response) -> Result<T, Error>) -> Result<T, Error> {
         let mut responses = std::mem::take(&mut self.responses);
         responses.clear();
-        let result = self.exchange(std::slice::from_ref(request), &mut responses);
+        let result = self.exchange(std::slice::from_ref(request), &mut |reply| responses.push(reply.into_owned()));
         let response = responses.pop();
         self.responses = responses;
         result?;
@@ -477,11 +478,11 @@ impl Client {
         map(response)
     }
 
-    fn exchange(&mut self, requests: &[Request], out: &mut Vec<Response>) -> Result<(), Error> {
+    fn exchange(&mut self, requests: &[Request], each: &mut dyn FnMut(ResponseView<'_>)) -> Result<(), Error> {
         validate_all(requests)?;
         for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
             let deadline = Instant::now() + self.config.call_timeout();
-            self.exchange_chunk(chunk, deadline, out)?;
+            self.exchange_chunk(chunk, deadline, each)?;
         }
         Ok(())
     }
@@ -492,7 +493,7 @@ impl Client {
         &mut self,
         requests: &[Request],
         deadline: Instant,
-        out: &mut Vec<Response>,
+        each: &mut dyn FnMut(ResponseView<'_>),
     ) -> Result<(), Error> {
         let kept = self.take_reusable_connection();
         let mut reused = kept.is_some();
@@ -502,8 +503,7 @@ impl Client {
         };
         loop {
             self.codec.queue(requests)?;
-            let answered = out.len();
-            match connection.pump(&mut self.codec, deadline, out) {
+            match connection.pump(&mut self.codec, deadline, each) {
                 Ok(()) => {
                     if self.codec.is_clean() {
                         self.codec.shrink_buffers();
@@ -511,8 +511,8 @@ impl Client {
                     }
                     return Ok(());
                 }
+                // (Only before any byte of a reply came: nothing was handed to `each`.)
                 Err(failure) if self.codec.may_resend(&failure, reused, requests) => {
-                    out.truncate(answered);
                     reused = false;
                     connection = self.connect(deadline)?;
                 }
@@ -546,7 +546,7 @@ impl Client {
         self.connections_opened += 1;
         self.codec.start_handshake(&self.config.client_name)?;
         connection
-            .pump(&mut self.codec, deadline, &mut Vec::new())
+            .pump(&mut self.codec, deadline, &mut |_| {})
             .map_err(|failure| failure.into_error(socket_path, timeout))?;
         if self.config.ring && !self.daemon_lacks_rings {
             match connection.open_ring(&mut self.codec, deadline) {
@@ -579,12 +579,17 @@ impl Connection {
     /// the socket is full, `poll` waits for room or for replies, and replies are read while
     /// writing, so a long pipeline cannot deadlock against a daemon that is itself blocked
     /// writing replies. Once everything is written, reads wait in `poll` until the call's deadline.
-    fn pump(&mut self, codec: &mut Codec, deadline: Instant, out: &mut Vec<Response>) -> Result<(), Failure> {
+    fn pump(
+        &mut self,
+        codec: &mut Codec,
+        deadline: Instant,
+        each: &mut dyn FnMut(ResponseView<'_>),
+    ) -> Result<(), Failure> {
         if let Some(ring) = &mut self.ring {
-            return ring.pump(&mut self.link, codec, deadline, out);
+            return ring.pump(&mut self.link, codec, deadline, each);
         }
         loop {
-            let answered = codec.progress(out)?;
+            let answered = codec.progress_each(each)?;
             if codec.unsent().is_empty() {
                 if answered {
                     return Ok(());
@@ -1017,12 +1022,10 @@ mod tests {
         let responses = client.pipeline(&requests).unwrap();
         let want: Vec<Response> = (0..depth as u64).map(|removed| Response::Tidied { removed }).collect();
         assert_eq!(responses, want);
-        // A kept vector is emptied and refilled, in order, on the same connection.
-        let mut kept = vec![Response::Pong; 5];
-        client.pipeline_into(&requests[..3], &mut kept).unwrap();
-        assert_eq!(kept, want[..3]);
-        client.pipeline_into(&requests, &mut kept).unwrap();
-        assert_eq!(kept, want);
+        // Replies handed over as they are read come in the same order, on the same connection.
+        let mut seen = Vec::new();
+        client.pipeline_each(&requests, |reply| seen.push(reply.into_owned())).unwrap();
+        assert_eq!(seen, want);
         drop(client);
         daemon.finish();
     }

@@ -6,13 +6,15 @@
 //! nothing here once they have grown to the size of the usual reply.
 
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
 use hints_proto::frame::{body_len, decode_body, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
 use hints_proto::message::CONNECTION_ERROR_ID;
-use hints_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, Response, ResponseEnvelope};
+use hints_proto::reply_view::decode_reply;
+use hints_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, Response, ResponseView};
 
 use crate::error::Error;
 
@@ -252,14 +254,20 @@ impl Codec {
     /// A frame that does not decode, a reply with an unexpected id, a refused hello, or a
     /// connection-level error reply.
     pub(crate) fn progress(&mut self, out: &mut Vec<Response>) -> Result<bool, Failure> {
+        self.progress_each(&mut |reply| out.push(reply.into_owned()))
+    }
+
+    /// As [`Codec::progress`], handing each reply to `each` as it is read, a found record
+    /// borrowed from the read buffer.
+    pub(crate) fn progress_each(&mut self, each: &mut dyn FnMut(ResponseView<'_>)) -> Result<bool, Failure> {
         loop {
             match self.phase {
                 Phase::Handshake => {
                     let Some(body) = self.take_frame()? else {
                         return Ok(false);
                     };
-                    let reply: HelloReply =
-                        decode_body(body).map_err(|err| Failure::Protocol(format!("the hello reply: {err}")))?;
+                    let reply: HelloReply = decode_body(&self.recv[body])
+                        .map_err(|err| Failure::Protocol(format!("the hello reply: {err}")))?;
                     return self.accept_hello(reply).map(|()| true);
                 }
                 Phase::Ready => {
@@ -269,9 +277,9 @@ impl Codec {
                     let Some(body) = self.take_frame()? else {
                         return Ok(false);
                     };
-                    let envelope: ResponseEnvelope =
-                        decode_body(body).map_err(|err| Failure::Protocol(format!("a reply: {err}")))?;
-                    out.push(self.accept_reply(envelope)?);
+                    let (id, reply) =
+                        decode_reply(&self.recv[body]).map_err(|err| Failure::Protocol(format!("a reply: {err}")))?;
+                    each(accept_reply(id, reply, &mut self.awaiting_id, &mut self.awaiting, &mut self.daemon_closes)?);
                 }
             }
         }
@@ -306,8 +314,9 @@ impl Codec {
         }
     }
 
-    /// The next whole frame's body, consumed from the read buffer.
-    fn take_frame(&mut self) -> Result<Option<&[u8]>, Failure> {
+    /// Where the next whole frame's body lies in `recv`, consumed from the read buffer (the
+    /// bytes stay until the next read).
+    fn take_frame(&mut self) -> Result<Option<Range<usize>>, Failure> {
         let pending = &self.recv[self.start..self.end];
         let (body_start, consumed) = match split_frame(pending) {
             Ok(Some((body, consumed))) => (consumed - body.len(), consumed),
@@ -320,7 +329,7 @@ impl Codec {
             self.start = 0;
             self.end = 0;
         }
-        Ok(Some(&self.recv[frame_start + body_start..frame_start + consumed]))
+        Ok(Some(frame_start + body_start..frame_start + consumed))
     }
 
     fn accept_hello(&mut self, reply: HelloReply) -> Result<(), Failure> {
@@ -339,24 +348,32 @@ impl Codec {
             HelloReply::Refused(reply) => Err(Failure::Refused(reply)),
         }
     }
+}
 
-    fn accept_reply(&mut self, envelope: ResponseEnvelope) -> Result<Response, Failure> {
-        let ResponseEnvelope { id, response } = envelope;
-        if id == self.awaiting_id {
-            self.awaiting_id += 1;
-            self.awaiting -= 1;
-            if let Response::Error(reply) = &response {
-                self.daemon_closes |= daemon_closes_after(reply.code);
-            }
-            return Ok(response);
+/// Checks that reply `id` is the one expected next and counts it. (A function of the fields
+/// it needs rather than a method: `reply` borrows the codec's read buffer.)
+fn accept_reply<'a>(
+    id: u64,
+    reply: ResponseView<'a>,
+    awaiting_id: &mut u64,
+    awaiting: &mut usize,
+    daemon_closes: &mut bool,
+) -> Result<ResponseView<'a>, Failure> {
+    if id == *awaiting_id {
+        *awaiting_id += 1;
+        *awaiting -= 1;
+        if let Some(error) = reply.error() {
+            *daemon_closes |= daemon_closes_after(error.code);
         }
-        match response {
-            Response::Error(reply) if id == CONNECTION_ERROR_ID => Err(Failure::ConnectionError(reply)),
-            _ => Err(Failure::Protocol(format!(
-                "a reply to request {id} came while the reply to request {} was expected",
-                self.awaiting_id
-            ))),
+        return Ok(reply);
+    }
+    match reply {
+        ResponseView::Other(Response::Error(error)) if id == CONNECTION_ERROR_ID => {
+            Err(Failure::ConnectionError(error))
         }
+        _ => Err(Failure::Protocol(format!(
+            "a reply to request {id} came while the reply to request {awaiting_id} was expected"
+        ))),
     }
 }
 
@@ -372,7 +389,7 @@ fn daemon_closes_after(code: ErrorCode) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hints_proto::{DbName, RequestEnvelope};
+    use hints_proto::{DbName, RequestEnvelope, ResponseEnvelope};
 
     use super::*;
     use crate::ops;

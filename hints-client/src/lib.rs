@@ -67,7 +67,10 @@ pub use ops::{CasOutcome, GreylistOutcome, RateOutcome, SeenOutcome, SlotOutcome
 pub use hints_proto::exim;
 
 /// The wire types the calls take and return, so a caller needs no direct hints-proto import.
-pub use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
+pub use hints_proto::{
+    DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, RecordView, Request, Response, ResponseView, ScanPage,
+    Stamp,
+};
 
 #[cfg(test)]
 mod fake_daemon;

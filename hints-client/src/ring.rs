@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use hints_proto::Response;
+use hints_proto::ResponseView;
 use hints_proto::ring::doorbell::{self, WANTS_DATA, WANTS_ROOM};
 use hints_proto::ring::shm::{SharedRings, SharedWords, ShmRegion};
 use hints_proto::ring::{Consumer, Corrupt, Ordering, Producer};
@@ -55,10 +55,10 @@ impl ClientRing {
         link: &mut Link,
         codec: &mut Codec,
         deadline: Instant,
-        out: &mut Vec<Response>,
+        each: &mut dyn FnMut(ResponseView<'_>),
     ) -> Result<(), Failure> {
         loop {
-            if codec.progress(out)? && codec.unsent().is_empty() {
+            if codec.progress_each(each)? && codec.unsent().is_empty() {
                 return Ok(());
             }
             if self.move_bytes(link, codec)? {

@@ -7,8 +7,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
 
@@ -120,12 +119,20 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
 ///
 /// # Errors
 /// [`FrameError::Decode`] or [`FrameError::TrailingBytes`].
-pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    let (msg, rest) = postcard::take_from_bytes::<T>(body).map_err(|err| FrameError::Decode(err.to_string()))?;
+pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    let (msg, rest) = decode_front::<T>(body)?;
     if !rest.is_empty() {
         return Err(FrameError::TrailingBytes { extra: rest.len() });
     }
     Ok(msg)
+}
+
+/// Decodes a `T` from the front of `bytes`, and returns it with the bytes after it.
+///
+/// # Errors
+/// [`FrameError::Decode`].
+pub fn decode_front<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), FrameError> {
+    postcard::take_from_bytes::<T>(bytes).map_err(|err| FrameError::Decode(err.to_string()))
 }
 
 /// Writes one frame to a blocking writer. `scratch` is reused between calls.

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hints_client::{CasOutcome, Client, ClientConfig};
-use hints_proto::{DbName, Request, Response};
+use hints_proto::{DbName, Request, Response, ResponseView};
 
 use super::{Contender, Store};
 use crate::Res;
@@ -19,10 +19,8 @@ const FILL_BATCH: usize = 100;
 pub struct Hintsd {
     client: Client,
     db: DbName,
-    /// A batch's requests and replies, kept from one batch to the next as an MTA's worker
-    /// would keep them.
+    /// A batch's requests, kept from one batch to the next as an MTA's worker would keep them.
     requests: Vec<Request>,
-    responses: Vec<Response>,
 }
 
 pub fn client(socket: &Path) -> Client {
@@ -59,7 +57,7 @@ impl Hintsd {
         if client.is_on_ring() != ring {
             return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
         }
-        Ok(Hintsd { client, db: DbName::new(db)?, requests: Vec::new(), responses: Vec::new() })
+        Ok(Hintsd { client, db: DbName::new(db)?, requests: Vec::new() })
     }
 
     fn request(&self, access: &Access) -> Request {
@@ -112,18 +110,17 @@ impl Store for Hintsd {
         let mut requests = std::mem::take(&mut self.requests);
         requests.clear();
         requests.extend(accesses.iter().map(|access| self.request(access)));
-        let mut responses = std::mem::take(&mut self.responses);
+        let mut failed = 0;
         let answered = match &mut requests[..] {
             [request] => self.client.call(std::mem::replace(request, Request::Ping)).map(|response| {
-                responses.clear();
-                responses.push(response);
+                failed += u64::from(matches!(response, Response::Error(_) | Response::Value(None)));
             }),
-            _ => self.client.pipeline_into(&requests, &mut responses),
+            // Replies are looked at where they were read, as a worker checking its lookups would.
+            _ => self.client.pipeline_each(&requests, |reply| {
+                failed += u64::from(matches!(reply, ResponseView::Value(None)) || reply.error().is_some());
+            }),
         };
-        let failed = responses.iter().filter(|response| matches!(response, Response::Error(_) | Response::Value(None)));
-        let failed = failed.count() as u64;
         self.requests = requests;
-        self.responses = responses;
         answered?;
         Ok(failed)
     }

@@ -1,0 +1,139 @@
+//! Replies read in place: a found record's key and value borrowed from the frame they came
+//! in, so a client that reads many lookups (a pipeline of gets) allocates nothing for each.
+//! Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
+
+use serde::Deserialize;
+
+use crate::error::ErrorReply;
+use crate::frame::{FrameError, decode_body, decode_front};
+use crate::message::{Record, Response, ResponseEnvelope, Stamp};
+
+/// The wire index of [`Response::Value`] (append-only, pinned by `tests/golden.rs`).
+const VALUE_VARIANT: u32 = 1;
+
+/// A record borrowed from a reply frame; encoded as [`Record`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct RecordView<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub stamp: Stamp,
+}
+
+impl RecordView<'_> {
+    pub fn to_record(&self) -> Record {
+        Record { key: self.key.to_vec(), value: self.value.to_vec(), stamp: self.stamp }
+    }
+}
+
+/// A reply as read in place: a get's answer borrowed, any other owned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResponseView<'a> {
+    /// [`Response::Value`]: the record, or `None` when the key is absent.
+    Value(Option<RecordView<'a>>),
+    /// Every other reply.
+    Other(Response),
+}
+
+impl ResponseView<'_> {
+    /// The reply as a [`Response`] (copying a record out of the frame).
+    pub fn into_owned(self) -> Response {
+        match self {
+            ResponseView::Value(record) => Response::Value(record.map(|record| record.to_record())),
+            ResponseView::Other(response) => response,
+        }
+    }
+
+    /// The error, when the daemon answered with one.
+    pub fn error(&self) -> Option<&ErrorReply> {
+        match self {
+            ResponseView::Other(Response::Error(reply)) => Some(reply),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a reply frame's body as the id it answers and its reply, borrowing a record's
+/// bytes from `body`.
+///
+/// # Errors
+/// As [`decode_body`] for a [`ResponseEnvelope`]: bytes that do not decode, or bytes left over.
+pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> {
+    // An envelope is its id then its response, and a response is its variant's index then
+    // the variant's fields.
+    let (id, after_id) = decode_front::<u64>(body)?;
+    let (variant, fields) = decode_front::<u32>(after_id)?;
+    if variant == VALUE_VARIANT {
+        let record: Option<RecordView<'_>> = decode_body(fields)?;
+        return Ok((id, ResponseView::Value(record)));
+    }
+    let envelope: ResponseEnvelope = decode_body(body)?;
+    Ok((envelope.id, ResponseView::Other(envelope.response)))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::frame::{encode_frame, split_frame};
+
+    fn body_of(envelope: &ResponseEnvelope) -> Vec<u8> {
+        let mut frame = Vec::new();
+        encode_frame(envelope, &mut frame).unwrap();
+        let (body, _) = split_frame(&frame).unwrap().unwrap();
+        body.to_vec()
+    }
+
+    fn stamp() -> impl Strategy<Value = Stamp> {
+        (any::<u64>(), any::<u32>()).prop_map(|(secs, micros)| Stamp { secs, micros })
+    }
+
+    fn response() -> impl Strategy<Value = Response> {
+        let record = || {
+            let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
+            (bytes(), bytes(), stamp()).prop_map(|(key, value, stamp)| Record { key, value, stamp })
+        };
+        prop_oneof![
+            proptest::option::of(record()).prop_map(Response::Value),
+            proptest::option::of(record()).prop_map(Response::Conflict),
+            stamp().prop_map(Response::Stored),
+            any::<bool>().prop_map(|existed| Response::Deleted { existed }),
+            any::<i64>().prop_map(Response::Counter),
+            ".{0,40}".prop_map(|text| Response::Error(ErrorReply::new(ErrorCode::BAD_KEY, text))),
+            Just(Response::Pong),
+        ]
+    }
+
+    proptest! {
+        /// A reply read in place is the reply the owned decoding reads.
+        #[test]
+        fn a_view_reads_what_the_owned_decoding_reads(id in any::<u64>(), response in response()) {
+            let envelope = ResponseEnvelope { id, response };
+            let body = body_of(&envelope);
+            let (view_id, view) = decode_reply(&body).unwrap();
+            prop_assert_eq!(view_id, id);
+            prop_assert_eq!(view.into_owned(), envelope.response);
+        }
+
+        /// Whatever the bytes, a view decodes exactly when the owned decoding does.
+        #[test]
+        fn damaged_bodies_fail_as_the_owned_decoding_fails(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let owned = decode_body::<ResponseEnvelope>(&body).map(|envelope| (envelope.id, envelope.response));
+            let viewed = decode_reply(&body).map(|(id, view)| (id, view.into_owned()));
+            prop_assert_eq!(owned.ok(), viewed.ok());
+        }
+    }
+
+    #[test]
+    fn a_found_record_is_borrowed_from_the_frame_and_trailing_bytes_are_refused() {
+        let record = Record { key: b"k".to_vec(), value: b"value".to_vec(), stamp: Stamp { secs: 7, micros: 8 } };
+        let mut body = body_of(&ResponseEnvelope { id: 3, response: Response::Value(Some(record)) });
+        let (_, view) = decode_reply(&body).unwrap();
+        let ResponseView::Value(Some(found)) = view else { panic!("{view:?}") };
+        assert!(body.as_ptr_range().contains(&found.value.as_ptr()), "the value is read in place");
+        assert_eq!(found.value, b"value");
+        body.push(0);
+        assert!(matches!(decode_reply(&body), Err(FrameError::TrailingBytes { extra: 1 })));
+    }
+}
