@@ -1,7 +1,7 @@
 //! The shared-memory ring between the real daemon and real client processes: every operation,
 //! frames larger than the ring, processes counting together, fork, a daemon restart, a daemon
 //! that offers no ring, and a client that writes nonsense into the shared memory (the daemon
-//! closes that connection and serves everyone else), and a connection that follows its client to
+//! closes that connection and serves everyone else), replies read in place, and a connection that follows its client to
 //! the lane on its CPU.
 
 mod common;
