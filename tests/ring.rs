@@ -1,8 +1,8 @@
 //! The shared-memory ring between the real daemon and real client processes: every operation,
 //! frames larger than the ring, processes counting together, fork, a daemon restart, a daemon
-//! that offers no ring, and a client that writes nonsense into the shared memory (the daemon
-//! closes that connection and serves everyone else), replies read in place, and a connection that follows its client to
-//! the lane on its CPU.
+//! that offers no ring, a client that writes nonsense into the shared memory (the daemon
+//! closes that connection and serves everyone else), replies read in place, and a connection
+//! that follows its client to the lane on its CPU.
 
 mod common;
 
