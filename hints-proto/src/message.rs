@@ -172,6 +172,28 @@ pub enum Request {
 /// How many `Request` variants this crate knows; a higher index is an unknown request.
 pub const REQUEST_VARIANTS: u32 = 18;
 
+/// Each request's name, as `stats` counts it, by wire index ([`Request::index`]).
+pub const REQUEST_KINDS: [&str; REQUEST_VARIANTS as usize] = [
+    "ping",
+    "get",
+    "put",
+    "delete",
+    "scan",
+    "tidy",
+    "cas",
+    "stats",
+    "ratelimit",
+    "seen",
+    "greylist",
+    "serialize_take",
+    "serialize_release",
+    "counter",
+    "lock",
+    "unlock",
+    "snapshot",
+    "open_ring",
+];
+
 /// The daemon's answer to one request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -301,28 +323,33 @@ pub struct RequestRefusal {
 }
 
 impl Request {
+    /// The request's wire index (as the comment on each variant says).
+    pub fn index(&self) -> usize {
+        match self {
+            Request::Ping => 0,
+            Request::Get { .. } => 1,
+            Request::Put { .. } => 2,
+            Request::Delete { .. } => 3,
+            Request::Scan { .. } => 4,
+            Request::Tidy { .. } => 5,
+            Request::CompareAndSet { .. } => 6,
+            Request::Stats { .. } => 7,
+            Request::Ratelimit { .. } => 8,
+            Request::Seen { .. } => 9,
+            Request::Greylist { .. } => 10,
+            Request::SerializeTake { .. } => 11,
+            Request::SerializeRelease { .. } => 12,
+            Request::Counter { .. } => 13,
+            Request::Lock { .. } => 14,
+            Request::Unlock { .. } => 15,
+            Request::Snapshot { .. } => 16,
+            Request::OpenRing => 17,
+        }
+    }
+
     /// The operation's name, as `stats` counts it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Request::Ping => "ping",
-            Request::Get { .. } => "get",
-            Request::Put { .. } => "put",
-            Request::Delete { .. } => "delete",
-            Request::Scan { .. } => "scan",
-            Request::Tidy { .. } => "tidy",
-            Request::CompareAndSet { .. } => "cas",
-            Request::Stats { .. } => "stats",
-            Request::Ratelimit { .. } => "ratelimit",
-            Request::Seen { .. } => "seen",
-            Request::Greylist { .. } => "greylist",
-            Request::SerializeTake { .. } => "serialize_take",
-            Request::SerializeRelease { .. } => "serialize_release",
-            Request::Counter { .. } => "counter",
-            Request::Lock { .. } => "lock",
-            Request::Unlock { .. } => "unlock",
-            Request::Snapshot { .. } => "snapshot",
-            Request::OpenRing => "open_ring",
-        }
+        REQUEST_KINDS[self.index()]
     }
 
     /// The database the request is for, if it names exactly one. `Ratelimit` and `Seen` go to

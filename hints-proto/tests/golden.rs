@@ -731,6 +731,7 @@ fn every_request_variant_index_is_below_request_variants() {
         let encoded = postcard::to_stdvec(&request).unwrap();
         let (encoded_index, _) = postcard::take_from_bytes::<u32>(&encoded).unwrap();
         assert_eq!(encoded_index, index, "{request:?}");
+        assert_eq!(request.index(), index as usize, "Request::index of {request:?}");
         assert!(index < REQUEST_VARIANTS, "{request:?} has index {index}");
         // Each one also passes the daemon's decoder inside an envelope.
         let body = postcard::to_stdvec(&RequestEnvelope { id: 1, request: request.clone() }).unwrap();

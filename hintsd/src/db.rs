@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised};
+use hints_proto::message::{REQUEST_KINDS, REQUEST_VARIANTS};
 use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
 use tokio::sync::oneshot;
 
@@ -94,7 +95,14 @@ impl DbConfig {
 /// Counters kept across restarts of the actor.
 #[derive(Debug, Default)]
 struct Counters {
-    ops: BTreeMap<&'static str, u64>,
+    /// By request index ([`Request::index`]): counting is an array step on every request.
+    ops: [u64; REQUEST_VARIANTS as usize],
+}
+
+impl Counters {
+    fn count(&mut self, request: &Request) {
+        self.ops[request.index()] += 1;
+    }
 }
 
 /// One holder of a serialize slot.
@@ -212,24 +220,20 @@ impl Database {
     fn apply(&mut self, request: Request, conn: ConnId, now: Stamp, ctx: &mut Context<DbActor>) -> Response {
         match request {
             Request::Lock { lease_ms, .. } => {
-                self.count(&request);
+                self.counters.count(&request);
                 self.lock(conn, lease_ms, ctx)
             }
             Request::Unlock { .. } => {
-                self.count(&request);
+                self.counters.count(&request);
                 self.unlock(conn, ctx)
             }
             plain => self.apply_plain(plain, conn, now),
         }
     }
 
-    fn count(&mut self, request: &Request) {
-        *self.counters.ops.entry(request.kind()).or_default() += 1;
-    }
-
     /// Applies a plain request (see [`is_plain`]).
     fn apply_plain(&mut self, request: Request, conn: ConnId, now: Stamp) -> Response {
-        self.count(&request);
+        self.counters.count(&request);
         match request {
             Request::Get { key, .. } => {
                 self.check_fault(&key);
@@ -565,12 +569,13 @@ impl Database {
             db: self.db.clone(),
             records: self.store.len(),
             bytes: self.store.bytes(),
-            ops: self
-                .counters
-                .ops
-                .iter()
-                .map(|(kind, count)| OpCount { kind: (*kind).to_owned(), count: *count })
-                .collect(),
+            ops: {
+                let counted = REQUEST_KINDS.iter().zip(self.counters.ops).filter(|(_, count)| *count > 0);
+                let mut ops: Vec<OpCount> =
+                    counted.map(|(kind, count)| OpCount { kind: (*kind).to_owned(), count }).collect();
+                ops.sort_unstable_by(|a, b| a.kind.cmp(&b.kind));
+                ops
+            },
             records_max: self.config.records_max,
             expired: self.store.expired_total(),
             evicted: self.store.evicted_total(),
@@ -773,7 +778,7 @@ impl Database {
             });
         }
         if matches!(msg.request, Request::Snapshot { .. }) {
-            *self.counters.ops.entry(msg.request.kind()).or_default() += 1;
+            self.counters.count(&msg.request);
             return self.snapshot(ctx);
         }
         actix::Response::reply(self.apply_guarded(msg.request, msg.conn, ctx))
