@@ -1,20 +1,23 @@
-//! Replies read in place: a found record's key and value borrowed from the frame they came
-//! in, so a client that reads many lookups (a pipeline of gets) allocates nothing for each.
-//! Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
+//! Replies to lookups without copies: a found record's key and value borrowed from the frame
+//! they came in, so a client that reads many lookups (a pipeline of gets) allocates nothing
+//! for each, and written from the store's own bytes, so the daemon allocates nothing to
+//! answer one. Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ErrorReply;
-use crate::frame::{FrameError, decode_body, decode_front};
+use crate::frame::{FrameError, decode_body, decode_front, encode_frame};
 use crate::message::{Record, Response, ResponseEnvelope, Stamp};
 
 /// The wire index of [`Response::Value`] (append-only, pinned by `tests/golden.rs`).
 const VALUE_VARIANT: u32 = 1;
 
-/// A record borrowed from a reply frame; encoded as [`Record`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// A record borrowed from a reply frame or a store; encoded as [`Record`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordView<'a> {
+    #[serde(with = "serde_bytes")]
     pub key: &'a [u8],
+    #[serde(with = "serde_bytes")]
     pub value: &'a [u8],
     pub stamp: Stamp,
 }
@@ -70,6 +73,24 @@ pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> 
     Ok((envelope.id, ResponseView::Other(envelope.response)))
 }
 
+/// Appends the frame answering get `id` with `record`, byte for byte the frame of
+/// `ResponseEnvelope { id, response: Response::Value(..) }`.
+///
+/// # Errors
+/// [`FrameError::TooLarge`], as [`encode_frame`].
+pub fn encode_value_reply(id: u64, record: Option<RecordView<'_>>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    encode_frame(&(id, ValueReply(record)), out)
+}
+
+/// `Response::Value` of a borrowed record.
+struct ValueReply<'a>(Option<RecordView<'a>>);
+
+impl Serialize for ValueReply<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant("Response", VALUE_VARIANT, "Value", &self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -114,6 +135,22 @@ mod tests {
             let (view_id, view) = decode_reply(&body).unwrap();
             prop_assert_eq!(view_id, id);
             prop_assert_eq!(view.into_owned(), envelope.response);
+        }
+
+        /// A get's reply written from borrowed bytes is the owned reply's frame.
+        #[test]
+        fn a_value_reply_from_borrowed_bytes_is_the_owned_replys_frame(
+            id in any::<u64>(),
+            record in proptest::option::of((proptest::collection::vec(any::<u8>(), 0..300), proptest::collection::vec(any::<u8>(), 0..300), stamp())),
+        ) {
+            let owned = record.clone().map(|(key, value, stamp)| Record { key, value, stamp });
+            let mut expected = Vec::new();
+            encode_frame(&ResponseEnvelope { id, response: Response::Value(owned) }, &mut expected).unwrap();
+            let mut written = b"before".to_vec();
+            let view = record.as_ref().map(|(key, value, stamp)| RecordView { key, value, stamp: *stamp });
+            encode_value_reply(id, view, &mut written).unwrap();
+            prop_assert_eq!(&written[..6], b"before");
+            prop_assert_eq!(&written[6..], &expected[..]);
         }
 
         /// Whatever the bytes, a view decodes exactly when the owned decoding does.

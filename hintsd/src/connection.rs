@@ -23,8 +23,9 @@ use futures::future::join_all;
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
+use hints_proto::reply_view::encode_value_reply;
 use hints_proto::{
-    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, RequestEnvelope, Response,
+    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, RecordView, Request, RequestEnvelope, Response,
     ResponseEnvelope,
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::db::{Apply, ConnId, DbActor};
-use crate::direct::{self, Direct};
+use crate::direct::{self, Direct, Replies};
 use crate::lanes::{Lanes, Seat};
 use crate::peer_cpu;
 use crate::registry::{DbHandle, Registry};
@@ -153,15 +154,42 @@ struct Connection {
     reads_apart: u32,
     /// Reads since a socket client's CPU was last read from `/proc`.
     reads_since_cpu_sample: u32,
-    /// A batch's requests and replies, kept between batches: a fresh vector of a batch's size
-    /// is a large allocation, after which glibc consolidates its small free chunks.
+    /// A batch's requests, kept between batches: a fresh vector of a batch's size is a large
+    /// allocation, after which glibc consolidates its small free chunks. (Replies are encoded
+    /// into `write_buf` as they are made.)
     requests: Vec<RequestEnvelope>,
-    responses: Vec<ResponseEnvelope>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Replies encoded as they are made, into a connection's write buffer.
+struct Frames<'a>(&'a mut Vec<u8>);
+
+impl Replies for Frames<'_> {
+    fn reply(&mut self, id: u64, response: Response) {
+        let envelope = ResponseEnvelope { id, response };
+        if let Err(err) = encode_frame(&envelope, self.0) {
+            self.too_large(id, &err);
+        }
+    }
+
+    fn record(&mut self, id: u64, record: Option<RecordView<'_>>) {
+        if let Err(err) = encode_value_reply(id, record, self.0) {
+            self.too_large(id, &err);
+        }
+    }
+}
+
+impl Frames<'_> {
+    /// Answers `id` with an error in place of a reply that did not fit a frame.
+    fn too_large(&mut self, id: u64, err: &FrameError) {
+        let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
+        let envelope = ResponseEnvelope { id, response: Response::Error(reply) };
+        encode_frame(&envelope, self.0).expect("an error reply fits a frame");
+    }
 }
 
 /// What waiting for a whole frame gave.
@@ -199,7 +227,6 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         reads_apart: 0,
         reads_since_cpu_sample: 0,
         requests: Vec::new(),
-        responses: Vec::new(),
         frame_deadline: None,
         permit: Some(permit),
     };
@@ -272,14 +299,14 @@ impl Connection {
                 }
                 return None;
             }
-            let mut responses = std::mem::take(&mut self.responses);
-            responses.clear();
-            // Plain requests are applied here, in order. From the first that cannot be (a
-            // session, a snapshot, a database not started yet), the rest of the batch goes
-            // through the actors' mailboxes, so the batch keeps its order.
+            // Plain requests are applied here, in order, their replies encoded as they come.
+            // From the first that cannot be (a session, a snapshot, a database not started
+            // yet), the rest of the batch goes through the actors' mailboxes, so the batch
+            // keeps its order.
+            self.write_buf.clear();
             let mut pending = requests.drain(..).peekable();
             let holdings = &mut self.holdings;
-            direct::apply_batch(&mut pending, holdings.conn, &mut responses, |db, addr| {
+            direct::apply_batch(&mut pending, holdings.conn, &mut Frames(&mut self.write_buf), |db, addr| {
                 // Remembered before its first request, so that however the connection ends,
                 // the database is told.
                 if !holdings.holds(db.as_str()) {
@@ -289,17 +316,10 @@ impl Connection {
             let through_mailbox: Vec<RequestEnvelope> = pending.collect();
             self.requests = requests;
             if !through_mailbox.is_empty() {
-                match self.ask_actors(&ctx, through_mailbox).await {
-                    Some(answered) => responses.extend(answered),
-                    None => return None,
-                }
-            }
-            self.write_buf.clear();
-            for response in &responses {
-                if let Err(err) = encode_frame(response, &mut self.write_buf) {
-                    let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
-                    let envelope = ResponseEnvelope { id: response.id, response: Response::Error(reply) };
-                    encode_frame(&envelope, &mut self.write_buf).expect("an error reply fits a frame");
+                let answered = self.ask_actors(&ctx, through_mailbox).await?;
+                let mut frames = Frames(&mut self.write_buf);
+                for envelope in answered {
+                    frames.reply(envelope.id, envelope.response);
                 }
             }
             if let Some(refusal) = &refusal {
@@ -307,8 +327,6 @@ impl Connection {
                 let envelope = ResponseEnvelope { id: refusal.id, response: Response::Error(refusal.reply.clone()) };
                 encode_frame(&envelope, &mut self.write_buf).expect("an error reply fits a frame");
             }
-            responses.clear();
-            self.responses = responses;
             if !self.flush().await || refusal.is_some() {
                 return None;
             }

@@ -16,14 +16,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised};
 use hints_proto::message::{REQUEST_KINDS, REQUEST_VARIANTS};
-use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{
+    DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, RecordView, Request, Response, ScanPage, Stamp,
+};
 use tokio::sync::oneshot;
 
 use hints_proto::condition::{ConditionError, parse_ratelimit, parse_seen};
 use hints_proto::exim::RecordError;
 
 use crate::config::Config;
-use crate::direct;
+use crate::direct::{self, Replies};
 use crate::hints;
 use crate::snapshot::{self, LoadOutcome};
 use crate::store::{CasResult, Entry, Store, Write};
@@ -236,8 +238,7 @@ impl Database {
         self.counters.count(&request);
         match request {
             Request::Get { key, .. } => {
-                self.check_fault(&key);
-                let found = self.store.get(&key).map(|entry| (entry.value.to_vec(), entry.stamp));
+                let found = self.find(&key).map(|entry| (entry.value.to_vec(), entry.stamp));
                 Response::Value(found.map(|(value, stamp)| Record { key, value, stamp }))
             }
             Request::Put { key, value, .. } => {
@@ -583,6 +584,12 @@ impl Database {
         }
     }
 
+    /// The record a get finds under `key`.
+    fn find(&self, key: &[u8]) -> Option<&Entry> {
+        self.check_fault(key);
+        self.store.get(key)
+    }
+
     fn check_fault(&self, key: &[u8]) {
         if self.config.panic_key.as_deref() == Some(key) {
             panic!("fault injection: panic on key {:?} in database {}", String::from_utf8_lossy(key), self.db);
@@ -602,15 +609,32 @@ impl Database {
     /// Applies a plain request directly, from a connection's thread (when
     /// [`Database::applies_directly`] said so). After a panic, the error reply comes back in
     /// the `Err`, with the message the caller must send the actor so that it restarts.
-    pub fn apply_directly(&mut self, request: Request, conn: ConnId, now: Stamp) -> Result<Response, DirectFailure> {
+    ///
+    /// The answer goes to `replies`; a get's record is handed over from the store's own bytes,
+    /// so answering it copies nothing but the encoded reply.
+    pub fn apply_directly(
+        &mut self,
+        id: u64,
+        request: Request,
+        conn: ConnId,
+        now: Stamp,
+        replies: &mut impl Replies,
+    ) -> Result<(), DirectFailure> {
         let kind = request.kind();
-        self.guarded(kind, |database| database.apply_plain(request, conn, now))
-            .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
+        self.guarded(kind, |database| match &request {
+            Request::Get { key, .. } => {
+                database.counters.count(&request);
+                let found = database.find(key);
+                replies.record(id, found.map(|entry| RecordView { key, value: &entry.value, stamp: entry.stamp }));
+            }
+            _ => replies.reply(id, database.apply_plain(request, conn, now)),
+        })
+        .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
     }
 
     /// Runs `operation`, catching a panic: the database is then marked failed (nothing more is
     /// applied directly until the actor restarts) and the error reply is returned as `Err`.
-    fn guarded(&mut self, kind: &str, operation: impl FnOnce(&mut Self) -> Response) -> Result<Response, Response> {
+    fn guarded<T>(&mut self, kind: &str, operation: impl FnOnce(&mut Self) -> T) -> Result<T, Response> {
         match catch_unwind(AssertUnwindSafe(|| operation(self))) {
             Ok(response) => Ok(response),
             Err(panic) => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use hints_proto::{DbName, Request, RequestEnvelope, Response, ResponseEnvelope};
+use hints_proto::{DbName, RecordView, Request, RequestEnvelope, Response, ResponseEnvelope};
 
 use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, now_stamp};
 
@@ -40,6 +40,23 @@ pub(crate) fn unregister(name: &DbName) {
     RUNNING.write().unwrap_or_else(PoisonError::into_inner).retain(|direct| direct.name != *name);
 }
 
+/// Where [`apply_batch`] puts each answer, in the requests' order.
+pub trait Replies {
+    fn reply(&mut self, id: u64, response: Response);
+    /// A get's answer, borrowed from the store (under the database's lock).
+    fn record(&mut self, id: u64, record: Option<RecordView<'_>>);
+}
+
+impl Replies for Vec<ResponseEnvelope> {
+    fn reply(&mut self, id: u64, response: Response) {
+        self.push(ResponseEnvelope { id, response });
+    }
+
+    fn record(&mut self, id: u64, record: Option<RecordView<'_>>) {
+        self.reply(id, Response::Value(record.map(|record| record.to_record())));
+    }
+}
+
 /// What [`apply`] did with a request.
 #[derive(Debug)]
 pub enum Direct {
@@ -53,7 +70,7 @@ pub enum Direct {
 /// the actor.
 pub fn apply(request: Request, conn: ConnId) -> Direct {
     let mut one = std::iter::once(RequestEnvelope { id: 0, request }).peekable();
-    let mut responses = Vec::with_capacity(1);
+    let mut responses: Vec<ResponseEnvelope> = Vec::with_capacity(1);
     apply_batch(&mut one, conn, &mut responses, |_, _| {});
     match (one.next(), responses.pop()) {
         (Some(declined), _) => Direct::Declined(declined.request),
@@ -69,13 +86,13 @@ pub fn apply(request: Request, conn: ConnId) -> Direct {
 pub fn apply_batch(
     requests: &mut Peekable<impl Iterator<Item = RequestEnvelope>>,
     conn: ConnId,
-    responses: &mut Vec<ResponseEnvelope>,
+    replies: &mut impl Replies,
     mut first_use: impl FnMut(&DbName, &Addr<DbActor>),
 ) {
     while let Some(next) = requests.peek() {
         if matches!(next.request, Request::Ping) {
             let id = requests.next().expect("peeked").id;
-            responses.push(ResponseEnvelope { id, response: Response::Pong });
+            replies.reply(id, Response::Pong);
             continue;
         }
         let Some(db) = next.request.target_db_name() else { return };
@@ -86,22 +103,22 @@ pub fn apply_batch(
         // every connection on the lane would wait. After a short spin the rest of the batch
         // goes to the actor, whose thread may wait.
         let Some(mut database) = lock_briefly(&direct.database) else { return };
-        let applied_before = responses.len();
+        let mut applied = false;
         // One clock reading for the run: requests that arrived together happen together (the
         // store still gives each write a stamp of its own).
         let now = now_stamp();
         while let Some(next) = requests.next_if(|next| {
             next.request.target_db_name() == Some(name.as_str()) && database.applies_directly(&next.request, conn)
         }) {
-            let response = database.apply_directly(next.request, conn, now).unwrap_or_else(|failure| {
+            if let Err(failure) = database.apply_directly(next.id, next.request, conn, now, replies) {
                 // The actor restarts the database from its snapshot; until then requests go
                 // through its mailbox, which answers them DATABASE_FAILED.
                 addr.do_send(failure.tell_actor);
-                failure.reply
-            });
-            responses.push(ResponseEnvelope { id: next.id, response });
+                replies.reply(next.id, failure.reply);
+            }
+            applied = true;
         }
-        if responses.len() == applied_before {
+        if !applied {
             return;
         }
     }
