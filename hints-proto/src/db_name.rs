@@ -149,8 +149,21 @@ impl<'de> Deserialize<'de> for DbName {
             fn visit_str<E: de::Error>(self, name: &str) -> Result<DbName, E> {
                 Ok(DbName::unchecked(name))
             }
+            fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<DbName, E> {
+                // An ASCII name (every good one) needs no UTF-8 decoding, which cost more than
+                // the rest of reading it.
+                let name = if name.is_ascii() {
+                    // SAFETY: ASCII is UTF-8.
+                    unsafe { std::str::from_utf8_unchecked(name) }
+                } else {
+                    std::str::from_utf8(name).map_err(|_| E::custom("a database name that is not UTF-8"))?
+                };
+                Ok(DbName::unchecked(name))
+            }
         }
-        deserializer.deserialize_str(NameVisitor)
+        // A string on the wire is its length and its bytes: read as bytes, it is the same.
+        // (Text formats hand a string to `visit_str` either way.)
+        deserializer.deserialize_bytes(NameVisitor)
     }
 }
 
@@ -191,6 +204,17 @@ mod tests {
         let oversized = "x".repeat(DB_NAME_BYTES_MAX + 1);
         let decoded: DbName = postcard::from_bytes(&postcard::to_allocvec(oversized.as_str()).unwrap()).unwrap();
         assert_eq!(decoded.check().unwrap_err().code, ErrorCode::BAD_DB_NAME);
+    }
+
+    #[test]
+    fn a_name_off_the_wire_is_read_as_bytes_and_must_be_utf8() {
+        let wire = |bytes: &[u8]| postcard::to_allocvec(serde_bytes::Bytes::new(bytes)).unwrap();
+        let misc: DbName = postcard::from_bytes(&wire(b"misc")).unwrap();
+        assert_eq!(misc.as_str(), "misc");
+        // UTF-8 that is not a good name decodes, for the daemon to answer BAD_DB_NAME.
+        let accented: DbName = postcard::from_bytes(&wire("é".as_bytes())).unwrap();
+        assert_eq!((accented.as_str(), accented.check().unwrap_err().code), ("é", ErrorCode::BAD_DB_NAME));
+        assert!(postcard::from_bytes::<DbName>(&wire(b"\xff\xfe")).is_err(), "not UTF-8");
     }
 
     #[test]
