@@ -63,26 +63,7 @@ impl DbName {
     /// # Errors
     /// As [`DbName::new`].
     pub fn check(&self) -> Result<(), ErrorReply> {
-        let name = self.as_str();
-        if name.is_empty() {
-            return Err(ErrorReply::new(ErrorCode::BAD_DB_NAME, "database name is empty"));
-        }
-        if name.len() > DB_NAME_BYTES_MAX {
-            return Err(ErrorReply::new(
-                ErrorCode::BAD_DB_NAME,
-                format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", name.len()),
-            ));
-        }
-        // A byte test (names are ASCII): every request carries a name, checked on both ends.
-        let is_name_byte = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
-        if name.bytes().all(is_name_byte) {
-            return Ok(());
-        }
-        let bad = name.chars().find(|&c| !u8::try_from(c).is_ok_and(is_name_byte)).unwrap_or_default();
-        Err(ErrorReply::new(
-            ErrorCode::BAD_DB_NAME,
-            format!("database name {name:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'"),
-        ))
+        check_name(self.as_str())
     }
 
     /// The name as text.
@@ -138,6 +119,65 @@ impl Serialize for DbName {
     }
 }
 
+/// Checks a database name: 1 to [`DB_NAME_BYTES_MAX`] bytes of `[a-z0-9_-]`.
+///
+/// # Errors
+/// [`ErrorCode::BAD_DB_NAME`], saying what is wrong.
+pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
+    if name.is_empty() {
+        return Err(ErrorReply::new(ErrorCode::BAD_DB_NAME, "database name is empty"));
+    }
+    if name.len() > DB_NAME_BYTES_MAX {
+        return Err(ErrorReply::new(
+            ErrorCode::BAD_DB_NAME,
+            format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", name.len()),
+        ));
+    }
+    // A byte test (names are ASCII): every request carries a name, checked on both ends.
+    let is_name_byte = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+    if name.bytes().all(is_name_byte) {
+        return Ok(());
+    }
+    let bad = name.chars().find(|&c| !u8::try_from(c).is_ok_and(is_name_byte)).unwrap_or_default();
+    Err(ErrorReply::new(
+        ErrorCode::BAD_DB_NAME,
+        format!("database name {name:?} has {bad:?}; names are 1-64 characters of a-z, 0-9, '_' and '-'"),
+    ))
+}
+
+/// A name's bytes off the wire as text, unchecked: an ASCII name (every good one) needs no
+/// UTF-8 decoding, which cost more than the rest of reading a request.
+fn name_from_wire<E: de::Error>(bytes: &[u8]) -> Result<&str, E> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| E::custom("a database name that is not UTF-8"))
+}
+
+/// A name borrowed from a frame, unchecked (`check_name` judges it), read as [`DbName`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NameRef<'a>(pub(crate) &'a str);
+
+impl<'de: 'a, 'a> Deserialize<'de> for NameRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NameRef<'a>, D::Error> {
+        struct BorrowedName;
+        impl<'de> Visitor<'de> for BorrowedName {
+            type Value = NameRef<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a database name borrowed from the frame")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<NameRef<'de>, E> {
+                Ok(NameRef(name))
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, name: &'de [u8]) -> Result<NameRef<'de>, E> {
+                name_from_wire(name).map(NameRef)
+            }
+        }
+        deserializer.deserialize_bytes(BorrowedName)
+    }
+}
+
 impl<'de> Deserialize<'de> for DbName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DbName, D::Error> {
         struct NameVisitor;
@@ -150,15 +190,7 @@ impl<'de> Deserialize<'de> for DbName {
                 Ok(DbName::unchecked(name))
             }
             fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<DbName, E> {
-                // An ASCII name (every good one) needs no UTF-8 decoding, which cost more than
-                // the rest of reading it.
-                let name = if name.is_ascii() {
-                    // SAFETY: ASCII is UTF-8.
-                    unsafe { std::str::from_utf8_unchecked(name) }
-                } else {
-                    std::str::from_utf8(name).map_err(|_| E::custom("a database name that is not UTF-8"))?
-                };
-                Ok(DbName::unchecked(name))
+                name_from_wire(name).map(DbName::unchecked)
             }
         }
         // A string on the wire is its length and its bytes: read as bytes, it is the same.

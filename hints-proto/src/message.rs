@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::db_name::DbName;
 use crate::error::{ErrorCode, ErrorReply};
-use crate::frame::decode_body;
 use crate::limits::{CONDITION_BYTES_MAX, KEY_BYTES_MAX, LEASE_MS_MAX, SCAN_PAGE_RECORDS_MAX, VALUE_BYTES_MAX};
+use crate::request_view::decode_request;
 
 /// The database `Request::Ratelimit` works in, as Exim's.
 pub const RATELIMIT_DB: &str = "ratelimit";
@@ -478,7 +478,7 @@ impl Request {
     }
 }
 
-fn check_key(key: &[u8]) -> Result<(), ErrorReply> {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), ErrorReply> {
     if key.is_empty() {
         return Err(ErrorReply::new(ErrorCode::BAD_KEY, "key is empty"));
     }
@@ -511,7 +511,7 @@ fn check_stamp(stamp: Stamp) -> Result<(), ErrorReply> {
     Ok(())
 }
 
-fn check_value(value: &[u8]) -> Result<(), ErrorReply> {
+pub(crate) fn check_value(value: &[u8]) -> Result<(), ErrorReply> {
     if value.len() > VALUE_BYTES_MAX {
         return Err(ErrorReply::new(
             ErrorCode::VALUE_TOO_LARGE,
@@ -530,24 +530,8 @@ impl RequestEnvelope {
     /// [`CONNECTION_ERROR_ID`] if not even the id did), [`ErrorCode::UNKNOWN_REQUEST`] for a
     /// variant index past [`REQUEST_VARIANTS`], and the field errors of [`Request::validate`].
     pub fn decode(body: &[u8]) -> Result<RequestEnvelope, RequestRefusal> {
-        let refuse = |id, code, message: String| RequestRefusal { id, reply: ErrorReply::new(code, message) };
-        let Ok((id, rest)) = postcard::take_from_bytes::<u64>(body) else {
-            return Err(refuse(CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME, "request frame has no id".into()));
-        };
-        let Ok((variant, _)) = postcard::take_from_bytes::<u32>(rest) else {
-            return Err(refuse(id, ErrorCode::BAD_FRAME, "request frame has no operation".into()));
-        };
-        if variant >= REQUEST_VARIANTS {
-            return Err(refuse(
-                id,
-                ErrorCode::UNKNOWN_REQUEST,
-                format!("operation {variant} is not known to this daemon (it knows 0..{REQUEST_VARIANTS})"),
-            ));
-        }
-        let envelope: RequestEnvelope =
-            decode_body(body).map_err(|err| refuse(id, ErrorCode::BAD_FRAME, err.to_string()))?;
-        envelope.request.validate().map_err(|reply| RequestRefusal { id, reply })?;
-        Ok(envelope)
+        let (id, view) = decode_request(body)?;
+        Ok(RequestEnvelope { id, request: view.into_owned() })
     }
 }
 

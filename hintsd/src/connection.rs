@@ -24,9 +24,10 @@ use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
 use hints_proto::reply_view::encode_value_reply;
+use hints_proto::request_view::decode_request;
 use hints_proto::{
-    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, RecordView, Request, RequestEnvelope, Response,
-    ResponseEnvelope,
+    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, RecordView, Request, RequestEnvelope,
+    RequestView, Response, ResponseEnvelope,
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -154,10 +155,6 @@ struct Connection {
     reads_apart: u32,
     /// Reads since a socket client's CPU was last read from `/proc`.
     reads_since_cpu_sample: u32,
-    /// A batch's requests, kept between batches: a fresh vector of a batch's size is a large
-    /// allocation, after which glibc consolidates its small free chunks. (Replies are encoded
-    /// into `write_buf` as they are made.)
-    requests: Vec<RequestEnvelope>,
     /// When the frame being read must be whole, set when its first byte arrived.
     frame_deadline: Option<tokio::time::Instant>,
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
@@ -189,6 +186,59 @@ impl Frames<'_> {
         let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
         let envelope = ResponseEnvelope { id, response: Response::Error(reply) };
         encode_frame(&envelope, self.0).expect("an error reply fits a frame");
+    }
+}
+
+/// The whole frames at the front of a connection's read buffer, read in place, as one batch:
+/// at most [`PIPELINE_DEPTH_MAX`], and none after the one whose largest possible reply brings
+/// the batch's to [`BATCH_REPLY_BYTES_MAX`]. A frame that cannot be read ends the batch, and
+/// its refusal is kept, to be answered after the requests before it.
+struct Batch<'a> {
+    unread: &'a [u8],
+    /// Bytes of `unread` the frames read so far took.
+    used: usize,
+    /// Requests read.
+    taken: usize,
+    reply_bytes_max: usize,
+    refusal: Option<RequestRefusal>,
+}
+
+impl<'a> Batch<'a> {
+    /// The batch at the front of `unread`; none when the connection already has a `refusal`.
+    fn new(unread: &'a [u8], refusal: Option<RequestRefusal>) -> Batch<'a> {
+        Batch { unread, used: 0, taken: 0, reply_bytes_max: 0, refusal }
+    }
+}
+
+impl<'a> Iterator for Batch<'a> {
+    type Item = (u64, RequestView<'a>);
+
+    fn next(&mut self) -> Option<(u64, RequestView<'a>)> {
+        if self.refusal.is_some() || self.taken >= PIPELINE_DEPTH_MAX || self.reply_bytes_max >= BATCH_REPLY_BYTES_MAX {
+            return None;
+        }
+        let unread: &'a [u8] = self.unread;
+        match split_frame(&unread[self.used..]) {
+            Ok(Some((body, used))) => {
+                self.used += used;
+                match decode_request(body) {
+                    Ok((id, request)) => {
+                        self.taken += 1;
+                        self.reply_bytes_max += reply_bytes_bound(&request);
+                        Some((id, request))
+                    }
+                    Err(refusal) => {
+                        self.refusal = Some(refusal);
+                        None
+                    }
+                }
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.refusal = Some(frame_refusal(&err));
+                None
+            }
+        }
     }
 }
 
@@ -226,7 +276,6 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         reads_since_yield: 0,
         reads_apart: 0,
         reads_since_cpu_sample: 0,
-        requests: Vec::new(),
         frame_deadline: None,
         permit: Some(permit),
     };
@@ -282,16 +331,34 @@ impl Connection {
     /// Answers batches until the peer closes or the daemon stops; `Some` lane to move to.
     async fn serve(mut self, ctx: ConnectionContext) -> Option<(Connection, usize)> {
         loop {
-            let mut requests = std::mem::take(&mut self.requests);
-            requests.clear();
             let refusal = match self.fill(&ctx, FRAME_BYTES_MAX).await {
-                Fill::Ready => self.take_batch(&mut requests),
+                Fill::Ready => None,
                 Fill::Follow(lane) => return Some((self, lane)),
                 Fill::Closed | Fill::Stopping => return None,
                 Fill::Broken(refusal) => Some(refusal),
             };
-            if let [only] = &requests[..]
+            // Plain requests are applied here, in order, as they are read in place, their
+            // replies encoded as they come. From the first that cannot be (a session, a
+            // snapshot, a database not started yet), the rest of the batch goes through the
+            // actors' mailboxes, so the batch keeps its order.
+            self.write_buf.clear();
+            let mut batch = Batch::new(&self.read_buf[self.read_pos..], refusal);
+            let mut frames = (&mut batch).peekable();
+            let holdings = &mut self.holdings;
+            direct::apply_batch(&mut frames, holdings.conn, &mut Frames(&mut self.write_buf), |db, addr| {
+                // Remembered before its first request, so that however the connection ends,
+                // the database is told.
+                if !holdings.holds(db.as_str()) {
+                    holdings.note(db.clone(), addr.clone());
+                }
+            });
+            let through_mailbox: Vec<RequestEnvelope> =
+                frames.map(|(id, request)| RequestEnvelope { id, request: request.into_owned() }).collect();
+            let Batch { used, taken, refusal, .. } = batch;
+            self.read_pos += used;
+            if let [only] = &through_mailbox[..]
                 && only.request == Request::OpenRing
+                && taken == 1
                 && refusal.is_none()
             {
                 if self.open_ring(&ctx, only.id).await {
@@ -299,22 +366,6 @@ impl Connection {
                 }
                 return None;
             }
-            // Plain requests are applied here, in order, their replies encoded as they come.
-            // From the first that cannot be (a session, a snapshot, a database not started
-            // yet), the rest of the batch goes through the actors' mailboxes, so the batch
-            // keeps its order.
-            self.write_buf.clear();
-            let mut pending = requests.drain(..).peekable();
-            let holdings = &mut self.holdings;
-            direct::apply_batch(&mut pending, holdings.conn, &mut Frames(&mut self.write_buf), |db, addr| {
-                // Remembered before its first request, so that however the connection ends,
-                // the database is told.
-                if !holdings.holds(db.as_str()) {
-                    holdings.note(db.clone(), addr.clone());
-                }
-            });
-            let through_mailbox: Vec<RequestEnvelope> = pending.collect();
-            self.requests = requests;
             if !through_mailbox.is_empty() {
                 let answered = self.ask_actors(&ctx, through_mailbox).await?;
                 let mut frames = Frames(&mut self.write_buf);
@@ -439,31 +490,6 @@ impl Connection {
             self.read_pos = 0;
             self.read_buf.shrink_to(READ_CHUNK_BYTES.max(self.read_buf.len()));
         }
-    }
-
-    /// Decodes up to [`PIPELINE_DEPTH_MAX`] whole frames from the read buffer into `requests`,
-    /// fewer once their largest possible replies reach [`BATCH_REPLY_BYTES_MAX`]; the refusal
-    /// that ends the connection, if a frame was bad.
-    fn take_batch(&mut self, requests: &mut Vec<RequestEnvelope>) -> Option<RequestRefusal> {
-        let mut reply_bytes_max = 0;
-        while requests.len() < PIPELINE_DEPTH_MAX && reply_bytes_max < BATCH_REPLY_BYTES_MAX {
-            match split_frame(self.unread()) {
-                Ok(Some((body, used))) => {
-                    let decoded = RequestEnvelope::decode(body);
-                    self.read_pos += used;
-                    match decoded {
-                        Ok(envelope) => {
-                            reply_bytes_max += reply_bytes_bound(&envelope.request);
-                            requests.push(envelope);
-                        }
-                        Err(refusal) => return Some(refusal),
-                    }
-                }
-                Ok(None) => return None,
-                Err(err) => return Some(frame_refusal(&err)),
-            }
-        }
-        None
     }
 
     fn unread(&self) -> &[u8] {
@@ -661,10 +687,12 @@ async fn within<T>(wait_max: Duration, future: impl Future<Output = T>) -> Resul
 }
 
 /// The largest reply a request can get, for the batch budget.
-fn reply_bytes_bound(request: &Request) -> usize {
+fn reply_bytes_bound(request: &RequestView<'_>) -> usize {
     match request {
-        Request::Scan { .. } | Request::Stats { db: None } => FRAME_BYTES_MAX,
-        Request::Get { .. } | Request::CompareAndSet { .. } => KEY_BYTES_MAX + VALUE_BYTES_MAX + 64,
+        RequestView::Other(Request::Scan { .. } | Request::Stats { db: None }) => FRAME_BYTES_MAX,
+        RequestView::Get { .. } | RequestView::Other(Request::Get { .. } | Request::CompareAndSet { .. }) => {
+            KEY_BYTES_MAX + VALUE_BYTES_MAX + 64
+        }
         _ => 1024,
     }
 }

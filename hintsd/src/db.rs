@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::{Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised};
 use hints_proto::message::{REQUEST_KINDS, REQUEST_VARIANTS};
 use hints_proto::{
-    DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, RecordView, Request, Response, ScanPage, Stamp,
+    DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, RecordView, Request, RequestView, Response, ScanPage,
+    Stamp,
 };
 use tokio::sync::oneshot;
 
@@ -102,8 +103,9 @@ struct Counters {
 }
 
 impl Counters {
-    fn count(&mut self, request: &Request) {
-        self.ops[request.index()] += 1;
+    /// Counts one request of wire index `index` ([`Request::index`]).
+    fn count(&mut self, index: usize) {
+        self.ops[index] += 1;
     }
 }
 
@@ -214,19 +216,24 @@ impl Database {
     /// True when `conn`'s `request` may be applied by [`Database::apply_plain`] right now,
     /// without the actor: it touches only records and slots, and no other connection's
     /// session holds the database.
-    pub fn applies_directly(&self, request: &Request, conn: ConnId) -> bool {
-        !self.failed && is_plain(request) && !self.must_wait(request, conn)
+    pub fn applies_directly(&self, request: &RequestView<'_>, conn: ConnId) -> bool {
+        !self.failed
+            && match request {
+                RequestView::Other(request) => is_plain(request) && !self.must_wait(request, conn),
+                // Plain, and not one that skips the wait (stats, snapshot).
+                RequestView::Get { .. } | RequestView::Put { .. } => !self.held_by_other(conn),
+            }
     }
 
     /// Applies a request that needs the actor's context (a session's timer) or none.
     fn apply(&mut self, request: Request, conn: ConnId, now: Stamp, ctx: &mut Context<DbActor>) -> Response {
         match request {
             Request::Lock { lease_ms, .. } => {
-                self.counters.count(&request);
+                self.counters.count(request.index());
                 self.lock(conn, lease_ms, ctx)
             }
             Request::Unlock { .. } => {
-                self.counters.count(&request);
+                self.counters.count(request.index());
                 self.unlock(conn, ctx)
             }
             plain => self.apply_plain(plain, conn, now),
@@ -235,18 +242,13 @@ impl Database {
 
     /// Applies a plain request (see [`is_plain`]).
     fn apply_plain(&mut self, request: Request, conn: ConnId, now: Stamp) -> Response {
-        self.counters.count(&request);
+        self.counters.count(request.index());
         match request {
             Request::Get { key, .. } => {
                 let found = self.find(&key).map(|entry| (entry.value.to_vec(), entry.stamp));
                 Response::Value(found.map(|(value, stamp)| Record { key, value, stamp }))
             }
-            Request::Put { key, value, .. } => {
-                self.check_fault(&key);
-                let stamp = self.store.put(&key, &value, now);
-                self.enforce_records_max();
-                Response::Stored(stamp)
-            }
+            Request::Put { key, value, .. } => self.put(&key, &value, now),
             Request::Delete { key, .. } => Response::Deleted { existed: self.store.delete(&key) },
             Request::Scan { prefix, after, limit, .. } => {
                 let page = self.store.scan(&prefix, after.as_deref(), limit);
@@ -479,8 +481,12 @@ impl Database {
 
     /// True when `conn`'s request must wait for another connection's session.
     fn must_wait(&self, request: &Request, conn: ConnId) -> bool {
-        let locked_by_other = self.session.holder.is_some_and(|holder| holder.conn != conn);
-        locked_by_other && conn != DAEMON_CONN && !matches!(request, Request::Stats { .. } | Request::Snapshot { .. })
+        self.held_by_other(conn) && !matches!(request, Request::Stats { .. } | Request::Snapshot { .. })
+    }
+
+    /// True when another connection's session holds the database against `conn`.
+    fn held_by_other(&self, conn: ConnId) -> bool {
+        self.session.holder.is_some_and(|holder| holder.conn != conn) && conn != DAEMON_CONN
     }
 
     /// Asks for a snapshot: the answer comes when a file holding at least everything written
@@ -584,6 +590,13 @@ impl Database {
         }
     }
 
+    fn put(&mut self, key: &[u8], value: &[u8], now: Stamp) -> Response {
+        self.check_fault(key);
+        let stamp = self.store.put(key, value, now);
+        self.enforce_records_max();
+        Response::Stored(stamp)
+    }
+
     /// The record a get finds under `key`.
     fn find(&self, key: &[u8]) -> Option<&Entry> {
         self.check_fault(key);
@@ -610,24 +623,28 @@ impl Database {
     /// [`Database::applies_directly`] said so). After a panic, the error reply comes back in
     /// the `Err`, with the message the caller must send the actor so that it restarts.
     ///
-    /// The answer goes to `replies`; a get's record is handed over from the store's own bytes,
-    /// so answering it copies nothing but the encoded reply.
+    /// A get or a put read in place is applied from the frame's bytes, and a get's record is
+    /// handed to `replies` from the store's own, so neither allocates anything on the way.
     pub fn apply_directly(
         &mut self,
         id: u64,
-        request: Request,
+        request: RequestView<'_>,
         conn: ConnId,
         now: Stamp,
         replies: &mut impl Replies,
     ) -> Result<(), DirectFailure> {
-        let kind = request.kind();
-        self.guarded(kind, |database| match &request {
-            Request::Get { key, .. } => {
-                database.counters.count(&request);
+        let index = request.index();
+        self.guarded(REQUEST_KINDS[index], |database| match request {
+            RequestView::Get { key, .. } => {
+                database.counters.count(index);
                 let found = database.find(key);
                 replies.record(id, found.map(|entry| RecordView { key, value: &entry.value, stamp: entry.stamp }));
             }
-            _ => replies.reply(id, database.apply_plain(request, conn, now)),
+            RequestView::Put { key, value, .. } => {
+                database.counters.count(index);
+                replies.reply(id, database.put(key, value, now));
+            }
+            RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, now)),
         })
         .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
     }
@@ -802,7 +819,7 @@ impl Database {
             });
         }
         if matches!(msg.request, Request::Snapshot { .. }) {
-            self.counters.count(&msg.request);
+            self.counters.count(msg.request.index());
             return self.snapshot(ctx);
         }
         actix::Response::reply(self.apply_guarded(msg.request, msg.conn, ctx))

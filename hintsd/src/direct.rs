@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use hints_proto::{DbName, RecordView, Request, RequestEnvelope, Response, ResponseEnvelope};
+use hints_proto::{DbName, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
 use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, now_stamp};
 
@@ -69,11 +69,11 @@ pub enum Direct {
 /// Applies `conn`'s `request` directly if its database is running and the request may skip
 /// the actor.
 pub fn apply(request: Request, conn: ConnId) -> Direct {
-    let mut one = std::iter::once(RequestEnvelope { id: 0, request }).peekable();
+    let mut one = std::iter::once((0, RequestView::Other(request))).peekable();
     let mut responses: Vec<ResponseEnvelope> = Vec::with_capacity(1);
     apply_batch(&mut one, conn, &mut responses, |_, _| {});
     match (one.next(), responses.pop()) {
-        (Some(declined), _) => Direct::Declined(declined.request),
+        (Some((_, declined)), _) => Direct::Declined(declined.into_owned()),
         (None, Some(answered)) => Direct::Applied(answered.response),
         (None, None) => unreachable!("a request is either applied or left"),
     }
@@ -83,19 +83,19 @@ pub fn apply(request: Request, conn: ConnId) -> Direct {
 /// run of consecutive requests for one database under one taking of its lock. Stops at the
 /// first that must go to an actor (left at the front of `requests`). `first_use` is called with
 /// each database before its first request is applied, so the connection can remember it.
-pub fn apply_batch(
-    requests: &mut Peekable<impl Iterator<Item = RequestEnvelope>>,
+pub fn apply_batch<'a>(
+    requests: &mut Peekable<impl Iterator<Item = (u64, RequestView<'a>)>>,
     conn: ConnId,
     replies: &mut impl Replies,
     mut first_use: impl FnMut(&DbName, &Addr<DbActor>),
 ) {
-    while let Some(next) = requests.peek() {
-        if matches!(next.request, Request::Ping) {
-            let id = requests.next().expect("peeked").id;
+    while let Some((_, next)) = requests.peek() {
+        if matches!(next, RequestView::Other(Request::Ping)) {
+            let (id, _) = requests.next().expect("peeked");
             replies.reply(id, Response::Pong);
             continue;
         }
-        let Some(db) = next.request.target_db_name() else { return };
+        let Some(db) = next.target_db_name() else { return };
         let Some(direct) = find(db) else { return };
         let (name, addr) = (&direct.name, &direct.addr);
         first_use(name, addr);
@@ -107,14 +107,14 @@ pub fn apply_batch(
         // One clock reading for the run: requests that arrived together happen together (the
         // store still gives each write a stamp of its own).
         let now = now_stamp();
-        while let Some(next) = requests.next_if(|next| {
-            next.request.target_db_name() == Some(name.as_str()) && database.applies_directly(&next.request, conn)
-        }) {
-            if let Err(failure) = database.apply_directly(next.id, next.request, conn, now, replies) {
+        while let Some((id, request)) = requests
+            .next_if(|(_, next)| next.target_db_name() == Some(name.as_str()) && database.applies_directly(next, conn))
+        {
+            if let Err(failure) = database.apply_directly(id, request, conn, now, replies) {
                 // The actor restarts the database from its snapshot; until then requests go
                 // through its mailbox, which answers them DATABASE_FAILED.
                 addr.do_send(failure.tell_actor);
-                replies.reply(next.id, failure.reply);
+                replies.reply(id, failure.reply);
             }
             applied = true;
         }

@@ -1,0 +1,206 @@
+//! Requests read in place: a get or a put (the bulk of an MTA's traffic) borrows its database
+//! name, key and value from the frame, so reading one allocates nothing; any other request is
+//! decoded owned. [`RequestEnvelope::decode`] is this reading, made owned, so the daemon has
+//! one decoder and one set of checks.
+
+use serde::Deserialize;
+
+use crate::db_name::{DbName, NameRef, check_name};
+use crate::error::{ErrorCode, ErrorReply};
+use crate::frame::decode_body;
+use crate::message::{
+    CONNECTION_ERROR_ID, REQUEST_VARIANTS, Request, RequestEnvelope, RequestRefusal, check_key, check_value,
+};
+
+/// The wire indexes of [`Request::Get`] and [`Request::Put`] (append-only, pinned by
+/// `tests/golden.rs`).
+const GET_VARIANT: u32 = 1;
+const PUT_VARIANT: u32 = 2;
+
+/// A request as read in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestView<'a> {
+    /// [`Request::Get`].
+    Get { db: &'a str, key: &'a [u8] },
+    /// [`Request::Put`].
+    Put { db: &'a str, key: &'a [u8], value: &'a [u8] },
+    /// Every other request.
+    Other(Request),
+}
+
+/// The fields of a get, in their wire order.
+#[derive(Deserialize)]
+struct GetFields<'a> {
+    #[serde(borrow)]
+    db: NameRef<'a>,
+    #[serde(with = "serde_bytes")]
+    key: &'a [u8],
+}
+
+/// The fields of a put, in their wire order.
+#[derive(Deserialize)]
+struct PutFields<'a> {
+    #[serde(borrow)]
+    db: NameRef<'a>,
+    #[serde(with = "serde_bytes")]
+    key: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    value: &'a [u8],
+}
+
+impl RequestView<'_> {
+    /// As [`Request::index`].
+    pub fn index(&self) -> usize {
+        match self {
+            RequestView::Get { .. } => GET_VARIANT as usize,
+            RequestView::Put { .. } => PUT_VARIANT as usize,
+            RequestView::Other(request) => request.index(),
+        }
+    }
+
+    /// As [`Request::target_db_name`].
+    pub fn target_db_name(&self) -> Option<&str> {
+        match self {
+            RequestView::Get { db, .. } | RequestView::Put { db, .. } => Some(db),
+            RequestView::Other(request) => request.target_db_name(),
+        }
+    }
+
+    /// The request, owned (copying a get's or a put's bytes out of the frame).
+    pub fn into_owned(self) -> Request {
+        match self {
+            RequestView::Get { db, key } => Request::Get { db: DbName::unchecked(db), key: key.to_vec() },
+            RequestView::Put { db, key, value } => {
+                Request::Put { db: DbName::unchecked(db), key: key.to_vec(), value: value.to_vec() }
+            }
+            RequestView::Other(request) => request,
+        }
+    }
+
+    /// As [`Request::validate`].
+    fn validate(&self) -> Result<(), ErrorReply> {
+        match self {
+            RequestView::Get { db, key } => check_name(db).and_then(|()| check_key(key)),
+            RequestView::Put { db, key, value } => {
+                check_name(db).and_then(|()| check_key(key)).and_then(|()| check_value(value))
+            }
+            RequestView::Other(request) => request.validate(),
+        }
+    }
+}
+
+/// Reads and checks a request frame's body in place, telling an unknown operation from a
+/// damaged frame.
+///
+/// # Errors
+/// [`ErrorCode::BAD_FRAME`] when the body does not decode (with [`CONNECTION_ERROR_ID`] if not
+/// even the id did), [`ErrorCode::UNKNOWN_REQUEST`] for a variant index past
+/// [`REQUEST_VARIANTS`], and the field errors of [`Request::validate`].
+pub fn decode_request(body: &[u8]) -> Result<(u64, RequestView<'_>), RequestRefusal> {
+    let refuse = |id, code, message: String| RequestRefusal { id, reply: ErrorReply::new(code, message) };
+    let Ok((id, after_id)) = postcard::take_from_bytes::<u64>(body) else {
+        return Err(refuse(CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME, "request frame has no id".into()));
+    };
+    let Ok((variant, fields)) = postcard::take_from_bytes::<u32>(after_id) else {
+        return Err(refuse(id, ErrorCode::BAD_FRAME, "request frame has no operation".into()));
+    };
+    if variant >= REQUEST_VARIANTS {
+        return Err(refuse(
+            id,
+            ErrorCode::UNKNOWN_REQUEST,
+            format!("operation {variant} is not known to this daemon (it knows 0..{REQUEST_VARIANTS})"),
+        ));
+    }
+    let bad_frame = |err: crate::frame::FrameError| refuse(id, ErrorCode::BAD_FRAME, err.to_string());
+    let view = match variant {
+        GET_VARIANT => {
+            let GetFields { db, key } = decode_body(fields).map_err(bad_frame)?;
+            RequestView::Get { db: db.0, key }
+        }
+        PUT_VARIANT => {
+            let PutFields { db, key, value } = decode_body(fields).map_err(bad_frame)?;
+            RequestView::Put { db: db.0, key, value }
+        }
+        _ => RequestView::Other(decode_body::<RequestEnvelope>(body).map_err(bad_frame)?.request),
+    };
+    view.validate().map_err(|reply| RequestRefusal { id, reply })?;
+    Ok((id, view))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frame::{encode_frame, split_frame};
+
+    fn body_of(envelope: &RequestEnvelope) -> Vec<u8> {
+        let mut frame = Vec::new();
+        encode_frame(envelope, &mut frame).unwrap();
+        split_frame(&frame).unwrap().unwrap().0.to_vec()
+    }
+
+    /// What the owned decoding of a `RequestEnvelope` and its checks give.
+    fn owned_reading(body: &[u8]) -> Option<(u64, Request)> {
+        let envelope: RequestEnvelope = decode_body(body).ok()?;
+        envelope.request.validate().ok()?;
+        Some((envelope.id, envelope.request))
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9_-]{1,40}", ".{0,8}", "[a-z]{60,70}"]
+    }
+
+    fn get_or_put() -> impl Strategy<Value = Request> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..40);
+        prop_oneof![
+            (name(), bytes()).prop_map(|(db, key)| Request::Get { db: DbName::unchecked(&db), key }),
+            (name(), bytes(), bytes()).prop_map(|(db, key, value)| Request::Put {
+                db: DbName::unchecked(&db),
+                key,
+                value
+            }),
+            name().prop_map(|db| Request::Delete { db: DbName::unchecked(&db), key: b"k".to_vec() }),
+        ]
+    }
+
+    proptest! {
+        /// A request read in place is the request the owned decoding reads, and is refused
+        /// exactly when the owned decoding's checks refuse it.
+        #[test]
+        fn a_request_read_in_place_is_the_owned_reading(id in any::<u64>(), request in get_or_put()) {
+            let body = body_of(&RequestEnvelope { id, request });
+            let viewed = decode_request(&body).ok().map(|(id, view)| (id, view.into_owned()));
+            prop_assert_eq!(viewed, owned_reading(&body));
+        }
+
+        /// Whatever the bytes, reading in place succeeds exactly when the owned reading does.
+        #[test]
+        fn damaged_bodies_are_refused_as_the_owned_reading_refuses_them(
+            body in proptest::collection::vec(any::<u8>(), 0..48),
+            variant in 0u8..4,
+        ) {
+            // Bias the operation towards a get or a put, whose reading differs.
+            let mut body = body;
+            if body.len() > 1 {
+                body[1] = variant;
+            }
+            let viewed = decode_request(&body).ok().map(|(id, view)| (id, view.into_owned()));
+            prop_assert_eq!(viewed, owned_reading(&body));
+        }
+    }
+
+    #[test]
+    fn a_get_borrows_its_name_and_key_from_the_frame() {
+        let body = body_of(&RequestEnvelope {
+            id: 9,
+            request: Request::Get { db: DbName::new("retry").unwrap(), key: b"R:example.net".to_vec() },
+        });
+        let (id, view) = decode_request(&body).unwrap();
+        let RequestView::Get { db, key } = view else { panic!("{view:?}") };
+        assert_eq!((id, db, key), (9, "retry", &b"R:example.net"[..]));
+        assert!(body.as_ptr_range().contains(&key.as_ptr()));
+        let refusal = decode_request(&body[..body.len() - 1]).unwrap_err();
+        assert_eq!((refusal.id, refusal.reply.code), (9, ErrorCode::BAD_FRAME));
+    }
+}
