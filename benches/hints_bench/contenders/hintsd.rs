@@ -63,8 +63,8 @@ impl Hintsd {
     fn request(&self, access: &Access) -> Request {
         let db = self.db.clone();
         match access {
-            Access::Get { key } => Request::Get { db, key: key.clone() },
-            Access::Put { key, value } => Request::Put { db, key: key.clone(), value: value.clone() },
+            Access::Get { key } => Request::Get { db, key: key.to_vec() },
+            Access::Put { key, value } => Request::Put { db, key: key.to_vec(), value: value.to_vec() },
             Access::Ratelimit { host } => Request::Ratelimit { condition: rate_condition(host), at: None },
             Access::SeenCheck { key } => Request::Seen { condition: seen_condition(key, false), at: None },
             Access::SeenWrite { key } => Request::Seen { condition: seen_condition(key, true), at: None },
