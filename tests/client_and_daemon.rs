@@ -68,6 +68,9 @@ fn every_operation_works_through_the_client() {
     assert_eq!(count("put"), 28);
     assert_eq!(count("delete"), 2);
     assert_eq!(count("cas"), 3);
+    assert_eq!(count("get"), 2, "gets applied in place are counted");
+    let kinds: Vec<&str> = stats[0].ops.iter().map(|op| op.kind.as_str()).collect();
+    assert!(kinds.windows(2).all(|pair| pair[0] < pair[1]), "stats lists kinds in name order: {kinds:?}");
     let all = client.stats(None).unwrap();
     assert!(all.iter().any(|s| s.db.as_str() == "retry"), "configured databases are running");
 

@@ -518,3 +518,25 @@ fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonse
     second.ping_from(0, 3);
     assert_eq!(client.get(&db("misc"), b"round").unwrap().unwrap().value, b"19");
 }
+
+#[test]
+fn open_ring_after_requests_answered_in_place_is_refused_and_their_replies_kept() {
+    let daemon = Daemon::start(&[]);
+    let mut stream = daemon.raw();
+    hello(&mut stream);
+    let mut frames = Vec::new();
+    let put = Request::Put { db: db("misc"), key: b"k".to_vec(), value: b"v".to_vec() };
+    for (id, request) in [(1, Request::Ping), (2, put), (3, Request::OpenRing)] {
+        hints_proto::frame::encode_frame(&RequestEnvelope { id, request }, &mut frames).unwrap();
+    }
+    stream.write_all(&frames).unwrap();
+    let first: ResponseEnvelope = receive(&mut stream);
+    assert_eq!((first.id, &first.response), (1, &Response::Pong));
+    let second: ResponseEnvelope = receive(&mut stream);
+    assert!(second.id == 2 && matches!(second.response, Response::Stored(_)), "{second:?}");
+    let third: ResponseEnvelope = receive(&mut stream);
+    assert!(
+        third.id == 3 && matches!(&third.response, Response::Error(e) if e.code == ErrorCode::BAD_ARGUMENT),
+        "{third:?}"
+    );
+}

@@ -194,7 +194,8 @@ impl<'de> Deserialize<'de> for DbName {
             }
         }
         // A string on the wire is its length and its bytes: read as bytes, it is the same.
-        // (Text formats hand a string to `visit_str` either way.)
+        // (Other formats may hand over a string or bytes; both are taken, and bytes must be
+        // UTF-8.)
         deserializer.deserialize_bytes(NameVisitor)
     }
 }

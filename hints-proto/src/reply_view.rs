@@ -28,8 +28,10 @@ impl RecordView<'_> {
     }
 }
 
-/// A reply as read in place: a get's answer borrowed, any other owned.
+/// A reply as read in place: a get's answer borrowed, any other owned. (More replies may be
+/// read in place one day, hence `non_exhaustive`.)
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ResponseView<'a> {
     /// [`Response::Value`]: the record, or `None` when the key is absent.
     Value(Option<RecordView<'a>>),

@@ -190,6 +190,62 @@ mod tests {
         }
     }
 
+    /// The owned decoding as it was before `decode_request` (aebc477), kept as an oracle.
+    fn owned_decode(body: &[u8]) -> Result<RequestEnvelope, (u64, ErrorCode)> {
+        let Ok((id, rest)) = postcard::take_from_bytes::<u64>(body) else {
+            return Err((CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME));
+        };
+        let Ok((variant, _)) = postcard::take_from_bytes::<u32>(rest) else {
+            return Err((id, ErrorCode::BAD_FRAME));
+        };
+        if variant >= REQUEST_VARIANTS {
+            return Err((id, ErrorCode::UNKNOWN_REQUEST));
+        }
+        let envelope: RequestEnvelope = decode_body(body).map_err(|_| (id, ErrorCode::BAD_FRAME))?;
+        envelope.request.validate().map_err(|reply| (id, reply.code))?;
+        Ok(envelope)
+    }
+
+    fn limit_testing_request() -> impl Strategy<Value = Request> {
+        use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+        let key = || prop_oneof![proptest::collection::vec(any::<u8>(), 0..8), Just(vec![b'k'; KEY_BYTES_MAX + 1])];
+        let value = || prop_oneof![proptest::collection::vec(any::<u8>(), 0..8), Just(vec![0; VALUE_BYTES_MAX + 1])];
+        prop_oneof![
+            (name(), key()).prop_map(|(db, key)| Request::Get { db: DbName::unchecked(&db), key }),
+            (name(), key(), value()).prop_map(|(db, key, value)| Request::Put {
+                db: DbName::unchecked(&db),
+                key,
+                value
+            }),
+            (name(), key()).prop_map(|(db, key)| Request::Delete { db: DbName::unchecked(&db), key }),
+        ]
+    }
+
+    proptest! {
+        /// Good, refused and damaged requests get the owned decoding's answer: the same
+        /// request, or a refusal with the same id and the same code.
+        #[test]
+        fn refusals_carry_the_owned_decodings_id_and_code(
+            id in any::<u64>(),
+            request in limit_testing_request(),
+            damage in 0u8..4,
+            at in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut body = body_of(&RequestEnvelope { id, request });
+            match damage {
+                1 => body.truncate(at.index(body.len())),
+                2 => { let i = at.index(body.len()); body[i] ^= byte | 1; }
+                3 => body.push(byte),
+                _ => {}
+            }
+            let viewed = decode_request(&body)
+                .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
+                .map_err(|refusal| (refusal.id, refusal.reply.code));
+            prop_assert_eq!(viewed, owned_decode(&body));
+        }
+    }
+
     #[test]
     fn a_get_borrows_its_name_and_key_from_the_frame() {
         let body = body_of(&RequestEnvelope {

@@ -846,3 +846,47 @@ async fn all_snapshots(registry: &Registry) -> Response {
     }
     Response::Snapshotted { databases, records }
 }
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn frames(requests: impl IntoIterator<Item = Request>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (id, request) in (1..).zip(requests) {
+            encode_frame(&RequestEnvelope { id, request }, &mut bytes).unwrap();
+        }
+        bytes
+    }
+
+    fn get() -> Request {
+        Request::Get { db: DbName::new("misc").unwrap(), key: b"k".to_vec() }
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_pipeline_depth() {
+        let bytes = frames((0..PIPELINE_DEPTH_MAX + 5).map(|_| Request::Ping));
+        let mut batch = Batch::new(&bytes, None);
+        assert_eq!((&mut batch).count(), PIPELINE_DEPTH_MAX);
+        assert!(batch.refusal.is_none());
+    }
+
+    #[test]
+    fn a_batch_of_in_place_gets_stops_at_the_reply_budget() {
+        let bytes = frames((0..64).map(|_| get()));
+        let mut batch = Batch::new(&bytes, None);
+        let per_get = KEY_BYTES_MAX + VALUE_BYTES_MAX + 64;
+        assert_eq!((&mut batch).count(), BATCH_REPLY_BYTES_MAX.div_ceil(per_get));
+    }
+
+    #[test]
+    fn a_bad_frame_ends_the_batch_and_its_refusal_is_kept() {
+        let mut bytes = frames([get()]);
+        bytes.extend_from_slice(&[2, 0, 0, 0, 2, 99]);
+        bytes.extend(frames([get()]));
+        let mut batch = Batch::new(&bytes, None);
+        assert_eq!((&mut batch).map(|(id, _)| id).collect::<Vec<_>>(), [1]);
+        let refusal = batch.refusal.expect("refused");
+        assert_eq!((refusal.id, refusal.reply.code), (2, ErrorCode::UNKNOWN_REQUEST));
+    }
+}
