@@ -21,19 +21,18 @@ use actix::Addr;
 use actix::MailboxError;
 use futures::future::join_all;
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
-use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
+use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
-use hints_proto::reply_view::encode_value_reply;
-use hints_proto::request_view::decode_request;
 use hints_proto::{
-    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, RecordView, Request, RequestEnvelope,
-    RequestView, Response, ResponseEnvelope,
+    DbName, ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, RequestEnvelope, Response,
+    ResponseEnvelope,
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::batch::{Batch, Frames};
 use crate::db::{Apply, ConnId, DbActor};
 use crate::direct::{self, Direct, Replies};
 use crate::lanes::{Lanes, Seat};
@@ -57,9 +56,6 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// The largest hello body accepted (a real one is under 80 bytes): nothing bigger is buffered
 /// for a client that has not said who it is.
 pub const HELLO_BYTES_MAX: usize = 256;
-/// A batch stops taking requests once the largest replies they could have add up to this, so
-/// one connection's replies in memory stay bounded (a scan page can be a whole frame).
-pub const BATCH_REPLY_BYTES_MAX: usize = 4 << 20;
 /// While a batch waits for its answers, the connection reads ahead at most this much (to see
 /// the client close); past it, it stops reading until the batch is done.
 const READ_AHEAD_BYTES_MAX: usize = FRAME_BYTES_MAX + FRAME_PREFIX_BYTES;
@@ -160,86 +156,6 @@ struct Connection {
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
-}
-
-/// Replies encoded as they are made, into a connection's write buffer.
-struct Frames<'a>(&'a mut Vec<u8>);
-
-impl Replies for Frames<'_> {
-    fn reply(&mut self, id: u64, response: Response) {
-        let envelope = ResponseEnvelope { id, response };
-        if let Err(err) = encode_frame(&envelope, self.0) {
-            self.too_large(id, &err);
-        }
-    }
-
-    fn record(&mut self, id: u64, record: Option<RecordView<'_>>) {
-        if let Err(err) = encode_value_reply(id, record, self.0) {
-            self.too_large(id, &err);
-        }
-    }
-}
-
-impl Frames<'_> {
-    /// Answers `id` with an error in place of a reply that did not fit a frame.
-    fn too_large(&mut self, id: u64, err: &FrameError) {
-        let reply = ErrorReply::new(ErrorCode::INTERNAL, format!("reply did not fit a frame: {err}"));
-        let envelope = ResponseEnvelope { id, response: Response::Error(reply) };
-        encode_frame(&envelope, self.0).expect("an error reply fits a frame");
-    }
-}
-
-/// The whole frames at the front of a connection's read buffer, read in place, as one batch:
-/// at most [`PIPELINE_DEPTH_MAX`], and none after the one whose largest possible reply brings
-/// the batch's to [`BATCH_REPLY_BYTES_MAX`]. A frame that cannot be read ends the batch, and
-/// its refusal is kept, to be answered after the requests before it.
-struct Batch<'a> {
-    unread: &'a [u8],
-    /// Bytes of `unread` the frames read so far took.
-    used: usize,
-    /// Requests read.
-    taken: usize,
-    reply_bytes_max: usize,
-    refusal: Option<RequestRefusal>,
-}
-
-impl<'a> Batch<'a> {
-    /// The batch at the front of `unread`; none when the connection already has a `refusal`.
-    fn new(unread: &'a [u8], refusal: Option<RequestRefusal>) -> Batch<'a> {
-        Batch { unread, used: 0, taken: 0, reply_bytes_max: 0, refusal }
-    }
-}
-
-impl<'a> Iterator for Batch<'a> {
-    type Item = (u64, RequestView<'a>);
-
-    fn next(&mut self) -> Option<(u64, RequestView<'a>)> {
-        if self.refusal.is_some() || self.taken >= PIPELINE_DEPTH_MAX || self.reply_bytes_max >= BATCH_REPLY_BYTES_MAX {
-            return None;
-        }
-        let unread: &'a [u8] = self.unread;
-        match split_frame(&unread[self.used..]) {
-            Ok(Some((body, used))) => {
-                self.used += used;
-                match decode_request(body) {
-                    Ok((id, request)) => {
-                        self.taken += 1;
-                        self.reply_bytes_max += reply_bytes_bound(&request);
-                        Some((id, request))
-                    }
-                    Err(refusal) => {
-                        self.refusal = Some(refusal);
-                        None
-                    }
-                }
-            }
-            Ok(None) => None,
-            Err(err) => {
-                self.refusal = Some(frame_refusal(&err));
-                None
-            }
-        }
-    }
 }
 
 /// What waiting for a whole frame gave.
@@ -686,22 +602,11 @@ async fn within<T>(wait_max: Duration, future: impl Future<Output = T>) -> Resul
     tokio::time::timeout(wait_max, future).await
 }
 
-/// The largest reply a request can get, for the batch budget.
-fn reply_bytes_bound(request: &RequestView<'_>) -> usize {
-    match request {
-        RequestView::Other(Request::Scan { .. } | Request::Stats { db: None }) => FRAME_BYTES_MAX,
-        RequestView::Get { .. } | RequestView::Other(Request::Get { .. } | Request::CompareAndSet { .. }) => {
-            KEY_BYTES_MAX + VALUE_BYTES_MAX + 64
-        }
-        _ => 1024,
-    }
-}
-
 fn refusal(code: ErrorCode, message: &str) -> RequestRefusal {
     RequestRefusal { id: CONNECTION_ERROR_ID, reply: ErrorReply::new(code, message) }
 }
 
-fn frame_refusal(err: &FrameError) -> RequestRefusal {
+pub(crate) fn frame_refusal(err: &FrameError) -> RequestRefusal {
     let code = match err {
         FrameError::TooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
         FrameError::Decode(_) | FrameError::TrailingBytes { .. } | FrameError::Encode(_) => ErrorCode::BAD_FRAME,
@@ -845,48 +750,4 @@ async fn all_snapshots(registry: &Registry) -> Response {
         }
     }
     Response::Snapshotted { databases, records }
-}
-
-#[cfg(test)]
-mod batch_tests {
-    use super::*;
-
-    fn frames(requests: impl IntoIterator<Item = Request>) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for (id, request) in (1..).zip(requests) {
-            encode_frame(&RequestEnvelope { id, request }, &mut bytes).unwrap();
-        }
-        bytes
-    }
-
-    fn get() -> Request {
-        Request::Get { db: DbName::new("misc").unwrap(), key: b"k".to_vec() }
-    }
-
-    #[test]
-    fn a_batch_stops_at_the_pipeline_depth() {
-        let bytes = frames((0..PIPELINE_DEPTH_MAX + 5).map(|_| Request::Ping));
-        let mut batch = Batch::new(&bytes, None);
-        assert_eq!((&mut batch).count(), PIPELINE_DEPTH_MAX);
-        assert!(batch.refusal.is_none());
-    }
-
-    #[test]
-    fn a_batch_of_in_place_gets_stops_at_the_reply_budget() {
-        let bytes = frames((0..64).map(|_| get()));
-        let mut batch = Batch::new(&bytes, None);
-        let per_get = KEY_BYTES_MAX + VALUE_BYTES_MAX + 64;
-        assert_eq!((&mut batch).count(), BATCH_REPLY_BYTES_MAX.div_ceil(per_get));
-    }
-
-    #[test]
-    fn a_bad_frame_ends_the_batch_and_its_refusal_is_kept() {
-        let mut bytes = frames([get()]);
-        bytes.extend_from_slice(&[2, 0, 0, 0, 2, 99]);
-        bytes.extend(frames([get()]));
-        let mut batch = Batch::new(&bytes, None);
-        assert_eq!((&mut batch).map(|(id, _)| id).collect::<Vec<_>>(), [1]);
-        let refusal = batch.refusal.expect("refused");
-        assert_eq!((refusal.id, refusal.reply.code), (2, ErrorCode::UNKNOWN_REQUEST));
-    }
 }

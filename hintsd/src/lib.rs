@@ -15,6 +15,7 @@
 //! - [`direct`]: the running databases, which connection tasks apply plain requests to directly.
 //! - [`store`]: the records of one database, a plain struct with time passed in.
 
+mod batch;
 pub mod config;
 pub mod connection;
 pub mod db;
