@@ -3,12 +3,11 @@
 
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
-use hints_proto::message::RequestRefusal;
+use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
 use hints_proto::reply_view::encode_value_reply;
 use hints_proto::request_view::decode_request;
 use hints_proto::{ErrorCode, ErrorReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
-use crate::connection::frame_refusal;
 use crate::direct::Replies;
 
 /// A batch stops taking requests once the largest replies they could have add up to this, so
@@ -92,6 +91,15 @@ impl<'a> Iterator for Batch<'a> {
             }
         }
     }
+}
+
+/// The refusal of a frame that cannot be read (it belongs to no request whose id is known).
+pub fn frame_refusal(err: &FrameError) -> RequestRefusal {
+    let code = match err {
+        FrameError::TooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
+        FrameError::Decode(_) | FrameError::TrailingBytes { .. } | FrameError::Encode(_) => ErrorCode::BAD_FRAME,
+    };
+    RequestRefusal { id: CONNECTION_ERROR_ID, reply: ErrorReply::new(code, err.to_string()) }
 }
 
 /// The largest reply a request can get, for the batch budget.

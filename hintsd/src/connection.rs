@@ -20,7 +20,7 @@ use std::time::Duration;
 use actix::Addr;
 use actix::MailboxError;
 use futures::future::join_all;
-use hints_proto::frame::{FrameError, encode_frame, split_frame};
+use hints_proto::frame::{encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
 use hints_proto::{
@@ -32,7 +32,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::batch::{Batch, Frames};
+use crate::batch::{Batch, Frames, frame_refusal};
 use crate::db::{Apply, ConnId, DbActor};
 use crate::direct::{self, Direct, Replies};
 use crate::lanes::{Lanes, Seat};
@@ -604,14 +604,6 @@ async fn within<T>(wait_max: Duration, future: impl Future<Output = T>) -> Resul
 
 fn refusal(code: ErrorCode, message: &str) -> RequestRefusal {
     RequestRefusal { id: CONNECTION_ERROR_ID, reply: ErrorReply::new(code, message) }
-}
-
-pub(crate) fn frame_refusal(err: &FrameError) -> RequestRefusal {
-    let code = match err {
-        FrameError::TooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
-        FrameError::Decode(_) | FrameError::TrailingBytes { .. } | FrameError::Encode(_) => ErrorCode::BAD_FRAME,
-    };
-    refusal(code, &err.to_string())
 }
 
 /// Hands the connection to lane `index` (the least busy one if `None`): the socket is taken
