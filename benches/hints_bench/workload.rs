@@ -178,7 +178,8 @@ pub fn now() -> (i64, i32) {
 /// always written), computed by hintsd's own implementation of `acl.c`'s formula, so every
 /// contender stores what Exim would, by the one formula the project has.
 pub fn next_rate(previous: Option<&[u8]>, host: &str, now: (i64, i32)) -> Vec<u8> {
-    let condition = parse_ratelimit(&rate_condition(host)).expect("the benchmark's condition parses");
+    let text = rate_condition(host);
+    let condition = parse_ratelimit(&text).expect("the benchmark's condition parses");
     let at = Stamp { secs: now.0.max(0) as u64, micros: now.1.max(0) as u32 };
     let outcome = hintsd::hints::ratelimit::apply(&condition, previous, at)
         // A record that does not decode counts as none, as hintsd treats a damaged one.

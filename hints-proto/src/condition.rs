@@ -196,13 +196,14 @@ pub enum RatelimitUpdate {
     Readonly,
 }
 
-/// A parsed `ratelimit` condition.
+/// A parsed `ratelimit` condition, borrowing its texts from the condition where it can (it is
+/// parsed on every request).
 #[derive(Clone, Debug, PartialEq)]
-pub struct RatelimitCondition {
+pub struct RatelimitCondition<'a> {
     /// `m`: the most events per period; the condition is true at `rate >= limit`.
     pub limit: f64,
     /// `p` exactly as written (after trimming): it is part of the database key.
-    pub period_text: String,
+    pub period_text: Cow<'a, str>,
     /// `p` in seconds, greater than 0.
     pub period_secs: f64,
     pub mode: RatelimitMode,
@@ -210,12 +211,22 @@ pub struct RatelimitCondition {
     /// What this event counts: 1 by default, `count=` if given, 0 when read-only.
     pub count: f64,
     /// The event's identity when only distinct events count (`unique=`, or `per_addr`).
-    pub unique: Option<String>,
+    pub unique: Option<Cow<'a, str>>,
     /// The key elements, joined by `/`; never empty.
-    pub key: String,
+    pub key: Cow<'a, str>,
 }
 
-impl RatelimitCondition {
+impl RatelimitCondition<'_> {
+    /// The same condition, owning its texts.
+    pub fn into_owned(self) -> RatelimitCondition<'static> {
+        RatelimitCondition {
+            period_text: Cow::Owned(self.period_text.into_owned()),
+            unique: self.unique.map(|unique| Cow::Owned(unique.into_owned())),
+            key: Cow::Owned(self.key.into_owned()),
+            ..self
+        }
+    }
+
     /// The key Exim stores the rate under: `<period text>/<mode>/[unique/]<key>` (without the
     /// NUL Exim appends).
     ///
@@ -254,8 +265,8 @@ impl RatelimitCondition {
 /// See [`ConditionError`]; checks run in Exim's order (length, limit, period, each option in
 /// turn, then the per_* clash, then the update modes), followed by hintsd's own
 /// (`per_byte` without `count=`, `per_addr` without `unique=`, no key).
-pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError> {
-    let mut items = list_items(checked_text(text)?).into_iter();
+pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition<'_>, ConditionError> {
+    let mut items = list_items(checked_text(text)?);
     let limit_text = items.next().ok_or(ConditionError::NoLimit)?;
     let limit = parse_limit(&limit_text).ok_or_else(|| ConditionError::BadLimit { text: limit_text.to_string() })?;
     let period_text = items.next().ok_or(ConditionError::NoPeriod)?;
@@ -269,8 +280,8 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError>
     let mut mode: Option<RatelimitMode> = None;
     let mut per_clash = false;
     let mut count: Option<f64> = None;
-    let mut unique: Option<String> = None;
-    let mut key: Option<String> = None;
+    let mut unique: Option<Cow<'_, str>> = None;
+    let mut key: Option<Cow<'_, str>> = None;
     for item in items {
         if let Some(option_mode) = RatelimitMode::from_option(&item) {
             per_clash |= mode.replace(option_mode).is_some();
@@ -287,12 +298,12 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError>
                 (value, "") if value >= 0.0 && value.is_finite() => count = Some(value),
                 _ => return Err(ConditionError::BadCount { text: item.into_owned() }),
             }
-        } else if let Some(value) = strip_prefix_ignore_case(&item, "unique=") {
-            unique = Some(value.to_owned());
+        } else if strip_prefix_ignore_case(&item, "unique=").is_some() {
+            unique = Some(cow_after(item, "unique=".len()));
         } else {
             key = Some(match key {
-                None => item.into_owned(),
-                Some(key) => format!("{key}/{item}"),
+                None => item,
+                Some(key) => Cow::Owned(format!("{key}/{item}")),
             });
         }
     }
@@ -319,16 +330,7 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition, ConditionError>
         RatelimitUpdate::Leaky
     };
     let count = if update == RatelimitUpdate::Readonly { 0.0 } else { count.unwrap_or(1.0) };
-    let cond = RatelimitCondition {
-        limit,
-        period_text: period_text.into_owned(),
-        period_secs,
-        mode,
-        update,
-        count,
-        unique,
-        key,
-    };
+    let cond = RatelimitCondition { limit, period_text, period_secs, mode, update, count, unique, key };
     let db_key_len = cond.db_key_len() + 1;
     if db_key_len > KEY_BYTES_MAX {
         return Err(ConditionError::DbKeyTooLong { len: db_key_len });
@@ -349,16 +351,23 @@ pub enum SeenMode {
 
 /// A parsed `seen` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SeenCondition {
+pub struct SeenCondition<'a> {
     /// A leading `-`: true when the key was last seen at least `interval_secs` ago; otherwise
     /// true when it was seen less than `interval_secs` ago.
     pub before: bool,
     pub interval_secs: u64,
     /// The database key, verbatim; never empty.
-    pub key: String,
+    pub key: Cow<'a, str>,
     pub mode: SeenMode,
     /// A "before" test that does not write rewrites a record at least this old.
     pub refresh_secs: u64,
+}
+
+impl SeenCondition<'_> {
+    /// The same condition, owning its key.
+    pub fn into_owned(self) -> SeenCondition<'static> {
+        SeenCondition { key: Cow::Owned(self.key.into_owned()), ..self }
+    }
 }
 
 /// Parses `[-]<interval> [/ key=<k>] [/ readonly] [/ write] [/ refresh=<interval>]`.
@@ -370,8 +379,8 @@ pub struct SeenCondition {
 /// # Errors
 /// See [`ConditionError`]: the length, a NUL, a missing or malformed interval, a malformed
 /// refresh, an unknown option, or no (or an empty) key.
-pub fn parse_seen(text: &str) -> Result<SeenCondition, ConditionError> {
-    let mut items = list_items(checked_text(text)?).into_iter();
+pub fn parse_seen(text: &str) -> Result<SeenCondition<'_>, ConditionError> {
+    let mut items = list_items(checked_text(text)?);
     let first = items.next().ok_or(ConditionError::NoInterval)?;
     let (before, interval_text) = match first.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -380,12 +389,12 @@ pub fn parse_seen(text: &str) -> Result<SeenCondition, ConditionError> {
     let interval_secs = parse_duration_secs(interval_text)
         .map_err(|err| ConditionError::BadInterval { text: first.to_string(), why: err.why })?;
 
-    let mut key: Option<String> = None;
+    let mut key: Option<Cow<'_, str>> = None;
     let mut mode = SeenMode::Default;
     let mut refresh_secs = SEEN_REFRESH_DEFAULT_SECS;
     for item in items {
-        if let Some(value) = item.strip_prefix("key=") {
-            key = Some(value.to_owned());
+        if item.starts_with("key=") {
+            key = Some(cow_after(item, "key=".len()));
         } else if item == "readonly" {
             mode = SeenMode::Readonly;
         } else if item == "write" {
@@ -415,37 +424,66 @@ fn checked_text(text: &str) -> Result<&str, ConditionError> {
 /// The elements of an Exim list with separator `/`, as `string_nextinlist` yields them: white
 /// space skipped before and trimmed after each element, `//` a literal `/`, an empty element
 /// between two separators kept, nothing after a trailing separator. An element without `//`
-/// is borrowed from `text` (conditions are parsed on every request).
-fn list_items(text: &str) -> Vec<Cow<'_, str>> {
-    let bytes = text.as_bytes();
-    // Conditions have a handful of elements (limit, period, an option or two, the key).
-    let mut items = Vec::with_capacity(6);
-    let mut at = 0;
-    loop {
+/// is borrowed from `text`, and the list is read as it is walked: conditions are parsed on
+/// every request.
+fn list_items(text: &str) -> ListItems<'_> {
+    ListItems { text, at: 0 }
+}
+
+/// The walk of [`list_items`]: `at` is where the next element's search starts.
+struct ListItems<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = Cow<'a, str>;
+
+    fn next(&mut self) -> Option<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
+        let mut at = self.at;
         while bytes.get(at).is_some_and(|&b| is_c_space(b)) {
             at += 1;
         }
         if at == bytes.len() {
-            return items;
+            self.at = at;
+            return None;
         }
         let start = at;
         let mut escaped = false;
-        while let Some(&b) = bytes.get(at) {
-            if b == b'/' {
-                if bytes.get(at + 1) != Some(&b'/') {
-                    break;
+        // The element ends at the first `/` that is not doubled, or at the end.
+        loop {
+            match bytes[at..].iter().position(|&b| b == b'/') {
+                None => at = bytes.len(),
+                Some(offset) if bytes.get(at + offset + 1) == Some(&b'/') => {
+                    escaped = true;
+                    at += offset + 2;
+                    continue;
                 }
-                escaped = true;
-                at += 1;
+                Some(offset) => at += offset,
             }
-            at += 1;
+            break;
         }
-        // Split only at ASCII bytes, so on character boundaries.
-        let raw = &text[start..at];
-        at = (at + 1).min(bytes.len());
+        self.at = (at + 1).min(bytes.len());
         // Trailing white space holds no `/`, so trimming before unescaping gives the same.
-        let trimmed = raw.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
-        items.push(if escaped { Cow::Owned(trimmed.replace("//", "/")) } else { Cow::Borrowed(trimmed) });
+        let mut end = at;
+        while end > start && is_c_space(bytes[end - 1]) {
+            end -= 1;
+        }
+        // Split only before ASCII bytes (or at the end), so on character boundaries.
+        let trimmed = &self.text[start..end];
+        Some(if escaped { Cow::Owned(trimmed.replace("//", "/")) } else { Cow::Borrowed(trimmed) })
+    }
+}
+
+/// `item` without its first `prefix_len` bytes (an ASCII prefix), still borrowed if it was.
+fn cow_after(item: Cow<'_, str>, prefix_len: usize) -> Cow<'_, str> {
+    match item {
+        Cow::Borrowed(text) => Cow::Borrowed(&text[prefix_len..]),
+        Cow::Owned(mut text) => {
+            text.drain(..prefix_len);
+            Cow::Owned(text)
+        }
     }
 }
 
@@ -528,16 +566,16 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 mod tests {
     use super::*;
 
-    fn ratelimit(text: &str) -> RatelimitCondition {
-        parse_ratelimit(text).unwrap_or_else(|err| panic!("{text:?}: {err}"))
+    fn ratelimit(text: &str) -> RatelimitCondition<'static> {
+        parse_ratelimit(text).map(RatelimitCondition::into_owned).unwrap_or_else(|err| panic!("{text:?}: {err}"))
     }
 
     fn ratelimit_error(text: &str) -> ConditionError {
         parse_ratelimit(text).expect_err(text)
     }
 
-    fn seen(text: &str) -> SeenCondition {
-        parse_seen(text).unwrap_or_else(|err| panic!("{text:?}: {err}"))
+    fn seen(text: &str) -> SeenCondition<'static> {
+        parse_seen(text).map(SeenCondition::into_owned).unwrap_or_else(|err| panic!("{text:?}: {err}"))
     }
 
     fn seen_error(text: &str) -> ConditionError {
@@ -560,7 +598,7 @@ mod tests {
             ("\u{b}x\u{b} //\u{b}/y", &["x\u{b} /", "y"]),
         ];
         for (text, expected) in cases {
-            assert_eq!(list_items(text), expected, "{text:?}");
+            assert_eq!(list_items(text).collect::<Vec<_>>(), expected, "{text:?}");
         }
     }
 
@@ -784,8 +822,8 @@ mod tests {
     #[test]
     fn white_space_is_trimmed_as_exim_trims_it() {
         let cond = ratelimit("\t10k\x0b/\n1h\r/\x0cper_cmd / key with space ");
-        assert_eq!((cond.limit, cond.period_text.as_str()), (10_240.0, "1h"));
-        assert_eq!((cond.mode, cond.key.as_str()), (RatelimitMode::PerCmd, "key with space"));
+        assert_eq!((cond.limit, cond.period_text.as_ref()), (10_240.0, "1h"));
+        assert_eq!((cond.mode, cond.key.as_ref()), (RatelimitMode::PerCmd, "key with space"));
     }
 
     #[test]
@@ -889,7 +927,37 @@ mod tests {
         assert!(seen_error("-5m").to_string().contains("key="));
     }
 
+    /// `string_nextinlist` read a character at a time: the oracle for [`list_items`].
+    fn list_items_one_char_at_a_time(text: &str) -> Vec<String> {
+        let is_space = |c: &char| c.is_ascii() && is_c_space(*c as u8);
+        let mut items = Vec::new();
+        let mut chars = text.chars().peekable();
+        loop {
+            while chars.next_if(is_space).is_some() {}
+            if chars.peek().is_none() {
+                return items;
+            }
+            let mut item = String::new();
+            while let Some(c) = chars.next() {
+                if c == '/' && chars.next_if_eq(&'/').is_none() {
+                    break;
+                }
+                item.push(c);
+            }
+            while item.ends_with(|c: char| is_space(&c)) {
+                item.pop();
+            }
+            items.push(item);
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn list_items_are_the_ones_read_a_character_at_a_time(text in "[a/ \t\u{b}\u{e9}]{0,30}") {
+            let items: Vec<String> = list_items(&text).map(Cow::into_owned).collect();
+            proptest::prop_assert_eq!(items, list_items_one_char_at_a_time(&text));
+        }
+
         /// The key built piece by piece is the one `format!` made before (e0fcd01), and its
         /// length is the one the parser checks.
         #[test]
@@ -902,13 +970,13 @@ mod tests {
             let mode = RatelimitMode::ALL[mode];
             let cond = RatelimitCondition {
                 limit: 1.0,
-                period_text,
+                period_text: period_text.into(),
                 period_secs: 1.0,
                 mode,
                 update: RatelimitUpdate::Leaky,
                 count: 1.0,
-                unique,
-                key,
+                unique: unique.map(Into::into),
+                key: key.into(),
             };
             let unique = if cond.unique.is_some() { "unique/" } else { "" };
             let old = format!("{}/{}/{}{}", cond.period_text, cond.mode.key_text(), unique, cond.key);

@@ -157,8 +157,8 @@ mod tests {
 
     const T0: u64 = 1_700_000_000;
 
-    fn cond(text: &str) -> RatelimitCondition {
-        parse_ratelimit(text).unwrap_or_else(|err| panic!("{text:?}: {err}"))
+    fn cond(text: &str) -> RatelimitCondition<'static> {
+        parse_ratelimit(text).map(RatelimitCondition::into_owned).unwrap_or_else(|err| panic!("{text:?}: {err}"))
     }
 
     fn at(secs: u64) -> Stamp {

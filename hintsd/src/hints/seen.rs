@@ -55,8 +55,8 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
-    fn cond(text: &str) -> SeenCondition {
-        parse_seen(text).unwrap_or_else(|err| panic!("{text:?}: {err}"))
+    fn cond(text: &str) -> SeenCondition<'static> {
+        parse_seen(text).map(SeenCondition::into_owned).unwrap_or_else(|err| panic!("{text:?}: {err}"))
     }
 
     fn record(secs_ago: i64) -> Vec<u8> {
