@@ -16,7 +16,7 @@ use common::{Daemon, HINTS_BENCH, closed_by_daemon, db, hello, receive, send, st
 use hints_client::{Client, Error};
 use hints_proto::ring::shm::{SharedRings, ShmRegion};
 use hints_proto::ring::{Consumer, Ordering, Producer, Region};
-use hints_proto::{ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope, ResponseView};
+use hints_proto::{ErrorCode, Request, RequestEnvelope, RequestView, Response, ResponseEnvelope, ResponseView};
 
 fn ring_client(daemon: &Daemon) -> Client {
     Client::new(daemon.client_config().with_ring(true))
@@ -90,7 +90,7 @@ fn frames_larger_than_the_ring_cross_it_in_pieces() {
 }
 
 #[test]
-fn replies_read_in_place_are_the_replies_on_the_ring_and_the_socket() {
+fn replies_read_in_place_and_requests_sent_borrowed_are_the_owned_ones_on_the_ring_and_the_socket() {
     let daemon = daemon_with_ring_bytes(4096);
     let misc = db("misc");
     let big: Vec<u8> = (0..100 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -99,12 +99,21 @@ fn replies_read_in_place_are_the_replies_on_the_ring_and_the_socket() {
         requests.push(Request::Get { db: misc.clone(), key: key.to_vec() });
     }
     requests.push(Request::Ratelimit { condition: "lots / 1h".into(), at: None });
+    // The second time round, sent as a worker sends its own bytes: borrowed, not copied.
+    let views: Vec<RequestView<'_>> = requests
+        .iter()
+        .map(|request| match request {
+            Request::Get { db, key } => RequestView::Get { db: db.as_str(), key },
+            Request::Put { db, key, value } => RequestView::Put { db: db.as_str(), key, value },
+            other => RequestView::Other(other.clone()),
+        })
+        .collect();
     for ring in [true, false] {
         let mut client = Client::new(daemon.client_config().with_ring(ring));
         let owned = client.pipeline(&requests).unwrap();
         let mut in_place = Vec::new();
         client
-            .pipeline_each(&requests, |reply| {
+            .pipeline_each(&views, |reply| {
                 if let ResponseView::Value(Some(record)) = &reply {
                     assert_eq!(record.value, &big[..], "a value larger than the ring, read whole in place");
                 }

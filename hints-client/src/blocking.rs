@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
-use hints_proto::{DbName, DbStats, ErrorCode, Record, Request, Response, ResponseView, ScanPage, Stamp};
+use hints_proto::{
+    DbName, DbStats, ErrorCode, OutgoingRequest, Record, Request, Response, ResponseView, ScanPage, Stamp,
+};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv};
@@ -460,14 +462,26 @@ impl Client {
     /// buffer, so a pipeline of lookups whose values are only looked at allocates nothing per
     /// reply. Copy what must outlive the call ([`hints_proto::RecordView::to_record`]).
     ///
+    /// The requests may be owned ([`Request`]) or borrow their keys and values
+    /// ([`hints_proto::RequestView`]: a get or a put made from the caller's own bytes), so a
+    /// pipeline of lookups need not copy its keys either.
+    ///
     /// # Errors
     /// As [`Client::pipeline`]; the replies read before a failure have been handed over.
-    pub fn pipeline_each(&mut self, requests: &[Request], mut each: impl FnMut(ResponseView<'_>)) -> Result<(), Error> {
+    pub fn pipeline_each(
+        &mut self,
+        requests: &[impl OutgoingRequest],
+        mut each: impl FnMut(ResponseView<'_>),
+    ) -> Result<(), Error> {
         self.exchange(requests, &mut each)
     }
 
     /// One request, its answer mapped by `map` (a function of [`ops`]).
-    fn call_typed<T>(&mut self, request: &Request, map: fn(Response) -> Result<T, Error>) -> Result<T, Error> {
+    fn call_typed<T>(
+        &mut self,
+        request: &impl OutgoingRequest,
+        map: fn(Response) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mut responses = std::mem::take(&mut self.responses);
         responses.clear();
         let result = self.exchange(std::slice::from_ref(request), &mut |reply| responses.push(reply.into_owned()));
@@ -478,7 +492,11 @@ impl Client {
         map(response)
     }
 
-    fn exchange(&mut self, requests: &[Request], each: &mut dyn FnMut(ResponseView<'_>)) -> Result<(), Error> {
+    fn exchange(
+        &mut self,
+        requests: &[impl OutgoingRequest],
+        each: &mut dyn FnMut(ResponseView<'_>),
+    ) -> Result<(), Error> {
         validate_all(requests)?;
         for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
             let deadline = Instant::now() + self.config.call_timeout();
@@ -491,7 +509,7 @@ impl Client {
     /// once on a new connection when [`Codec::may_resend`] allows.
     fn exchange_chunk(
         &mut self,
-        requests: &[Request],
+        requests: &[impl OutgoingRequest],
         deadline: Instant,
         each: &mut dyn FnMut(ResponseView<'_>),
     ) -> Result<(), Error> {
@@ -1046,7 +1064,8 @@ mod tests {
             });
         })]);
         let mut client = Client::new(test_config(daemon.socket()).with_timeout(Duration::from_secs(10)));
-        let requests: Vec<Request> = (0..64u32).map(|n| ops::put(&db(), &n.to_be_bytes(), &value)).collect();
+        let requests: Vec<Request> =
+            (0..64u32).map(|n| ops::put(&db(), &n.to_be_bytes(), &value).into_owned()).collect();
         let responses = client.pipeline(&requests).unwrap();
         assert_eq!(responses.len(), 64);
         drop(client);

@@ -14,7 +14,9 @@ use hints_proto::frame::{body_len, decode_body, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
 use hints_proto::message::CONNECTION_ERROR_ID;
 use hints_proto::reply_view::decode_reply;
-use hints_proto::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION, Request, Response, ResponseView};
+use hints_proto::{
+    ErrorCode, ErrorReply, Hello, HelloReply, OutgoingRequest, PROTOCOL_VERSION, Response, ResponseView,
+};
 
 use crate::error::Error;
 
@@ -105,7 +107,7 @@ pub(crate) fn describe_io(err: &io::Error) -> String {
 ///
 /// # Errors
 /// [`Error::BadRequest`] for the first request out of bounds.
-pub(crate) fn validate_all(requests: &[Request]) -> Result<(), Error> {
+pub(crate) fn validate_all(requests: &[impl OutgoingRequest]) -> Result<(), Error> {
     requests.iter().try_for_each(|request| request.validate().map_err(Error::BadRequest))
 }
 
@@ -188,14 +190,12 @@ impl Codec {
     ///
     /// # Errors
     /// [`Error::BadRequest`] if one does not fit a frame; nothing is queued then.
-    pub(crate) fn queue(&mut self, requests: &[Request]) -> Result<(), Error> {
+    pub(crate) fn queue(&mut self, requests: &[impl OutgoingRequest]) -> Result<(), Error> {
         self.send.clear();
         self.sent = 0;
         let first_id = self.next_id;
         for (id, request) in (first_id..).zip(requests) {
-            // Encodes exactly as `RequestEnvelope { id, request }` (postcard writes a struct
-            // as its fields in order), without cloning the request into an envelope.
-            if let Err(err) = encode_frame(&(id, request), &mut self.send) {
+            if let Err(err) = request.encode_frame(id, &mut self.send) {
                 self.send.clear();
                 return Err(Error::BadRequest(ErrorReply::new(ErrorCode::FRAME_TOO_LARGE, err.to_string())));
             }
@@ -292,12 +292,12 @@ impl Codec {
     /// daemon restart. A ratelimit event or a counter add is never resent, since it may have
     /// been applied before the connection broke and would then count twice; nor is a
     /// serialize or lock request, whose slot or session belonged to the connection that broke.
-    pub(crate) fn may_resend(&self, failure: &Failure, reused: bool, requests: &[Request]) -> bool {
+    pub(crate) fn may_resend(&self, failure: &Failure, reused: bool, requests: &[impl OutgoingRequest]) -> bool {
         reused
             && self.phase == Phase::Ready
             && !self.reply_started
             && failure.is_disconnect()
-            && requests.iter().all(Request::is_idempotent)
+            && requests.iter().all(OutgoingRequest::is_idempotent)
     }
 
     /// Gives back memory a large reply made the buffers take, once a call is over.
@@ -389,7 +389,7 @@ fn daemon_closes_after(code: ErrorCode) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hints_proto::{DbName, RequestEnvelope, ResponseEnvelope};
+    use hints_proto::{DbName, Request, RequestEnvelope, ResponseEnvelope};
 
     use super::*;
     use crate::ops;

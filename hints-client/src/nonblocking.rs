@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
-use hints_proto::{DbName, DbStats, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{DbName, DbStats, OutgoingRequest, Record, Request, Response, ScanPage, Stamp};
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
@@ -262,7 +262,11 @@ impl Client {
         Ok(responses)
     }
 
-    async fn call_typed<T>(&mut self, request: &Request, map: fn(Response) -> Result<T, Error>) -> Result<T, Error> {
+    async fn call_typed<T>(
+        &mut self,
+        request: &impl OutgoingRequest,
+        map: fn(Response) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mut responses = std::mem::take(&mut self.responses);
         responses.clear();
         let result = self.exchange(std::slice::from_ref(request), &mut responses).await;
@@ -273,7 +277,7 @@ impl Client {
         map(response)
     }
 
-    async fn exchange(&mut self, requests: &[Request], out: &mut Vec<Response>) -> Result<(), Error> {
+    async fn exchange(&mut self, requests: &[impl OutgoingRequest], out: &mut Vec<Response>) -> Result<(), Error> {
         validate_all(requests)?;
         for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
             let deadline = Instant::now() + self.config.call_timeout();
@@ -286,7 +290,7 @@ impl Client {
     /// [`Codec::may_resend`] allows.
     async fn exchange_chunk(
         &mut self,
-        requests: &[Request],
+        requests: &[impl OutgoingRequest],
         deadline: Instant,
         out: &mut Vec<Response>,
     ) -> Result<(), Error> {
@@ -407,7 +411,7 @@ mod tests {
         client.ping().await.unwrap();
         assert_eq!(client.daemon_version(), Some("fake"));
         assert_eq!(client.get(&db(), b"k").await.unwrap(), None);
-        let responses = client.pipeline(&[ops::ping(), ops::get(&db(), b"k")]).await.unwrap();
+        let responses = client.pipeline(&[ops::ping(), ops::get(&db(), b"k").into_owned()]).await.unwrap();
         assert_eq!(responses, vec![Response::Pong, Response::Value(None)]);
         drop(client);
         daemon.finish();

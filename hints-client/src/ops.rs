@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{DbName, DbStats, ErrorCode, ErrorReply, Record, Request, RequestView, Response, ScanPage, Stamp};
 
 use crate::error::Error;
 
@@ -68,12 +68,14 @@ pub(crate) fn ping() -> Request {
     Request::Ping
 }
 
-pub(crate) fn get(db: &DbName, key: &[u8]) -> Request {
-    Request::Get { db: db.clone(), key: key.to_vec() }
+/// A get borrowing the caller's name and key: a lookup allocates nothing to be sent.
+pub(crate) fn get<'a>(db: &'a DbName, key: &'a [u8]) -> RequestView<'a> {
+    RequestView::Get { db: db.as_str(), key }
 }
 
-pub(crate) fn put(db: &DbName, key: &[u8], value: &[u8]) -> Request {
-    Request::Put { db: db.clone(), key: key.to_vec(), value: value.to_vec() }
+/// A put borrowing the caller's name, key and value.
+pub(crate) fn put<'a>(db: &'a DbName, key: &'a [u8], value: &'a [u8]) -> RequestView<'a> {
+    RequestView::Put { db: db.as_str(), key, value }
 }
 
 pub(crate) fn delete(db: &DbName, key: &[u8]) -> Request {
@@ -445,8 +447,11 @@ mod tests {
     #[test]
     fn requests_carry_their_arguments() {
         assert_eq!(ping(), Request::Ping);
-        assert_eq!(get(&db(), b"k"), Request::Get { db: db(), key: b"k".to_vec() });
-        assert_eq!(put(&db(), b"k", b"v"), Request::Put { db: db(), key: b"k".to_vec(), value: b"v".to_vec() });
+        assert_eq!(get(&db(), b"k").into_owned(), Request::Get { db: db(), key: b"k".to_vec() });
+        assert_eq!(
+            put(&db(), b"k", b"v").into_owned(),
+            Request::Put { db: db(), key: b"k".to_vec(), value: b"v".to_vec() }
+        );
         assert_eq!(delete(&db(), b"k"), Request::Delete { db: db(), key: b"k".to_vec() });
         assert_eq!(
             scan(&db(), b"p", Some(b"pa"), 10),

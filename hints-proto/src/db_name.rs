@@ -159,6 +159,12 @@ fn name_from_wire<E: de::Error>(bytes: &[u8]) -> Result<&str, E> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NameRef<'a>(pub(crate) &'a str);
 
+impl Serialize for NameRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for NameRef<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NameRef<'a>, D::Error> {
         struct BorrowedName;

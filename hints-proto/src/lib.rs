@@ -40,4 +40,4 @@ pub use error::{ErrorCode, ErrorReply};
 pub use hello::{Hello, HelloReply, PROTOCOL_MAGIC, PROTOCOL_VERSION};
 pub use message::{DbStats, OpCount, Record, Request, RequestEnvelope, Response, ResponseEnvelope, ScanPage, Stamp};
 pub use reply_view::{RecordView, ResponseView};
-pub use request_view::RequestView;
+pub use request_view::{OutgoingRequest, RequestView};

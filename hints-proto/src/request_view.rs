@@ -1,13 +1,14 @@
 //! Requests read in place: a get or a put (the bulk of an MTA's traffic) borrows its database
 //! name, key and value from the frame, so reading one allocates nothing; any other request is
 //! decoded owned. [`RequestEnvelope::decode`] is this reading, made owned, so the daemon has
-//! one decoder and one set of checks.
+//! one decoder and one set of checks. A client sends a view the same way
+//! ([`OutgoingRequest`]), so a worker pipelining lookups need not copy its keys into requests.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db_name::{DbName, NameRef, check_name};
 use crate::error::{ErrorCode, ErrorReply};
-use crate::frame::decode_body;
+use crate::frame::{FrameError, decode_body, encode_frame};
 use crate::message::{
     CONNECTION_ERROR_ID, REQUEST_VARIANTS, Request, RequestEnvelope, RequestRefusal, check_key, check_value,
 };
@@ -29,7 +30,7 @@ pub enum RequestView<'a> {
 }
 
 /// The fields of a get, in their wire order.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct GetFields<'a> {
     #[serde(borrow)]
     db: NameRef<'a>,
@@ -38,7 +39,7 @@ struct GetFields<'a> {
 }
 
 /// The fields of a put, in their wire order.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct PutFields<'a> {
     #[serde(borrow)]
     db: NameRef<'a>,
@@ -78,13 +79,76 @@ impl RequestView<'_> {
     }
 
     /// As [`Request::validate`].
-    fn validate(&self) -> Result<(), ErrorReply> {
+    /// Checks every field against its limit, as [`Request::validate`].
+    ///
+    /// # Errors
+    /// The first field out of bounds.
+    pub fn validate(&self) -> Result<(), ErrorReply> {
         match self {
             RequestView::Get { db, key } => check_name(db).and_then(|()| check_key(key)),
             RequestView::Put { db, key, value } => {
                 check_name(db).and_then(|()| check_key(key)).and_then(|()| check_value(value))
             }
             RequestView::Other(request) => request.validate(),
+        }
+    }
+}
+
+/// A request a client can send: an owned [`Request`], or a [`RequestView`] borrowing its key
+/// and value from the caller. Both encode to the same bytes.
+pub trait OutgoingRequest {
+    /// Checks every field against its limit.
+    ///
+    /// # Errors
+    /// The first field out of bounds.
+    fn validate(&self) -> Result<(), ErrorReply>;
+
+    /// Whether sending it twice does what sending it once does (see [`Request::is_idempotent`]).
+    fn is_idempotent(&self) -> bool;
+
+    /// Appends the frame of `RequestEnvelope { id, request: self }` to `out`.
+    ///
+    /// # Errors
+    /// The frame would be larger than a frame may be.
+    fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError>;
+}
+
+impl OutgoingRequest for Request {
+    fn validate(&self) -> Result<(), ErrorReply> {
+        Request::validate(self)
+    }
+
+    fn is_idempotent(&self) -> bool {
+        Request::is_idempotent(self)
+    }
+
+    fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        // Encodes exactly as `RequestEnvelope { id, request }` (postcard writes a struct as its
+        // fields in order), without cloning the request into an envelope.
+        encode_frame(&(id, self), out)
+    }
+}
+
+impl OutgoingRequest for RequestView<'_> {
+    fn validate(&self) -> Result<(), ErrorReply> {
+        RequestView::validate(self)
+    }
+
+    fn is_idempotent(&self) -> bool {
+        match self {
+            RequestView::Get { .. } | RequestView::Put { .. } => true,
+            RequestView::Other(request) => request.is_idempotent(),
+        }
+    }
+
+    fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        // postcard writes an enum's variant index as a varint u32, then its fields.
+        match *self {
+            RequestView::Get { db, key } => encode_frame(&(id, GET_VARIANT, GetFields { db: NameRef(db), key }), out),
+            RequestView::Put { db, key, value } => {
+                encode_frame(&(id, PUT_VARIANT, PutFields { db: NameRef(db), key, value }), out)
+            }
+            RequestView::Other(ref request) => request.encode_frame(id, out),
         }
     }
 }
@@ -164,7 +228,32 @@ mod tests {
         ]
     }
 
+    /// The view of `request` a client would build from its own key and value.
+    fn view_of(request: &Request) -> RequestView<'_> {
+        match request {
+            Request::Get { db, key } => RequestView::Get { db: db.as_str(), key },
+            Request::Put { db, key, value } => RequestView::Put { db: db.as_str(), key, value },
+            other => RequestView::Other(other.clone()),
+        }
+    }
+
     proptest! {
+        /// A client sends a view as the bytes of the owned request in its envelope.
+        #[test]
+        fn a_view_sent_is_the_owned_request_sent(id in any::<u64>(), request in get_or_put()) {
+            let mut enveloped = Vec::new();
+            encode_frame(&RequestEnvelope { id, request: request.clone() }, &mut enveloped).unwrap();
+            let mut owned = Vec::new();
+            request.encode_frame(id, &mut owned).unwrap();
+            prop_assert_eq!(&owned, &enveloped);
+            let view = view_of(&request);
+            let mut viewed = Vec::new();
+            view.encode_frame(id, &mut viewed).unwrap();
+            prop_assert_eq!(&viewed, &enveloped);
+            prop_assert_eq!(OutgoingRequest::is_idempotent(&view), request.is_idempotent());
+            prop_assert_eq!(OutgoingRequest::validate(&view), request.validate());
+        }
+
         /// A request read in place is the request the owned decoding reads, and is refused
         /// exactly when the owned decoding's checks refuse it.
         #[test]

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hints_client::{CasOutcome, Client, ClientConfig};
-use hints_proto::{DbName, Request, Response, ResponseView};
+use hints_proto::{DbName, Request, RequestView, Response, ResponseView};
 
 use super::{Contender, Store};
 use crate::Res;
@@ -19,8 +19,6 @@ const FILL_BATCH: usize = 100;
 pub struct Hintsd {
     client: Client,
     db: DbName,
-    /// A batch's requests, kept from one batch to the next as an MTA's worker would keep them.
-    requests: Vec<Request>,
 }
 
 pub fn client(socket: &Path) -> Client {
@@ -57,17 +55,23 @@ impl Hintsd {
         if client.is_on_ring() != ring {
             return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
         }
-        Ok(Hintsd { client, db: DbName::new(db)?, requests: Vec::new() })
+        Ok(Hintsd { client, db: DbName::new(db)? })
     }
+}
 
-    fn request(&self, access: &Access) -> Request {
-        let db = self.db.clone();
-        match access {
-            Access::Get { key } => Request::Get { db, key: key.to_vec() },
-            Access::Put { key, value } => Request::Put { db, key: key.to_vec(), value: value.to_vec() },
-            Access::Ratelimit { host } => Request::Ratelimit { condition: rate_condition(host), at: None },
-            Access::SeenCheck { key } => Request::Seen { condition: seen_condition(key, false), at: None },
-            Access::SeenWrite { key } => Request::Seen { condition: seen_condition(key, true), at: None },
+/// The request for `access`, borrowing its key and value as a worker sending its own bytes would.
+fn request<'a>(db: &'a DbName, access: &'a Access) -> RequestView<'a> {
+    match access {
+        Access::Get { key } => RequestView::Get { db: db.as_str(), key },
+        Access::Put { key, value } => RequestView::Put { db: db.as_str(), key, value },
+        Access::Ratelimit { host } => {
+            RequestView::Other(Request::Ratelimit { condition: rate_condition(host), at: None })
+        }
+        Access::SeenCheck { key } => {
+            RequestView::Other(Request::Seen { condition: seen_condition(key, false), at: None })
+        }
+        Access::SeenWrite { key } => {
+            RequestView::Other(Request::Seen { condition: seen_condition(key, true), at: None })
         }
     }
 }
@@ -106,22 +110,20 @@ impl Store for Hintsd {
     }
 
     /// One request, or the batch pipelined; a failure is an error reply or a get that missed.
+    /// One request (as an owned `Request`, as `Client::call` takes it), or the batch pipelined
+    /// from borrowed requests.
     fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
-        let mut requests = std::mem::take(&mut self.requests);
-        requests.clear();
-        requests.extend(accesses.iter().map(|access| self.request(access)));
         let mut failed = 0;
-        let answered = match &mut requests[..] {
-            [request] => self.client.call(std::mem::replace(request, Request::Ping)).map(|response| {
-                failed += u64::from(matches!(response, Response::Error(_) | Response::Value(None)));
-            }),
-            // Replies are looked at where they were read, as a worker checking its lookups would.
-            _ => self.client.pipeline_each(&requests, |reply| {
-                failed += u64::from(matches!(reply, ResponseView::Value(None)) || reply.error().is_some());
-            }),
-        };
-        self.requests = requests;
-        answered?;
+        if let [access] = accesses {
+            let response = self.client.call(request(&self.db, access).into_owned())?;
+            failed += u64::from(matches!(response, Response::Error(_) | Response::Value(None)));
+            return Ok(failed);
+        }
+        let requests: Vec<RequestView<'_>> = accesses.iter().map(|access| request(&self.db, access)).collect();
+        // Replies are looked at where they were read, as a worker checking its lookups would.
+        self.client.pipeline_each(&requests, |reply| {
+            failed += u64::from(matches!(reply, ResponseView::Value(None)) || reply.error().is_some());
+        })?;
         Ok(failed)
     }
 }
