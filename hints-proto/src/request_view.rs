@@ -78,7 +78,6 @@ impl RequestView<'_> {
         }
     }
 
-    /// As [`Request::validate`].
     /// Checks every field against its limit, as [`Request::validate`].
     ///
     /// # Errors
@@ -96,7 +95,10 @@ impl RequestView<'_> {
 
 /// A request a client can send: an owned [`Request`], or a [`RequestView`] borrowing its key
 /// and value from the caller. Both encode to the same bytes.
-pub trait OutgoingRequest {
+///
+/// Sealed: what a client sends must be a request this crate can encode, and whether a resend
+/// is safe must come from the request itself.
+pub trait OutgoingRequest: sealed::Sealed {
     /// Checks every field against its limit.
     ///
     /// # Errors
@@ -111,6 +113,12 @@ pub trait OutgoingRequest {
     /// # Errors
     /// The frame would be larger than a frame may be.
     fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::message::Request {}
+    impl Sealed for super::RequestView<'_> {}
 }
 
 impl OutgoingRequest for Request {

@@ -217,7 +217,7 @@ impl RingEnd {
     /// closed the socket instead.
     async fn sleep(&mut self, socket: &ConnSocket) -> io::Result<bool> {
         self.doorbells.clear();
-        match socket.read_buf(&mut self.doorbells).await {
+        match socket.read_doorbells(&mut self.doorbells).await {
             Ok(0) => {
                 self.client_gone = true;
                 Ok(false)

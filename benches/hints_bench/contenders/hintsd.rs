@@ -109,9 +109,8 @@ impl Store for Hintsd {
         Ok(())
     }
 
-    /// One request, or the batch pipelined; a failure is an error reply or a get that missed.
-    /// One request (as an owned `Request`, as `Client::call` takes it), or the batch pipelined
-    /// from borrowed requests.
+    /// One request (owned, as `Client::call` takes it), or the batch pipelined from borrowed
+    /// requests; a failure is an error reply or a get that missed.
     fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
         let mut failed = 0;
         if let [access] = accesses {
