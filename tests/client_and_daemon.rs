@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Daemon, HINTS_BENCH, db, exists, stderr, stdout, wait_with_deadline};
 use hints_client::{CasOutcome, Error};
-use hints_proto::ErrorCode;
+use hints_proto::{ErrorCode, Request, RequestView, Response, ResponseView};
 
 #[test]
 fn every_operation_works_through_the_client() {
@@ -349,6 +349,48 @@ fn the_async_client_does_the_same_operations() {
     });
     // The blocking client sees what the async one left.
     assert_eq!(daemon.client().get(&db("misc"), b"async").unwrap(), None);
+}
+
+#[test]
+fn the_async_client_pipelines_borrowed_requests_and_hands_replies_over_in_place() {
+    let daemon = Daemon::start(&[]);
+    let config = daemon.client_config();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // Spawned on a multi-threaded runtime: the call's future must be `Send`, as an async
+    // MTA's would need it.
+    let replies = runtime.block_on(async move {
+        tokio::spawn(async move {
+            let mut client = hints_client::AsyncClient::new(config);
+            let misc = db("misc");
+            let value: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            let requests = [
+                RequestView::Put { db: misc.as_str(), key: b"views", value: &value },
+                RequestView::Get { db: misc.as_str(), key: b"views" },
+                RequestView::Get { db: misc.as_str(), key: b"absent" },
+                RequestView::Other(Request::Ratelimit { condition: "lots / 1h".into(), at: None }),
+            ];
+            let mut replies = Vec::new();
+            client
+                .pipeline_each(&requests, |reply| {
+                    if let ResponseView::Value(Some(record)) = &reply {
+                        assert_eq!(record.value, &value[..], "the value as stored, read in place");
+                    }
+                    replies.push(reply.into_owned());
+                })
+                .await
+                .unwrap();
+            replies
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        matches!(
+            &replies[..],
+            [Response::Stored(_), Response::Value(Some(_)), Response::Value(None), Response::Error(_)]
+        ),
+        "{replies:?}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use hints_proto::limits::PIPELINE_DEPTH_MAX;
-use hints_proto::{DbName, DbStats, OutgoingRequest, Record, Request, Response, ScanPage, Stamp};
+use hints_proto::{DbName, DbStats, OutgoingRequest, Record, Request, Response, ResponseView, ScanPage, Stamp};
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
@@ -258,8 +258,22 @@ impl Client {
     /// As [`crate::Client::pipeline`].
     pub async fn pipeline(&mut self, requests: &[Request]) -> Result<Vec<Response>, Error> {
         let mut responses = Vec::with_capacity(requests.len());
-        self.exchange(requests, &mut responses).await?;
+        self.exchange(requests, &mut |reply| responses.push(reply.into_owned())).await?;
         Ok(responses)
+    }
+
+    /// As [`crate::Client::pipeline_each`]: each reply handed to `each` as it is read, a found
+    /// record borrowed from the client's read buffer, and the requests owned or borrowing
+    /// their keys and values ([`hints_proto::RequestView`]).
+    ///
+    /// # Errors
+    /// As [`Client::pipeline`]; the replies read before a failure have been handed over.
+    pub async fn pipeline_each(
+        &mut self,
+        requests: &[impl OutgoingRequest],
+        mut each: impl FnMut(ResponseView<'_>) + Send,
+    ) -> Result<(), Error> {
+        self.exchange(requests, &mut each).await
     }
 
     async fn call_typed<T>(
@@ -269,7 +283,8 @@ impl Client {
     ) -> Result<T, Error> {
         let mut responses = std::mem::take(&mut self.responses);
         responses.clear();
-        let result = self.exchange(std::slice::from_ref(request), &mut responses).await;
+        let result =
+            self.exchange(std::slice::from_ref(request), &mut |reply| responses.push(reply.into_owned())).await;
         let response = responses.pop();
         self.responses = responses;
         result?;
@@ -277,11 +292,11 @@ impl Client {
         map(response)
     }
 
-    async fn exchange(&mut self, requests: &[impl OutgoingRequest], out: &mut Vec<Response>) -> Result<(), Error> {
+    async fn exchange(&mut self, requests: &[impl OutgoingRequest], each: &mut Each<'_>) -> Result<(), Error> {
         validate_all(requests)?;
         for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
             let deadline = Instant::now() + self.config.call_timeout();
-            self.exchange_chunk(chunk, deadline, out).await?;
+            self.exchange_chunk(chunk, deadline, each).await?;
         }
         Ok(())
     }
@@ -292,7 +307,7 @@ impl Client {
         &mut self,
         requests: &[impl OutgoingRequest],
         deadline: Instant,
-        out: &mut Vec<Response>,
+        each: &mut Each<'_>,
     ) -> Result<(), Error> {
         let kept = self.connection.take().filter(|_| self.codec.is_clean());
         let mut reused = kept.is_some();
@@ -302,8 +317,7 @@ impl Client {
         };
         loop {
             self.codec.queue(requests)?;
-            let answered = out.len();
-            match pump_until(&stream, &mut self.codec, deadline, out).await {
+            match pump_until(&stream, &mut self.codec, deadline, each).await {
                 Ok(()) => {
                     if self.codec.is_clean() {
                         self.codec.shrink_buffers();
@@ -311,8 +325,8 @@ impl Client {
                     }
                     return Ok(());
                 }
+                // (Only before any byte of a reply came: nothing was handed to `each`.)
                 Err(failure) if self.codec.may_resend(&failure, reused, requests) => {
-                    out.truncate(answered);
                     reused = false;
                     stream = self.connect(deadline).await?;
                 }
@@ -331,7 +345,7 @@ impl Client {
             Err(_elapsed) => return Err(unavailable(socket_path, format!("no answer within {timeout:?}"))),
         };
         self.codec.start_handshake(&self.config.client_name)?;
-        pump_until(&stream, &mut self.codec, deadline, &mut Vec::new())
+        pump_until(&stream, &mut self.codec, deadline, &mut |_| {})
             .await
             .map_err(|failure| failure.into_error(socket_path, timeout))?;
         Ok(stream)
@@ -348,21 +362,24 @@ impl fmt::Debug for Client {
 }
 
 /// [`pump`] bounded by `deadline`.
+/// What receives a call's replies as they are read.
+type Each<'a> = dyn FnMut(ResponseView<'_>) + Send + 'a;
+
 async fn pump_until(
     stream: &UnixStream,
     codec: &mut Codec,
     deadline: Instant,
-    out: &mut Vec<Response>,
+    each: &mut Each<'_>,
 ) -> Result<(), Failure> {
-    timeout_at(deadline, pump(stream, codec, out)).await.unwrap_or(Err(Failure::TimedOut))
+    timeout_at(deadline, pump(stream, codec, each)).await.unwrap_or(Err(Failure::TimedOut))
 }
 
 /// Writes what the codec has queued and reads until it has every reply it expects, reading
 /// while it writes so a long pipeline cannot deadlock. Writes use `MSG_NOSIGNAL`, so a dead
 /// daemon is an error, never a `SIGPIPE`, even in a host that has not ignored the signal.
-async fn pump(stream: &UnixStream, codec: &mut Codec, out: &mut Vec<Response>) -> Result<(), Failure> {
+async fn pump(stream: &UnixStream, codec: &mut Codec, each: &mut Each<'_>) -> Result<(), Failure> {
     loop {
-        let answered = codec.progress(out)?;
+        let answered = codec.progress_each(each)?;
         let sending = !codec.unsent().is_empty();
         if answered && !sending {
             return Ok(());

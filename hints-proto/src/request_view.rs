@@ -98,7 +98,7 @@ impl RequestView<'_> {
 ///
 /// Sealed: what a client sends must be a request this crate can encode, and whether a resend
 /// is safe must come from the request itself.
-pub trait OutgoingRequest: sealed::Sealed {
+pub trait OutgoingRequest: sealed::Sealed + Sync {
     /// Checks every field against its limit.
     ///
     /// # Errors
