@@ -19,6 +19,9 @@ const FILL_BATCH: usize = 100;
 pub struct Hintsd {
     client: Client,
     db: DbName,
+    /// The allocation of a batch's requests, kept from one batch to the next as an MTA's
+    /// worker would keep it (always empty between batches).
+    spare: Vec<RequestView<'static>>,
 }
 
 pub fn client(socket: &Path) -> Client {
@@ -55,8 +58,16 @@ impl Hintsd {
         if client.is_on_ring() != ring {
             return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
         }
-        Ok(Hintsd { client, db: DbName::new(db)? })
+        Ok(Hintsd { client, db: DbName::new(db)?, spare: Vec::new() })
     }
+}
+
+/// `requests` emptied, on the same allocation, for requests of another lifetime: collecting
+/// into a vector of the same layout reuses the source's allocation. Without it a batch of
+/// ratelimit requests (larger than malloc's per-thread cache) cost the worker about 240
+/// instructions a request more (callgrind).
+fn recycle<'a>(requests: Vec<RequestView<'_>>) -> Vec<RequestView<'a>> {
+    requests.into_iter().filter_map(|_| None).collect()
 }
 
 /// The request for `access`, borrowing its key and value as a worker sending its own bytes would.
@@ -118,11 +129,14 @@ impl Store for Hintsd {
             failed += u64::from(matches!(response, Response::Error(_) | Response::Value(None)));
             return Ok(failed);
         }
-        let requests: Vec<RequestView<'_>> = accesses.iter().map(|access| request(&self.db, access)).collect();
+        let mut requests = recycle(std::mem::take(&mut self.spare));
+        requests.extend(accesses.iter().map(|access| request(&self.db, access)));
         // Replies are looked at where they were read, as a worker checking its lookups would.
-        self.client.pipeline_each(&requests, |reply| {
+        let answered = self.client.pipeline_each(&requests, |reply| {
             failed += u64::from(matches!(reply, ResponseView::Value(None)) || reply.error().is_some());
-        })?;
+        });
+        self.spare = recycle(requests);
+        answered?;
         Ok(failed)
     }
 }
