@@ -423,8 +423,7 @@ impl Request {
             Request::Ping | Request::OpenRing | Request::Tidy { .. } | Request::Unlock { .. } => Ok(()),
             Request::Stats { db } | Request::Snapshot { db } => db.as_ref().map_or(Ok(()), DbName::check),
             Request::Ratelimit { condition, at } | Request::Seen { condition, at } => {
-                check_condition(condition)?;
-                at.map_or(Ok(()), check_stamp)
+                check_condition_and_time(condition, *at)
             }
             Request::Greylist { key, at, .. } | Request::Counter { key, at, .. } => {
                 check_key(key)?;
@@ -489,6 +488,12 @@ pub(crate) fn check_key(key: &[u8]) -> Result<(), ErrorReply> {
         ));
     }
     Ok(())
+}
+
+/// A ratelimit's or a seen's fields: the condition's length, and the event time if given.
+pub(crate) fn check_condition_and_time(condition: &str, at: Option<Stamp>) -> Result<(), ErrorReply> {
+    check_condition(condition)?;
+    at.map_or(Ok(()), check_stamp)
 }
 
 fn check_condition(condition: &str) -> Result<(), ErrorReply> {

@@ -1,6 +1,6 @@
 //! Requests read in place: a get or a put (the bulk of an MTA's traffic) borrows its database
-//! name, key and value from the frame, so reading one allocates nothing; any other request is
-//! decoded owned. [`RequestEnvelope::decode`] is this reading, made owned, so the daemon has
+//! name, key and value from the frame, and a ratelimit or a seen its condition, so reading one
+//! allocates nothing; any other request is decoded owned. [`RequestEnvelope::decode`] is this reading, made owned, so the daemon has
 //! one decoder and one set of checks. A client sends a view the same way
 //! ([`OutgoingRequest`]), so a worker pipelining lookups need not copy its keys into requests.
 
@@ -10,13 +10,16 @@ use crate::db_name::{DbName, NameRef, check_name};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::frame::{FrameError, decode_body, encode_frame};
 use crate::message::{
-    CONNECTION_ERROR_ID, REQUEST_VARIANTS, Request, RequestEnvelope, RequestRefusal, check_key, check_value,
+    CONNECTION_ERROR_ID, RATELIMIT_DB, REQUEST_VARIANTS, Request, RequestEnvelope, RequestRefusal, SEEN_DB, Stamp,
+    check_condition_and_time, check_key, check_value,
 };
 
-/// The wire indexes of [`Request::Get`] and [`Request::Put`] (append-only, pinned by
-/// `tests/golden.rs`).
+/// The wire indexes of [`Request::Get`], [`Request::Put`], [`Request::Ratelimit`] and
+/// [`Request::Seen`] (append-only, pinned by `tests/golden.rs`).
 const GET_VARIANT: u32 = 1;
 const PUT_VARIANT: u32 = 2;
+const RATELIMIT_VARIANT: u32 = 8;
+const SEEN_VARIANT: u32 = 9;
 
 /// A request as read in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +28,10 @@ pub enum RequestView<'a> {
     Get { db: &'a str, key: &'a [u8] },
     /// [`Request::Put`].
     Put { db: &'a str, key: &'a [u8], value: &'a [u8] },
+    /// [`Request::Ratelimit`].
+    Ratelimit { condition: &'a str, at: Option<Stamp> },
+    /// [`Request::Seen`].
+    Seen { condition: &'a str, at: Option<Stamp> },
     /// Every other request.
     Other(Request),
 }
@@ -49,12 +56,22 @@ struct PutFields<'a> {
     value: &'a [u8],
 }
 
+/// The fields of a ratelimit or a seen, in their wire order.
+#[derive(Deserialize, Serialize)]
+struct ConditionFields<'a> {
+    #[serde(borrow)]
+    condition: &'a str,
+    at: Option<Stamp>,
+}
+
 impl RequestView<'_> {
     /// As [`Request::index`].
     pub fn index(&self) -> usize {
         match self {
             RequestView::Get { .. } => GET_VARIANT as usize,
             RequestView::Put { .. } => PUT_VARIANT as usize,
+            RequestView::Ratelimit { .. } => RATELIMIT_VARIANT as usize,
+            RequestView::Seen { .. } => SEEN_VARIANT as usize,
             RequestView::Other(request) => request.index(),
         }
     }
@@ -63,17 +80,21 @@ impl RequestView<'_> {
     pub fn target_db_name(&self) -> Option<&str> {
         match self {
             RequestView::Get { db, .. } | RequestView::Put { db, .. } => Some(db),
+            RequestView::Ratelimit { .. } => Some(RATELIMIT_DB),
+            RequestView::Seen { .. } => Some(SEEN_DB),
             RequestView::Other(request) => request.target_db_name(),
         }
     }
 
-    /// The request, owned (copying a get's or a put's bytes out of the frame).
+    /// The request, owned (copying its borrowed bytes out of the frame).
     pub fn into_owned(self) -> Request {
         match self {
             RequestView::Get { db, key } => Request::Get { db: DbName::unchecked(db), key: key.to_vec() },
             RequestView::Put { db, key, value } => {
                 Request::Put { db: DbName::unchecked(db), key: key.to_vec(), value: value.to_vec() }
             }
+            RequestView::Ratelimit { condition, at } => Request::Ratelimit { condition: condition.to_owned(), at },
+            RequestView::Seen { condition, at } => Request::Seen { condition: condition.to_owned(), at },
             RequestView::Other(request) => request,
         }
     }
@@ -87,6 +108,9 @@ impl RequestView<'_> {
             RequestView::Get { db, key } => check_name(db).and_then(|()| check_key(key)),
             RequestView::Put { db, key, value } => {
                 check_name(db).and_then(|()| check_key(key)).and_then(|()| check_value(value))
+            }
+            RequestView::Ratelimit { condition, at } | RequestView::Seen { condition, at } => {
+                check_condition_and_time(condition, *at)
             }
             RequestView::Other(request) => request.validate(),
         }
@@ -144,7 +168,9 @@ impl OutgoingRequest for RequestView<'_> {
 
     fn is_idempotent(&self) -> bool {
         match self {
-            RequestView::Get { .. } | RequestView::Put { .. } => true,
+            RequestView::Get { .. } | RequestView::Put { .. } | RequestView::Seen { .. } => true,
+            // A resent rate event would count twice.
+            RequestView::Ratelimit { .. } => false,
             RequestView::Other(request) => request.is_idempotent(),
         }
     }
@@ -155,6 +181,12 @@ impl OutgoingRequest for RequestView<'_> {
             RequestView::Get { db, key } => encode_frame(&(id, GET_VARIANT, GetFields { db: NameRef(db), key }), out),
             RequestView::Put { db, key, value } => {
                 encode_frame(&(id, PUT_VARIANT, PutFields { db: NameRef(db), key, value }), out)
+            }
+            RequestView::Ratelimit { condition, at } => {
+                encode_frame(&(id, RATELIMIT_VARIANT, ConditionFields { condition, at }), out)
+            }
+            RequestView::Seen { condition, at } => {
+                encode_frame(&(id, SEEN_VARIANT, ConditionFields { condition, at }), out)
             }
             RequestView::Other(ref request) => request.encode_frame(id, out),
         }
@@ -192,6 +224,14 @@ pub fn decode_request(body: &[u8]) -> Result<(u64, RequestView<'_>), RequestRefu
         PUT_VARIANT => {
             let PutFields { db, key, value } = decode_body(fields).map_err(bad_frame)?;
             RequestView::Put { db: db.0, key, value }
+        }
+        RATELIMIT_VARIANT => {
+            let ConditionFields { condition, at } = decode_body(fields).map_err(bad_frame)?;
+            RequestView::Ratelimit { condition, at }
+        }
+        SEEN_VARIANT => {
+            let ConditionFields { condition, at } = decode_body(fields).map_err(bad_frame)?;
+            RequestView::Seen { condition, at }
         }
         _ => RequestView::Other(decode_body::<RequestEnvelope>(body).map_err(bad_frame)?.request),
     };
@@ -233,7 +273,20 @@ mod tests {
                 value
             }),
             name().prop_map(|db| Request::Delete { db: DbName::unchecked(&db), key: b"k".to_vec() }),
+            (condition(), stamp()).prop_map(|(condition, at)| Request::Ratelimit { condition, at }),
+            (condition(), stamp()).prop_map(|(condition, at)| Request::Seen { condition, at }),
         ]
+    }
+
+    /// Condition texts: short ones, and ones around the length limit.
+    fn condition() -> impl Strategy<Value = String> {
+        prop_oneof![".{0,40}", "[a-z0-9 /]{1020,1030}"]
+    }
+
+    /// Event times: none, ordinary, and ones whose microseconds are out of range.
+    fn stamp() -> impl Strategy<Value = Option<Stamp>> {
+        proptest::option::of((any::<u64>(), prop_oneof![0..1_000_000u32, any::<u32>()]))
+            .prop_map(|at| at.map(|(secs, micros)| Stamp { secs, micros }))
     }
 
     /// The view of `request` a client would build from its own key and value.
@@ -241,6 +294,8 @@ mod tests {
         match request {
             Request::Get { db, key } => RequestView::Get { db: db.as_str(), key },
             Request::Put { db, key, value } => RequestView::Put { db: db.as_str(), key, value },
+            Request::Ratelimit { condition, at } => RequestView::Ratelimit { condition, at: *at },
+            Request::Seen { condition, at } => RequestView::Seen { condition, at: *at },
             other => RequestView::Other(other.clone()),
         }
     }

@@ -221,7 +221,10 @@ impl Database {
             && match request {
                 RequestView::Other(request) => is_plain(request) && !self.must_wait(request, conn),
                 // Plain, and not one that skips the wait (stats, snapshot).
-                RequestView::Get { .. } | RequestView::Put { .. } => !self.held_by_other(conn),
+                RequestView::Get { .. }
+                | RequestView::Put { .. }
+                | RequestView::Ratelimit { .. }
+                | RequestView::Seen { .. } => !self.held_by_other(conn),
             }
     }
 
@@ -645,6 +648,14 @@ impl Database {
             RequestView::Put { key, value, .. } => {
                 database.counters.count(index);
                 replies.reply(id, database.put(key, value, now));
+            }
+            RequestView::Ratelimit { condition, at } => {
+                database.counters.count(index);
+                replies.reply(id, database.ratelimit(condition, at.unwrap_or(now), now));
+            }
+            RequestView::Seen { condition, at } => {
+                database.counters.count(index);
+                replies.reply(id, database.seen(condition, at.unwrap_or(now), now));
             }
             RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, now)),
         })
