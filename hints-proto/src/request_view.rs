@@ -1,8 +1,9 @@
 //! Requests read in place: a get or a put (the bulk of an MTA's traffic) borrows its database
 //! name, key and value from the frame, and a ratelimit or a seen its condition, so reading one
-//! allocates nothing; any other request is decoded owned. [`RequestEnvelope::decode`] is this reading, made owned, so the daemon has
-//! one decoder and one set of checks. A client sends a view the same way
-//! ([`OutgoingRequest`]), so a worker pipelining lookups need not copy its keys into requests.
+//! allocates nothing; any other request is decoded owned. [`RequestEnvelope::decode`] is this
+//! reading, made owned, so the daemon has one decoder and one set of checks. A client sends a
+//! view the same way ([`OutgoingRequest`]), so a worker pipelining lookups need not copy its
+//! keys into requests.
 
 use serde::{Deserialize, Serialize};
 
@@ -314,6 +315,8 @@ mod tests {
             view.encode_frame(id, &mut viewed).unwrap();
             prop_assert_eq!(&viewed, &enveloped);
             prop_assert_eq!(OutgoingRequest::is_idempotent(&view), request.is_idempotent());
+            prop_assert_eq!(view.index(), request.index());
+            prop_assert_eq!(view.target_db_name(), request.target_db_name());
             prop_assert_eq!(OutgoingRequest::validate(&view), request.validate());
         }
 
