@@ -361,10 +361,10 @@ impl fmt::Debug for Client {
     }
 }
 
-/// [`pump`] bounded by `deadline`.
 /// What receives a call's replies as they are read.
 type Each<'a> = dyn FnMut(ResponseView<'_>) + Send + 'a;
 
+/// [`pump`] bounded by `deadline`.
 async fn pump_until(
     stream: &UnixStream,
     codec: &mut Codec,

@@ -639,25 +639,25 @@ impl Database {
         replies: &mut impl Replies,
     ) -> Result<(), DirectFailure> {
         let index = request.index();
-        self.guarded(REQUEST_KINDS[index], |database| match request {
-            RequestView::Get { key, .. } => {
+        self.guarded(REQUEST_KINDS[index], |database| {
+            // `apply_plain` counts the requests it applies; those read in place are counted here.
+            if !matches!(request, RequestView::Other(_)) {
                 database.counters.count(index);
-                let found = database.find(key);
-                replies.record(id, found.map(|entry| RecordView { key, value: &entry.value, stamp: entry.stamp }));
             }
-            RequestView::Put { key, value, .. } => {
-                database.counters.count(index);
-                replies.reply(id, database.put(key, value, now));
+            match request {
+                RequestView::Get { key, .. } => {
+                    let found = database.find(key);
+                    replies.record(id, found.map(|entry| RecordView { key, value: &entry.value, stamp: entry.stamp }));
+                }
+                RequestView::Put { key, value, .. } => replies.reply(id, database.put(key, value, now)),
+                RequestView::Ratelimit { condition, at } => {
+                    replies.reply(id, database.ratelimit(condition, at.unwrap_or(now), now));
+                }
+                RequestView::Seen { condition, at } => {
+                    replies.reply(id, database.seen(condition, at.unwrap_or(now), now))
+                }
+                RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, now)),
             }
-            RequestView::Ratelimit { condition, at } => {
-                database.counters.count(index);
-                replies.reply(id, database.ratelimit(condition, at.unwrap_or(now), now));
-            }
-            RequestView::Seen { condition, at } => {
-                database.counters.count(index);
-                replies.reply(id, database.seen(condition, at.unwrap_or(now), now));
-            }
-            RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, now)),
         })
         .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
     }
