@@ -5,13 +5,16 @@
 # The matrix is hints-bench's default: hintsd (socket), hintsd-ring, hintsd-pool, the echo floor, Exim's locked-file
 # cycle with GDBM and with Berkeley DB 5.3 on disk (/var/tmp) and on tmpfs (/dev/shm), SQLite
 # (WAL), LMDB and Redis; workloads mix (uniform and zipfian keys), ratelimit and seen; 1, 2, 4
-# and 8 client processes; pipelines of 1 and 16 (hintsd and echo); 2 s a cell: about 10 minutes
-# on 2 cores. Contenders whose library or server is missing are reported as skipped; on Debian
+# and 8 client processes; pipelines of 1 and 16 (hintsd and echo). In each cell the contenders
+# take turns, 1 s each, three rounds, and each is shown by its median round (the echo runs
+# beside every workload): about 17 minutes on 2 cores. The report ends with the targets hintsd
+# is held to, met or short. Contenders whose library or server is missing are reported as
+# skipped; on Debian
 #   apt-get install -y libgdbm-dev libdb5.3-dev libsqlite3-dev redis-server
 # brings them all (the first three are needed to build).
 #
 # Extra arguments go to `hints-bench run` and replace a default, e.g. --clients 1,4,
-# --contenders hintsd,redis, --seconds 5, --disk-dir /var/spool/exim4/db-bench.
+# --contenders hintsd,redis, --seconds 2, --rounds 5, --disk-dir /var/spool/exim4/db-bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins

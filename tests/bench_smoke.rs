@@ -36,7 +36,7 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     let json = dir.path().join("report.json");
     let output = Command::new(HINTS_BENCH)
         .args(["run", "--clients", "2", "--workloads", "mix,ratelimit,seen", "--keys-dist", "zipf"])
-        .args(["--pipeline", "1,4", "--seconds", "0.1", "--keys", "50", "--disk-dir"])
+        .args(["--pipeline", "1,4", "--seconds", "0.1", "--rounds", "2", "--keys", "50", "--disk-dir"])
         .arg(dir.path())
         .arg("--json")
         .arg(&json)
@@ -69,7 +69,19 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     let pipelined: BTreeSet<&str> =
         cells.iter().filter(|c| c["depth"] == 4).map(|c| c["contender"].as_str().unwrap()).collect();
     assert_eq!(pipelined, ["echo", "hintsd", "hintsd-ring"].into());
+    // The echo ran beside each workload, in turn with the others.
+    let beside: BTreeSet<&str> = cells
+        .iter()
+        .filter(|c| c["contender"] == "echo" && c["depth"] == 1)
+        .map(|c| c["beside"].as_str().unwrap())
+        .collect();
+    assert_eq!(beside, ["mix/zipf", "ratelimit", "seen"].into());
     for cell in cells {
+        // Each cell is its lower median round of two.
+        let rounds: Vec<f64> =
+            cell["rounds_ops_per_sec"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
+        assert_eq!(rounds.len(), 2, "{cell}");
+        assert!(rounds[0] <= rounds[1] && cell["ops_per_sec"].as_f64() == Some(rounds[0]), "{cell}");
         assert!(cell["ops_per_sec"].as_f64().unwrap() > 0.0, "{cell}");
         assert_eq!(cell["errors"], 0, "{cell}");
         assert!(cell["p50_us"].as_f64().unwrap() <= cell["p99_us"].as_f64().unwrap(), "{cell}");
@@ -78,6 +90,7 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
     assert!(table.contains("| hintsd | mix/zipf | 2 | 1 |"), "{table}");
     assert!(table.contains("hintsd against each contender"), "{table}");
     assert!(table.contains("hintsd-ring against each contender"), "{table}");
+    assert!(table.contains("| echo | echo (beside ratelimit) | 2 | 4 |"), "{table}");
 }
 
 #[test]

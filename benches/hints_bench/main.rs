@@ -7,14 +7,16 @@
 //!
 //! `hints-bench run --contenders hintsd,sqlite --workloads mix --clients 1,4` starts each
 //! contender privately (a server, or a directory of files), fills it, checks that it stores
-//! what it is given (a `worker --check` process), and for each cell (workload, key
-//! distribution, pipeline depth, client count) starts that many worker processes that run
-//! for a fixed time from a common start instant, then merges their histograms.
+//! what it is given (a `worker --check` process). Then, cell by cell (workload, key
+//! distribution, pipeline depth, client count), the contenders take turns for a few rounds:
+//! each turn starts that many worker processes that run for a fixed time from a common start
+//! instant, and merges their histograms; each contender is reported by its median round.
 
 mod contenders;
 mod histogram;
 mod memory;
 mod report;
+mod targets;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -125,9 +127,14 @@ struct RunArgs {
     /// replies. Depths above 1 run only for hintsd and echo.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pipeline: Vec<usize>,
-    /// Seconds each cell runs.
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds each contender runs in a round of a cell.
+    #[arg(long, default_value_t = 1.0)]
     seconds: f64,
+    /// Rounds of each cell: the contenders take turns in it, in an order that rotates each
+    /// round, this many times, and each is reported by its median round. Contenders measured
+    /// seconds apart see the same machine, so their ratios hold on a shared, noisy host.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=ROUNDS_MAX))]
+    rounds: u32,
     #[arg(long, default_value_t = 10_000)]
     keys: u32,
     #[arg(long, default_value_t = 100)]
@@ -216,25 +223,25 @@ fn main() {
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The most rounds `run` takes of a cell.
+const ROUNDS_MAX: i64 = 100;
+
 fn run(args: &RunArgs) -> Res<()> {
     let dirs = Dirs { disk: args.disk_dir.clone(), tmpfs: args.tmpfs_dir.clone() };
     let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
-    for &contender in &args.contenders {
-        if let Some(reason) = contender.unavailable(&dirs) {
-            eprintln!("hints-bench: {} skipped: {reason}", contender.name());
-            report.skip(contender, reason);
-            continue;
-        }
-        let mut target = Target::start(contender, &dirs)?;
-        let measured = measure(contender, &target, args, &mut report);
+    let mut started = Vec::new();
+    let measured =
+        start_all(args, &dirs, &mut report, &mut started).and_then(|()| measure(&started, args, &mut report));
+    for (_, target) in &mut started {
         target.stop();
-        measured?;
     }
+    measured?;
     report.print(&format!(
-        "{} CPUs; client processes; {} keys of {} bytes; {} s a cell; seed {}; on-disk files in {}, tmpfs files in {}",
+        "{} CPUs; client processes; {} keys of {} bytes; {} rounds of {} s a contender in each cell, the median round shown; seed {}; on-disk files in {}, tmpfs files in {}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         args.keys,
         args.value_bytes,
+        args.rounds,
         args.seconds,
         args.seed,
         args.disk_dir.display(),
@@ -246,34 +253,63 @@ fn run(args: &RunArgs) -> Res<()> {
     Ok(())
 }
 
-/// Fills one contender, checks it, and runs its cells.
-fn measure(contender: Contender, target: &Target, args: &RunArgs, report: &mut Report) -> Res<()> {
-    let depths = args.pipeline.iter().copied().filter(|&depth| depth == 1 || contender.pipelines());
-    let depths: Vec<usize> = depths.collect();
-    if contender == Contender::Echo {
-        for &depth in &depths {
-            for &clients in &args.clients {
-                report.cells.push(run_cell(target, contender, None, KeyDist::Uniform, clients, depth, args)?);
-            }
+/// Starts every contender that is available here (the others are reported as skipped, with
+/// the reason), fills it and checks it. Each goes into `started` as soon as it runs, so that
+/// the caller stops it whatever happens after.
+fn start_all(args: &RunArgs, dirs: &Dirs, report: &mut Report, started: &mut Vec<(Contender, Target)>) -> Res<()> {
+    for &contender in &args.contenders {
+        if let Some(reason) = contender.unavailable(dirs) {
+            eprintln!("hints-bench: {} skipped: {reason}", contender.name());
+            report.skip(contender, reason);
+            continue;
         }
-        return Ok(());
+        started.push((contender, Target::start(contender, dirs)?));
+        if contender == Contender::Echo {
+            continue;
+        }
+        let target = &started.last().expect("just pushed").1;
+        fill(contender, &target.path, args.keys, args.value_bytes)?;
+        let check = worker_command(target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
+        if !check.status.success() {
+            let stderr = String::from_utf8_lossy(&check.stderr);
+            return Err(format!("{} failed its check: {stderr}", contender.name()).into());
+        }
     }
-    fill(contender, &target.path, args.keys, args.value_bytes)?;
-    let check = worker_command(target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
-    if !check.status.success() {
-        return Err(format!("{} failed its check: {}", contender.name(), String::from_utf8_lossy(&check.stderr)).into());
-    }
+    Ok(())
+}
+
+/// Runs every cell (workload and key distribution, pipeline depth, client count) over the
+/// contenders that take it, turn by turn, `args.rounds` times; the echo floor runs beside each
+/// workload, so that every ratio to it is taken from the same minutes.
+fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report) -> Res<()> {
     for &workload in &args.workloads {
         let dists = if workload.has_key_dist() { &args.keys_dist[..] } else { &[KeyDist::Uniform] };
         for &dist in dists {
-            for &depth in &depths {
+            for &depth in &args.pipeline {
+                let here: Vec<&(Contender, Target)> =
+                    started.iter().filter(|(contender, _)| depth == 1 || contender.pipelines()).collect();
                 for &clients in &args.clients {
-                    report.cells.push(run_cell(target, contender, Some(workload), dist, clients, depth, args)?);
+                    let mut rounds: Vec<Vec<Cell>> = here.iter().map(|_| Vec::new()).collect();
+                    for round in 0..args.rounds as usize {
+                        for turn in 0..here.len() {
+                            let at = (turn + round) % here.len();
+                            let (contender, target) = here[at];
+                            let ran = (*contender != Contender::Echo).then_some(workload);
+                            rounds[at].push(run_cell(target, *contender, ran, dist, clients, depth, args)?);
+                        }
+                    }
+                    let beside = workload_label(workload, dist);
+                    report.cells.extend(rounds.into_iter().map(|cells| Cell::median(cells, &beside)));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A workload as the report names it: `mix/uniform`, `ratelimit`.
+fn workload_label(workload: Workload, dist: KeyDist) -> String {
+    if workload.has_key_dist() { format!("{}/{}", workload.name(), dist.name()) } else { workload.name().to_owned() }
 }
 
 fn worker_command(target: &Target, contender: Contender, workload: Workload, dist: KeyDist, args: &RunArgs) -> Command {
@@ -290,7 +326,8 @@ fn worker_command(target: &Target, contender: Contender, workload: Workload, dis
     command
 }
 
-/// One cell: `clients` worker processes for `args.seconds` from a common start.
+/// One round of one contender in a cell: `clients` worker processes for `args.seconds` from a
+/// common start.
 fn run_cell(
     target: &Target,
     contender: Contender,
@@ -332,11 +369,7 @@ fn run_cell(
         total.elapsed_secs = total.elapsed_secs.max(result.elapsed_secs);
     }
     let cpu = server_cpu()? - cpu_before + children_cpu_secs() - children_before;
-    let workload = match workload {
-        None => "echo".to_owned(),
-        Some(workload) if workload.has_key_dist() => format!("{}/{}", workload.name(), dist.name()),
-        Some(workload) => workload.name().to_owned(),
-    };
+    let workload = workload.map_or_else(|| "echo".to_owned(), |workload| workload_label(workload, dist));
     Ok(Cell::new(contender, workload, clients, depth, &total, cpu))
 }
 
