@@ -269,11 +269,11 @@ impl<R: Region> Consumer<R> {
 }
 
 /// The doorbell protocol, over one word of shared memory per sleeping end: an end that finds
-/// nothing to do [announces](announce_sleep) what it waits for ([`WANTS_DATA`](doorbell::WANTS_DATA):
-/// bytes to read; [`WANTS_ROOM`](doorbell::WANTS_ROOM): room to write), looks at its rings once
-/// more, and only then sleeps (until a doorbell byte comes on the socket); the other end,
-/// after every position it publishes, asks whether [a sleeper waits for that](take_sleeper) and
-/// wakes it if so. A `SeqCst` fence sits between each side's store and its load, so at least
+/// nothing to do [announces](doorbell::announce_sleep) what it waits for
+/// ([`WANTS_DATA`](doorbell::WANTS_DATA): bytes to read; [`WANTS_ROOM`](doorbell::WANTS_ROOM):
+/// room to write), looks at its rings once more, and only then sleeps (until a doorbell byte
+/// comes on the socket); the other end, after every position it publishes, asks whether
+/// [a sleeper waits for that](doorbell::take_sleeper) and wakes it if so. A `SeqCst` fence sits between each side's store and its load, so at least
 /// one of them sees the other's: either the sleeper sees the new position and does not sleep,
 /// or the waker sees the announcement and wakes it. Only one waker takes each announcement.
 /// Saying what it waits for spares an end a wake-up it would sleep through again: a client
