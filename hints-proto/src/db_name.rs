@@ -123,6 +123,17 @@ impl Serialize for DbName {
 ///
 /// # Errors
 /// [`ErrorCode::BAD_DB_NAME`], saying what is wrong.
+/// Whether each byte may be in a name: `[a-z0-9_-]`.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = matches!(byte as u8, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+        byte += 1;
+    }
+    table
+};
+
 pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
     if name.is_empty() {
         return Err(ErrorReply::new(ErrorCode::BAD_DB_NAME, "database name is empty"));
@@ -133,8 +144,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
             format!("database name is {} bytes, the limit is {DB_NAME_BYTES_MAX}", name.len()),
         ));
     }
-    // A byte test (names are ASCII): every request carries a name, checked on both ends.
-    let is_name_byte = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-');
+    // A table lookup a byte (names are ASCII): every request carries a name, checked on both
+    // ends, and four range tests a byte cost twice as much (callgrind).
+    let is_name_byte = |b: u8| NAME_BYTES[usize::from(b)];
     if name.bytes().all(is_name_byte) {
         return Ok(());
     }
@@ -222,6 +234,16 @@ mod tests {
             assert!(DbName::new(name).is_ok(), "{name}");
         }
         assert!(DbName::new("a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn a_name_may_hold_exactly_the_bytes_a_to_z_0_to_9_underscore_and_hyphen() {
+        for byte in 0..=255u8 {
+            let allowed = byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-';
+            let name = [b'a', byte, b'z'];
+            let checked = std::str::from_utf8(&name).map_or(Err(()), |name| check_name(name).map_err(drop));
+            assert_eq!(checked.is_ok(), allowed, "byte {byte:#04x}");
+        }
     }
 
     #[test]
