@@ -213,7 +213,7 @@ impl Database {
         }
     }
 
-    /// True when `conn`'s `request` may be applied by [`Database::apply_plain`] right now,
+    /// True when `conn`'s `request` may be applied by [`Database::apply_directly`] right now,
     /// without the actor: it touches only records and slots, and no other connection's
     /// session holds the database.
     pub fn applies_directly(&self, request: &RequestView<'_>, conn: ConnId) -> bool {
