@@ -77,11 +77,11 @@ fn every_contender_stores_what_it_is_given_and_reports_operations_without_errors
         .collect();
     assert_eq!(beside, ["mix/zipf", "ratelimit", "seen"].into());
     for cell in cells {
-        // Each cell is its lower median round of two.
+        // Each cell is the lower median round of its two.
         let rounds: Vec<f64> =
-            cell["rounds_ops_per_sec"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
+            cell["rounds"].as_array().unwrap().iter().map(|r| r["ops_per_sec"].as_f64().unwrap()).collect();
         assert_eq!(rounds.len(), 2, "{cell}");
-        assert!(rounds[0] <= rounds[1] && cell["ops_per_sec"].as_f64() == Some(rounds[0]), "{cell}");
+        assert_eq!(cell["ops_per_sec"].as_f64(), Some(rounds[0].min(rounds[1])), "{cell}");
         assert!(cell["ops_per_sec"].as_f64().unwrap() > 0.0, "{cell}");
         assert_eq!(cell["errors"], 0, "{cell}");
         assert!(cell["p50_us"].as_f64().unwrap() <= cell["p99_us"].as_f64().unwrap(), "{cell}");
@@ -110,4 +110,51 @@ fn a_worker_fills_a_running_daemon_as_run_does_so_that_its_check_passes() {
     assert!(fill.status.success(), "{}{}", stdout(&fill), stderr(&fill));
     let check = worker("--check");
     assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+}
+
+/// The children of process `pid`, as the kernel lists them.
+fn children(pid: u32) -> Vec<u32> {
+    let listed = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    listed.split_whitespace().filter_map(|child| child.parse().ok()).collect()
+}
+
+#[test]
+fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_the_run() {
+    common::hintsd_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let run = Command::new(HINTS_BENCH)
+        .args(["run", "--contenders", "hintsd,echo", "--clients", "1,2,1,2,1,2", "--workloads", "mix"])
+        .args(["--keys-dist", "uniform", "--pipeline", "1", "--seconds", "0.3", "--rounds", "2", "--keys", "50"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The daemon is the child that stays; workers come and go. Kill it once the first cell ran.
+    let daemon = loop {
+        let running: Vec<u32> = children(run.id());
+        if let Some(&daemon) = running.iter().find(|&&child| {
+            std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| comm.trim() == "hintsd")
+        }) {
+            break daemon;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let output = run.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["contender"], "hintsd");
+    assert!(skipped[0]["reason"].as_str().unwrap().starts_with("failed in mix/uniform"), "{skipped:?}");
+    let cells = report["cells"].as_array().unwrap();
+    let count = |name: &str| cells.iter().filter(|c| c["contender"] == name).count();
+    assert_eq!(count("echo"), 6, "the echo ran every cell: {cells:?}");
+    assert!(count("hintsd") < 6, "hintsd's cells stop where it died: {cells:?}");
+    assert!(stdout(&output).contains("| hintsd | skipped: failed in"), "{}", stdout(&output));
 }

@@ -230,12 +230,14 @@ fn run(args: &RunArgs) -> Res<()> {
     let dirs = Dirs { disk: args.disk_dir.clone(), tmpfs: args.tmpfs_dir.clone() };
     let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
     let mut started = Vec::new();
-    let measured =
-        start_all(args, &dirs, &mut report, &mut started).and_then(|()| measure(&started, args, &mut report));
+    let ready = start_all(args, &dirs, &mut report, &mut started);
+    if ready.is_ok() {
+        measure(&started, args, &mut report);
+    }
     for (_, target) in &mut started {
         target.stop();
     }
-    measured?;
+    ready?;
     report.print(&format!(
         "{} CPUs; client processes; {} keys of {} bytes; {} rounds of {} s a contender in each cell, the median round shown; seed {}; on-disk files in {}, tmpfs files in {}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -280,31 +282,64 @@ fn start_all(args: &RunArgs, dirs: &Dirs, report: &mut Report, started: &mut Vec
 
 /// Runs every cell (workload and key distribution, pipeline depth, client count) over the
 /// contenders that take it, turn by turn, `args.rounds` times; the echo floor runs beside each
-/// workload, so that every ratio to it is taken from the same minutes.
-fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report) -> Res<()> {
+/// workload, so that every ratio to it is taken from the same minutes. A contender that fails
+/// a turn is reported as skipped, with the reason, and left out of the cells after; the cells
+/// measured before it failed are kept.
+fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report) {
+    let mut failed = vec![false; started.len()];
     for &workload in &args.workloads {
         let dists = if workload.has_key_dist() { &args.keys_dist[..] } else { &[KeyDist::Uniform] };
         for &dist in dists {
+            let beside = workload_label(workload, dist);
             for &depth in &args.pipeline {
-                let here: Vec<&(Contender, Target)> =
-                    started.iter().filter(|(contender, _)| depth == 1 || contender.pipelines()).collect();
                 for &clients in &args.clients {
+                    let here: Vec<usize> = (0..started.len())
+                        .filter(|&at| !failed[at] && (depth == 1 || started[at].0.pipelines()))
+                        .collect();
                     let mut rounds: Vec<Vec<Cell>> = here.iter().map(|_| Vec::new()).collect();
                     for round in 0..args.rounds as usize {
-                        for turn in 0..here.len() {
-                            let at = (turn + round) % here.len();
-                            let (contender, target) = here[at];
+                        for turn in turns(here.len(), round) {
+                            let (contender, target) = &started[here[turn]];
+                            if failed[here[turn]] {
+                                continue;
+                            }
                             let ran = (*contender != Contender::Echo).then_some(workload);
-                            rounds[at].push(run_cell(target, *contender, ran, dist, clients, depth, args)?);
+                            match run_cell(target, *contender, ran, dist, clients, depth, args) {
+                                Ok(cell) => rounds[turn].push(cell),
+                                Err(err) => {
+                                    let reason = format!("failed in {beside}, {clients} clients, depth {depth}: {err}");
+                                    eprintln!("hints-bench: {} {reason}", contender.name());
+                                    report.skip(*contender, reason);
+                                    failed[here[turn]] = true;
+                                }
+                            }
                         }
                     }
-                    let beside = workload_label(workload, dist);
-                    report.cells.extend(rounds.into_iter().map(|cells| Cell::median(cells, &beside)));
+                    for (turn, cells) in rounds.into_iter().enumerate() {
+                        let contender = started[here[turn]].0;
+                        if failed[here[turn]] {
+                            continue;
+                        }
+                        let mut cell = Cell::median(cells);
+                        if contender == Contender::Echo {
+                            cell.beside = Some(beside.clone());
+                        }
+                        report.cells.push(cell);
+                    }
                 }
             }
         }
     }
-    Ok(())
+}
+
+/// The order of the turns of `count` contenders in round `round`: forward from a start that
+/// moves one on each round, and backward on odd rounds, so that no contender always follows
+/// the same one (a turn may leave the machine warm, or its disk busy, for the next).
+fn turns(count: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |turn| {
+        let at = (turn + round) % count;
+        if round % 2 == 1 { count - 1 - at } else { at }
+    })
 }
 
 /// A workload as the report names it: `mix/uniform`, `ratelimit`.
@@ -620,4 +655,25 @@ fn children_cpu_secs() -> f64 {
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::turns;
+
+    #[test]
+    fn each_round_takes_every_contender_once_and_none_always_follows_the_same_one() {
+        let rounds: Vec<Vec<usize>> = (0..4).map(|round| turns(5, round).collect()).collect();
+        for order in &rounds {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3, 4], "{order:?}");
+        }
+        // No contender follows the same one in two rounds running.
+        let pairs = |order: &Vec<usize>| order.windows(2).map(|pair| (pair[0], pair[1])).collect::<Vec<_>>();
+        for two in rounds.windows(2) {
+            let (before, after) = (pairs(&two[0]), pairs(&two[1]));
+            assert!(before.iter().all(|pair| !after.contains(pair)), "{two:?}");
+        }
+    }
 }

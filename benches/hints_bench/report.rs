@@ -24,8 +24,9 @@ pub struct Cell {
     pub depth: usize,
     /// The median round's: the other figures are that round's too.
     pub ops_per_sec: f64,
-    /// Every round's, lowest first.
-    pub rounds_ops_per_sec: Vec<f64>,
+    /// Every round's figures, in the order they were measured: round `i` of one contender ran
+    /// within seconds of round `i` of every other in the cell.
+    pub rounds: Vec<Round>,
     pub errors: u64,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -34,6 +35,16 @@ pub struct Cell {
     pub cpu_us_per_op: f64,
     /// Latencies of each kind of access (depth 1 only).
     pub by_kind: BTreeMap<String, Quantiles>,
+}
+
+/// One round's figures of a cell.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Round {
+    pub ops_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub cpu_us_per_op: f64,
+    pub errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,44 +72,59 @@ impl Cell {
         cpu_secs: f64,
     ) -> Cell {
         let all = Quantiles::of(&total.histogram);
-        let ops_per_sec = total.ops as f64 / total.elapsed_secs.max(1e-9);
+        let round = Round {
+            ops_per_sec: total.ops as f64 / total.elapsed_secs.max(1e-9),
+            p50_us: all.p50_us,
+            p99_us: all.p99_us,
+            cpu_us_per_op: cpu_secs * 1e6 / total.ops.max(1) as f64,
+            errors: total.errors,
+        };
         Cell {
             contender: contender.name(),
             workload,
             beside: None,
             clients,
             depth,
-            ops_per_sec,
-            rounds_ops_per_sec: vec![ops_per_sec],
-            errors: total.errors,
-            p50_us: all.p50_us,
-            p99_us: all.p99_us,
+            ops_per_sec: round.ops_per_sec,
+            rounds: vec![round],
+            errors: round.errors,
+            p50_us: round.p50_us,
+            p99_us: round.p99_us,
             p999_us: all.p999_us,
-            cpu_us_per_op: cpu_secs * 1e6 / total.ops.max(1) as f64,
+            cpu_us_per_op: round.cpu_us_per_op,
             by_kind: total.by_kind.iter().map(|(kind, h)| (kind.clone(), Quantiles::of(h))).collect(),
         }
     }
-}
 
-impl Cell {
-    /// The round of median throughput (the lower of the two middle ones for an even count),
-    /// with every round's throughput; an echo's cell notes the workload it ran `beside`.
-    pub fn median(mut rounds: Vec<Cell>, beside: &str) -> Cell {
+    /// One cell of its rounds of one round each, in the order they ran: the round of median
+    /// throughput (the lower of the two middle ones for an even count), with every round's
+    /// figures.
+    pub fn median(rounds: Vec<Cell>) -> Cell {
         assert!(!rounds.is_empty(), "a cell runs at least one round");
-        rounds.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-        let all: Vec<f64> = rounds.iter().map(|round| round.ops_per_sec).collect();
-        let mut median = rounds.swap_remove((all.len() - 1) / 2);
-        median.rounds_ops_per_sec = all;
-        if median.workload == "echo" {
-            median.beside = Some(beside.to_owned());
-        }
+        let all: Vec<Round> = rounds.iter().flat_map(|cell| cell.rounds.iter().copied()).collect();
+        let mut by_throughput = rounds;
+        by_throughput.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+        let mut median = by_throughput.swap_remove((all.len() - 1) / 2);
+        median.rounds = all;
         median
     }
 
-    /// The rounds' spread, highest less lowest, as a share of the median.
+    fn had_errors(&self) -> bool {
+        self.errors > 0 || self.rounds.iter().any(|round| round.errors > 0)
+    }
+
+    /// The figures shown: the median round's.
+    fn shown_round(&self) -> Round {
+        let Cell { ops_per_sec, p50_us, p99_us, cpu_us_per_op, errors, .. } = *self;
+        Round { ops_per_sec, p50_us, p99_us, cpu_us_per_op, errors }
+    }
+
+    /// The rounds' spread, highest less lowest throughput, as a share of the median's.
     fn spread(&self) -> f64 {
-        let (lowest, highest) = (self.rounds_ops_per_sec.first(), self.rounds_ops_per_sec.last());
-        lowest.zip(highest).map_or(0.0, |(lowest, highest)| (highest - lowest) / self.ops_per_sec.max(1e-9))
+        let throughputs = self.rounds.iter().map(|round| round.ops_per_sec);
+        let highest = throughputs.clone().fold(f64::MIN, f64::max);
+        let lowest = throughputs.fold(f64::MAX, f64::min);
+        (highest - lowest) / self.ops_per_sec.max(1e-9)
     }
 
     /// The workload column: an echo's says what it ran beside.
@@ -108,6 +134,33 @@ impl Cell {
             None => self.workload.clone(),
         }
     }
+}
+
+/// `ours` over `theirs` in `figure`: the median over rounds of the ratio within each round,
+/// since round `i` of one cell ran within seconds of round `i` of another (the ratio of the
+/// median rounds if their rounds do not pair up). `None` when either cell had errors, whose
+/// failed accesses count as done.
+pub fn paired_ratio(ours: &Cell, theirs: &Cell, figure: impl Fn(&Round) -> f64) -> Option<f64> {
+    if ours.had_errors() || theirs.had_errors() {
+        return None;
+    }
+    let ratio = |ours: &Round, theirs: &Round| figure(ours) / figure(theirs).max(1e-9);
+    if ours.rounds.len() != theirs.rounds.len() || ours.rounds.is_empty() {
+        return Some(ratio(&ours.shown_round(), &theirs.shown_round()));
+    }
+    Some(median(ours.rounds.iter().zip(&theirs.rounds).map(|(ours, theirs)| ratio(ours, theirs))))
+}
+
+/// The median over `cell`'s rounds of `figure`; `None` when the cell had errors.
+pub fn median_figure(cell: &Cell, figure: impl Fn(&Round) -> f64) -> Option<f64> {
+    (!cell.had_errors()).then(|| median(cell.rounds.iter().map(figure)))
+}
+
+/// The median of some values, the lower middle one of an even count; 0 of none.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
 }
 
 #[derive(Debug, Serialize)]
@@ -175,7 +228,7 @@ impl Report {
     }
 
     /// `contender`'s cell of `workload`, clients and depth; for the echo, the cell that ran
-    /// beside `workload`.
+    /// beside `workload`. Both [`Report::print`]'s ratios and the targets take their cells here.
     pub fn cell(&self, contender: &str, workload: &str, clients: u32, depth: usize) -> Option<&Cell> {
         self.cells.iter().find(|c| {
             c.contender == contender
@@ -187,11 +240,11 @@ impl Report {
 
     /// One table for each way of reaching hintsd measured (socket, ring), then the targets.
     fn print_ratios(&self) {
-        let ways = [Contender::Hintsd.name(), Contender::HintsdRing.name()];
+        let ways = [Contender::Hintsd, Contender::HintsdRing];
         for ours in ways {
-            self.print_ratios_of(ours);
+            self.print_ratios_of(ours.name());
         }
-        targets::print(self, &ways);
+        print!("{}", targets::table(self, &ways));
     }
 
     /// For each cell of `hintsd` (a hintsd contender), against each other contender's cell of
@@ -205,7 +258,7 @@ impl Report {
         }
         println!();
         println!(
-            "{hintsd} against each contender in the same cell: `{hintsd} ops/s ÷ theirs` · `their p99 ÷ {hintsd}'s` (above 1: {hintsd} ahead)."
+            "{hintsd} against each contender in the same cell: `{hintsd} ops/s ÷ theirs` · `their p99 ÷ {hintsd}'s` (above 1: {hintsd} ahead), each the median of the rounds' own ratios."
         );
         println!();
         println!("| workload | clients | depth | {} |", others.join(" | "));
@@ -216,11 +269,12 @@ impl Report {
                 .map(|&other| {
                     let theirs = self.cell(other, &ours.workload, ours.clients, ours.depth);
                     theirs.map_or_else(String::new, |theirs| {
-                        format!(
-                            "{:.2}× · {:.2}×",
-                            ours.ops_per_sec / theirs.ops_per_sec.max(1e-9),
-                            theirs.p99_us / ours.p99_us.max(1e-9)
-                        )
+                        let throughput = paired_ratio(ours, theirs, |round| round.ops_per_sec);
+                        let p99 = paired_ratio(theirs, ours, |round| round.p99_us);
+                        match throughput.zip(p99) {
+                            Some((throughput, p99)) => format!("{throughput:.2}× · {p99:.2}×"),
+                            None => "errors".to_owned(),
+                        }
                     })
                 })
                 .collect();
@@ -233,48 +287,72 @@ impl Report {
 pub(crate) mod tests {
     use super::*;
 
-    /// A cell of one round, its p50 half its p99.
+    /// A cell of one round per `(ops/s, p99 µs)`, in that order; each p50 half its p99.
     pub(crate) fn cell(
         contender: Contender,
         workload: &str,
         clients: u32,
         depth: usize,
-        ops_per_sec: f64,
-        p99_us: f64,
+        rounds: &[(f64, f64)],
     ) -> Cell {
-        Cell {
-            contender: contender.name(),
-            workload: workload.to_owned(),
-            beside: None,
-            clients,
-            depth,
-            ops_per_sec,
-            rounds_ops_per_sec: vec![ops_per_sec],
-            errors: 0,
-            p50_us: p99_us / 2.0,
-            p99_us,
-            p999_us: p99_us,
-            cpu_us_per_op: 10.0,
-            by_kind: BTreeMap::new(),
-        }
+        let one = |&(ops_per_sec, p99_us): &(f64, f64)| {
+            let round = Round { ops_per_sec, p50_us: p99_us / 2.0, p99_us, cpu_us_per_op: 10.0, errors: 0 };
+            Cell {
+                contender: contender.name(),
+                workload: workload.to_owned(),
+                beside: None,
+                clients,
+                depth,
+                ops_per_sec,
+                rounds: vec![round],
+                errors: 0,
+                p50_us: round.p50_us,
+                p99_us,
+                p999_us: p99_us,
+                cpu_us_per_op: round.cpu_us_per_op,
+                by_kind: BTreeMap::new(),
+            }
+        };
+        Cell::median(rounds.iter().map(one).collect())
     }
 
     #[test]
-    fn a_cell_is_its_median_round_whole_with_every_round_s_throughput() {
-        let rounds = vec![
-            cell(Contender::Hintsd, "seen", 4, 1, 300.0, 1.0),
-            cell(Contender::Hintsd, "seen", 4, 1, 100.0, 3.0),
-            cell(Contender::Hintsd, "seen", 4, 1, 200.0, 2.0),
-        ];
-        let median = Cell::median(rounds, "seen");
+    fn a_cell_is_its_median_round_whole_with_every_round_in_the_order_it_ran() {
+        let median = cell(Contender::Hintsd, "seen", 4, 1, &[(300.0, 1.0), (100.0, 3.0), (200.0, 2.0)]);
         assert_eq!((median.ops_per_sec, median.p99_us), (200.0, 2.0), "the median round's figures, together");
-        assert_eq!(median.rounds_ops_per_sec, [100.0, 200.0, 300.0]);
+        let order: Vec<f64> = median.rounds.iter().map(|round| round.ops_per_sec).collect();
+        assert_eq!(order, [300.0, 100.0, 200.0]);
         assert_eq!(median.spread(), 1.0);
-        assert_eq!(median.beside, None);
-        let two = vec![cell(Contender::Echo, "echo", 1, 1, 20.0, 1.0), cell(Contender::Echo, "echo", 1, 1, 10.0, 1.0)];
-        let echo = Cell::median(two, "ratelimit");
-        assert_eq!(echo.ops_per_sec, 10.0, "the lower of two");
-        assert_eq!(echo.beside.as_deref(), Some("ratelimit"));
-        assert_eq!(echo.workload_shown(), "echo (beside ratelimit)");
+        let two = cell(Contender::Echo, "echo", 1, 1, &[(20.0, 1.0), (10.0, 1.0)]);
+        assert_eq!(two.ops_per_sec, 10.0, "the lower of two");
+    }
+
+    #[test]
+    fn a_ratio_is_the_median_of_the_rounds_own_ratios_and_none_after_errors() {
+        let ours = cell(Contender::Hintsd, "mix/uniform", 4, 1, &[(100.0, 10.0), (200.0, 10.0), (300.0, 10.0)]);
+        let theirs = cell(Contender::Redis, "mix/uniform", 4, 1, &[(50.0, 10.0), (400.0, 10.0), (150.0, 10.0)]);
+        // Round by round 2, 0.5 and 2; the medians alone would give 200 / 150.
+        assert_eq!(paired_ratio(&ours, &theirs, |round| round.ops_per_sec), Some(2.0));
+        let unpaired = cell(Contender::Redis, "mix/uniform", 4, 1, &[(400.0, 10.0)]);
+        assert_eq!(paired_ratio(&ours, &unpaired, |round| round.ops_per_sec), Some(0.5), "medians when rounds differ");
+        let mut failing = theirs;
+        failing.rounds[2].errors = 1;
+        assert_eq!(paired_ratio(&ours, &failing, |round| round.ops_per_sec), None);
+        assert_eq!(median_figure(&failing, |round| round.p99_us), None);
+        assert_eq!(median_figure(&ours, |round| round.ops_per_sec), Some(200.0));
+    }
+
+    #[test]
+    fn an_echo_cell_shows_and_is_found_by_the_workload_it_ran_beside() {
+        let mut report = Report::new(String::new(), &[]);
+        for (beside, depth, ops) in [("ratelimit", 1, 1.0), ("mix/uniform", 16, 2.0), ("mix/uniform", 1, 3.0)] {
+            let mut echo = cell(Contender::Echo, "echo", 4, depth, &[(ops, 1.0)]);
+            echo.beside = Some(beside.to_owned());
+            report.cells.push(echo);
+        }
+        let found = report.cell("echo", "mix/uniform", 4, 1).expect("the echo beside mix, one deep");
+        assert_eq!(found.ops_per_sec, 3.0);
+        assert_eq!(found.workload_shown(), "echo (beside mix/uniform)");
+        assert!(report.cell("echo", "seen", 4, 1).is_none());
     }
 }

@@ -119,10 +119,6 @@ impl Serialize for DbName {
     }
 }
 
-/// Checks a database name: 1 to [`DB_NAME_BYTES_MAX`] bytes of `[a-z0-9_-]`.
-///
-/// # Errors
-/// [`ErrorCode::BAD_DB_NAME`], saying what is wrong.
 /// Whether each byte may be in a name: `[a-z0-9_-]`.
 const NAME_BYTES: [bool; 256] = {
     let mut table = [false; 256];
@@ -134,6 +130,10 @@ const NAME_BYTES: [bool; 256] = {
     table
 };
 
+/// Checks a database name: 1 to [`DB_NAME_BYTES_MAX`] bytes of `[a-z0-9_-]`.
+///
+/// # Errors
+/// [`ErrorCode::BAD_DB_NAME`], saying what is wrong.
 pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
     if name.is_empty() {
         return Err(ErrorReply::new(ErrorCode::BAD_DB_NAME, "database name is empty"));
@@ -243,6 +243,15 @@ mod tests {
             let name = [b'a', byte, b'z'];
             let checked = std::str::from_utf8(&name).map_or(Err(()), |name| check_name(name).map_err(drop));
             assert_eq!(checked.is_ok(), allowed, "byte {byte:#04x}");
+        }
+    }
+
+    #[test]
+    fn no_byte_of_a_multibyte_character_may_be_in_a_name() {
+        // The test above cannot put a byte from 0x80 up into a `&str` alone.
+        assert!(NAME_BYTES[0x80..].iter().all(|&allowed| !allowed));
+        for name in ["aéz", "a\u{2010}z", "\u{ff41}"] {
+            assert!(check_name(name).is_err(), "{name}");
         }
     }
 
