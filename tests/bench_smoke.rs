@@ -118,13 +118,22 @@ fn children(pid: u32) -> Vec<u32> {
     listed.split_whitespace().filter_map(|child| child.parse().ok()).collect()
 }
 
+/// A process's command line, its arguments joined by spaces.
+fn command_line(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_the_run() {
     common::hintsd_bin();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let run = Command::new(HINTS_BENCH)
-        .args(["run", "--contenders", "hintsd,echo", "--clients", "1,2,1,2,1,2", "--workloads", "mix"])
+    // Cells of 1 and 2 clients: hintsd's workers of the first cell are its first 2 (one a
+    // round), those of the second its 3rd to 6th.
+    let mut run = Command::new(HINTS_BENCH)
+        .args(["run", "--contenders", "hintsd,echo", "--clients", "1,2,1,2", "--workloads", "mix"])
         .args(["--keys-dist", "uniform", "--pipeline", "1", "--seconds", "0.3", "--rounds", "2", "--keys", "50"])
         .arg("--json")
         .arg(&json)
@@ -132,29 +141,39 @@ fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The daemon is the child that stays; workers come and go. Kill it once the first cell ran.
+    // The daemon is killed as the first worker of the second cell starts (workers run 0.6 s
+    // and more, this looks every 10 ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut workers = BTreeSet::new();
     let daemon = loop {
-        let running: Vec<u32> = children(run.id());
-        if let Some(&daemon) = running.iter().find(|&&child| {
-            std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| comm.trim() == "hintsd")
-        }) {
+        assert!(std::time::Instant::now() < deadline, "hintsd's third worker never came");
+        assert!(run.try_wait().unwrap().is_none(), "the run ended before hintsd's third worker");
+        let running = children(run.id());
+        workers.extend(running.iter().copied().filter(|&child| {
+            let line = command_line(child);
+            line.contains(" worker ") && line.contains("--contender hintsd ") && !line.contains("--check")
+        }));
+        let daemon = running.iter().copied().find(|&child| command_line(child).contains("/hintsd "));
+        if let (3.., Some(daemon)) = (workers.len(), daemon) {
             break daemon;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    std::thread::sleep(std::time::Duration::from_secs(2));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     let output = run.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(&output));
+    assert!(stderr(&output).contains("hintsd failed partway; the report has what was measured"), "{}", stderr(&output));
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let skipped = report["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0]["contender"], "hintsd");
-    assert!(skipped[0]["reason"].as_str().unwrap().starts_with("failed in mix/uniform"), "{skipped:?}");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("failed in mix/uniform, clients 2, depth 1: "), "{reason}");
     let cells = report["cells"].as_array().unwrap();
-    let count = |name: &str| cells.iter().filter(|c| c["contender"] == name).count();
-    assert_eq!(count("echo"), 6, "the echo ran every cell: {cells:?}");
-    assert!(count("hintsd") < 6, "hintsd's cells stop where it died: {cells:?}");
-    assert!(stdout(&output).contains("| hintsd | skipped: failed in"), "{}", stdout(&output));
+    let hintsd: Vec<&serde_json::Value> = cells.iter().filter(|c| c["contender"] == "hintsd").collect();
+    assert_eq!(hintsd.len(), 1, "the first cell is kept, the second's half-run rounds are not: {hintsd:?}");
+    assert_eq!((&hintsd[0]["clients"], &hintsd[0]["errors"]), (&1.into(), &0.into()), "{hintsd:?}");
+    assert_eq!(cells.iter().filter(|c| c["contender"] == "echo").count(), 4, "the echo ran every cell: {cells:?}");
+    assert!(stdout(&output).contains("| hintsd | skipped: failed in mix/uniform, clients 2"), "{}", stdout(&output));
 }

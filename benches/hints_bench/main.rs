@@ -130,7 +130,7 @@ struct RunArgs {
     /// Seconds each contender runs in a round of a cell.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
-    /// Rounds of each cell: the contenders take turns in it, in an order that rotates each
+    /// Rounds of each cell: the contenders take turns in it, in an order that changes each
     /// round, this many times, and each is reported by its median round. Contenders measured
     /// seconds apart see the same machine, so their ratios hold on a shared, noisy host.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=ROUNDS_MAX))]
@@ -231,9 +231,7 @@ fn run(args: &RunArgs) -> Res<()> {
     let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
     let mut started = Vec::new();
     let ready = start_all(args, &dirs, &mut report, &mut started);
-    if ready.is_ok() {
-        measure(&started, args, &mut report);
-    }
+    let failed = if ready.is_ok() { measure(&started, args, &mut report) } else { Vec::new() };
     for (_, target) in &mut started {
         target.stop();
     }
@@ -251,6 +249,9 @@ fn run(args: &RunArgs) -> Res<()> {
     ));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if !failed.is_empty() {
+        return Err(format!("{} failed partway; the report has what was measured", failed.join(", ")).into());
     }
     Ok(())
 }
@@ -284,8 +285,8 @@ fn start_all(args: &RunArgs, dirs: &Dirs, report: &mut Report, started: &mut Vec
 /// contenders that take it, turn by turn, `args.rounds` times; the echo floor runs beside each
 /// workload, so that every ratio to it is taken from the same minutes. A contender that fails
 /// a turn is reported as skipped, with the reason, and left out of the cells after; the cells
-/// measured before it failed are kept.
-fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report) {
+/// measured before it failed are kept. Returns the names of those that failed.
+fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report) -> Vec<&'static str> {
     let mut failed = vec![false; started.len()];
     for &workload in &args.workloads {
         let dists = if workload.has_key_dist() { &args.keys_dist[..] } else { &[KeyDist::Uniform] };
@@ -307,7 +308,7 @@ fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report)
                             match run_cell(target, *contender, ran, dist, clients, depth, args) {
                                 Ok(cell) => rounds[turn].push(cell),
                                 Err(err) => {
-                                    let reason = format!("failed in {beside}, {clients} clients, depth {depth}: {err}");
+                                    let reason = format!("failed in {beside}, clients {clients}, depth {depth}: {err}");
                                     eprintln!("hints-bench: {} {reason}", contender.name());
                                     report.skip(*contender, reason);
                                     failed[here[turn]] = true;
@@ -330,16 +331,15 @@ fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report)
             }
         }
     }
+    started.iter().zip(failed).filter(|(_, failed)| *failed).map(|((contender, _), _)| contender.name()).collect()
 }
 
-/// The order of the turns of `count` contenders in round `round`: forward from a start that
-/// moves one on each round, and backward on odd rounds, so that no contender always follows
-/// the same one (a turn may leave the machine warm, or its disk busy, for the next).
+/// The order of the turns of `count` contenders in round `round`: from contender `round`
+/// (modulo `count`) on, forward on even rounds and backward on odd ones, so that each goes
+/// first in turn and none follows the same one two rounds running (a turn may leave the
+/// machine warm, or its disk busy, for the next).
 fn turns(count: usize, round: usize) -> impl Iterator<Item = usize> {
-    (0..count).map(move |turn| {
-        let at = (turn + round) % count;
-        if round % 2 == 1 { count - 1 - at } else { at }
-    })
+    (0..count).map(move |turn| if round % 2 == 1 { (round + count - turn) % count } else { (round + turn) % count })
 }
 
 /// A workload as the report names it: `mix/uniform`, `ratelimit`.
@@ -389,8 +389,11 @@ fn run_cell(
         workers.push(child);
     }
     let mut total = WorkerResult::default();
-    for child in workers {
-        let output = child.wait_with_output()?;
+    // Every worker is waited for, even after one failed, so that none runs into the next turn.
+    let outputs: Vec<std::io::Result<std::process::Output>> =
+        workers.into_iter().map(Child::wait_with_output).collect();
+    for output in outputs {
+        let output = output?;
         if !output.status.success() {
             return Err(format!("a {} worker failed with {}", contender.name(), output.status).into());
         }
@@ -663,17 +666,21 @@ mod tests {
 
     #[test]
     fn each_round_takes_every_contender_once_and_none_always_follows_the_same_one() {
-        let rounds: Vec<Vec<usize>> = (0..4).map(|round| turns(5, round).collect()).collect();
-        for order in &rounds {
-            let mut sorted = order.clone();
-            sorted.sort_unstable();
-            assert_eq!(sorted, [0, 1, 2, 3, 4], "{order:?}");
-        }
-        // No contender follows the same one in two rounds running.
-        let pairs = |order: &Vec<usize>| order.windows(2).map(|pair| (pair[0], pair[1])).collect::<Vec<_>>();
-        for two in rounds.windows(2) {
-            let (before, after) = (pairs(&two[0]), pairs(&two[1]));
-            assert!(before.iter().all(|pair| !after.contains(pair)), "{two:?}");
+        for count in 1..=8 {
+            let rounds: Vec<Vec<usize>> = (0..2 * count).map(|round| turns(count, round).collect()).collect();
+            for order in &rounds {
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..count).collect::<Vec<_>>(), "{order:?}");
+            }
+            // No contender follows the same one in two rounds running, and each goes first.
+            let pairs = |order: &Vec<usize>| order.windows(2).map(|pair| (pair[0], pair[1])).collect::<Vec<_>>();
+            for two in rounds.windows(2) {
+                let (before, after) = (pairs(&two[0]), pairs(&two[1]));
+                assert!(before.iter().all(|pair| !after.contains(pair)), "{two:?}");
+            }
+            let firsts: std::collections::BTreeSet<usize> = rounds.iter().map(|order| order[0]).collect();
+            assert_eq!(firsts.len(), count, "{rounds:?}");
         }
     }
 }

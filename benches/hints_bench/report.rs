@@ -27,6 +27,7 @@ pub struct Cell {
     /// Every round's figures, in the order they were measured: round `i` of one contender ran
     /// within seconds of round `i` of every other in the cell.
     pub rounds: Vec<Round>,
+    /// Failed accesses, over all rounds.
     pub errors: u64,
     pub p50_us: f64,
     pub p99_us: f64,
@@ -104,13 +105,15 @@ impl Cell {
         let all: Vec<Round> = rounds.iter().flat_map(|cell| cell.rounds.iter().copied()).collect();
         let mut by_throughput = rounds;
         by_throughput.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-        let mut median = by_throughput.swap_remove((all.len() - 1) / 2);
+        let mut median = by_throughput.swap_remove((by_throughput.len() - 1) / 2);
+        // Errors of any round show: a round whose accesses failed fast is rarely the median.
+        median.errors = all.iter().map(|round| round.errors).sum();
         median.rounds = all;
         median
     }
 
     fn had_errors(&self) -> bool {
-        self.errors > 0 || self.rounds.iter().any(|round| round.errors > 0)
+        self.errors > 0
     }
 
     /// The figures shown: the median round's.
@@ -137,8 +140,9 @@ impl Cell {
 }
 
 /// `ours` over `theirs` in `figure`: the median over rounds of the ratio within each round,
-/// since round `i` of one cell ran within seconds of round `i` of another (the ratio of the
-/// median rounds if their rounds do not pair up). `None` when either cell had errors, whose
+/// since round `i` of a cell ran within seconds of round `i` of every other cell of the same
+/// workload, clients and depth (the ratio of the median rounds if their rounds do not pair
+/// up). Cells of different workloads ran minutes apart: compare their [`median_figure`]s. `None` when either cell had errors, whose
 /// failed accesses count as done.
 pub fn paired_ratio(ours: &Cell, theirs: &Cell, figure: impl Fn(&Round) -> f64) -> Option<f64> {
     if ours.had_errors() || theirs.had_errors() {
@@ -225,6 +229,11 @@ impl Report {
         for contender in &self.contenders {
             println!("- {}: {}", contender.name(), contender.describe());
         }
+    }
+
+    /// Whether the run was asked to measure `contender`.
+    pub fn asked_for(&self, contender: Contender) -> bool {
+        self.contenders.contains(&contender)
     }
 
     /// `contender`'s cell of `workload`, clients and depth; for the echo, the cell that ran
@@ -325,6 +334,15 @@ pub(crate) mod tests {
         assert_eq!(median.spread(), 1.0);
         let two = cell(Contender::Echo, "echo", 1, 1, &[(20.0, 1.0), (10.0, 1.0)]);
         assert_eq!(two.ops_per_sec, 10.0, "the lower of two");
+        let mut failed_fast = cell(Contender::Redis, "seen", 4, 1, &[(900.0, 1.0)]);
+        failed_fast.rounds[0].errors = 5;
+        failed_fast.errors = 5;
+        let with_errors = Cell::median(vec![cell(Contender::Redis, "seen", 4, 1, &[(100.0, 1.0)]), failed_fast]);
+        assert_eq!(
+            (with_errors.ops_per_sec, with_errors.errors),
+            (100.0, 5),
+            "a clean median round still shows the errors"
+        );
     }
 
     #[test]
@@ -335,8 +353,8 @@ pub(crate) mod tests {
         assert_eq!(paired_ratio(&ours, &theirs, |round| round.ops_per_sec), Some(2.0));
         let unpaired = cell(Contender::Redis, "mix/uniform", 4, 1, &[(400.0, 10.0)]);
         assert_eq!(paired_ratio(&ours, &unpaired, |round| round.ops_per_sec), Some(0.5), "medians when rounds differ");
-        let mut failing = theirs;
-        failing.rounds[2].errors = 1;
+        let mut failing = cell(Contender::Redis, "mix/uniform", 4, 1, &[(50.0, 10.0), (400.0, 10.0), (150.0, 10.0)]);
+        failing.errors = 1;
         assert_eq!(paired_ratio(&ours, &failing, |round| round.ops_per_sec), None);
         assert_eq!(median_figure(&failing, |round| round.p99_us), None);
         assert_eq!(median_figure(&ours, |round| round.ops_per_sec), Some(200.0));
