@@ -291,47 +291,71 @@ fn measure(started: &[(Contender, Target)], args: &RunArgs, report: &mut Report)
     for &workload in &args.workloads {
         let dists = if workload.has_key_dist() { &args.keys_dist[..] } else { &[KeyDist::Uniform] };
         for &dist in dists {
-            let beside = workload_label(workload, dist);
             for &depth in &args.pipeline {
                 for &clients in &args.clients {
                     let here: Vec<usize> = (0..started.len())
                         .filter(|&at| !failed[at] && (depth == 1 || started[at].0.pipelines()))
                         .collect();
-                    let mut rounds: Vec<Vec<Cell>> = here.iter().map(|_| Vec::new()).collect();
-                    for round in 0..args.rounds as usize {
-                        for turn in turns(here.len(), round) {
-                            let (contender, target) = &started[here[turn]];
-                            if failed[here[turn]] {
-                                continue;
-                            }
-                            let ran = (*contender != Contender::Echo).then_some(workload);
-                            match run_cell(target, *contender, ran, dist, clients, depth, args) {
-                                Ok(cell) => rounds[turn].push(cell),
-                                Err(err) => {
-                                    let reason = format!("failed in {beside}, clients {clients}, depth {depth}: {err}");
-                                    eprintln!("hints-bench: {} {reason}", contender.name());
-                                    report.skip(*contender, reason);
-                                    failed[here[turn]] = true;
-                                }
-                            }
-                        }
-                    }
-                    for (turn, cells) in rounds.into_iter().enumerate() {
-                        let contender = started[here[turn]].0;
-                        if failed[here[turn]] {
-                            continue;
-                        }
-                        let mut cell = Cell::median(cells);
-                        if contender == Contender::Echo {
-                            cell.beside = Some(beside.clone());
-                        }
-                        report.cells.push(cell);
-                    }
+                    let place = Place { workload, dist, clients, depth };
+                    measure_cell(started, &here, place, args, report, &mut failed);
                 }
             }
         }
     }
     started.iter().zip(failed).filter(|(_, failed)| *failed).map(|((contender, _), _)| contender.name()).collect()
+}
+
+/// Where in the matrix a cell is.
+#[derive(Clone, Copy)]
+struct Place {
+    workload: Workload,
+    dist: KeyDist,
+    clients: u32,
+    depth: usize,
+}
+
+/// One cell: the contenders `here` (indices into `started`) take their turns, round after
+/// round, and each that did not fail gets its median round into the report. One that fails
+/// is reported as skipped, marked in `failed`, and its rounds of this cell are dropped.
+fn measure_cell(
+    started: &[(Contender, Target)],
+    here: &[usize],
+    place: Place,
+    args: &RunArgs,
+    report: &mut Report,
+    failed: &mut [bool],
+) {
+    let Place { workload, dist, clients, depth } = place;
+    let beside = workload_label(workload, dist);
+    let mut rounds: Vec<Vec<Cell>> = here.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.rounds as usize {
+        for turn in turns(here.len(), round) {
+            let (contender, target) = &started[here[turn]];
+            if failed[here[turn]] {
+                continue;
+            }
+            let ran = (*contender != Contender::Echo).then_some(workload);
+            match run_cell(target, *contender, ran, dist, clients, depth, args) {
+                Ok(cell) => rounds[turn].push(cell),
+                Err(err) => {
+                    let reason = format!("failed in {beside}, clients {clients}, depth {depth}: {err}");
+                    eprintln!("hints-bench: {} {reason}", contender.name());
+                    report.skip(*contender, reason);
+                    failed[here[turn]] = true;
+                }
+            }
+        }
+    }
+    for (&at, cells) in here.iter().zip(rounds) {
+        if failed[at] {
+            continue;
+        }
+        let mut cell = Cell::median(cells);
+        if started[at].0 == Contender::Echo {
+            cell.beside = Some(beside.clone());
+        }
+        report.cells.push(cell);
+    }
 }
 
 /// The order of the turns of `count` contenders in round `round`: from contender `round`

@@ -163,7 +163,10 @@ pub fn table(report: &Report, ways: &[Contender]) -> String {
         return table;
     }
     let names: Vec<&str> = ways.iter().map(|way| way.name()).collect();
-    let _ = writeln!(table, "\nTargets, as ratios within this run (each the median of the rounds' own ratios):\n");
+    let _ = writeln!(
+        table,
+        "\nTargets, as ratios within this run (each the median of the rounds' own ratios, but against hintsd's own mix the ratio of the median rounds):\n"
+    );
     let _ = writeln!(table, "| target | bound | {} |", names.join(" | "));
     let _ = writeln!(table, "|---|---|{}", "---|".repeat(ways.len()));
     for goal in &GOALS {
