@@ -142,8 +142,8 @@ impl Cell {
 /// `ours` over `theirs` in `figure`: the median over rounds of the ratio within each round,
 /// since round `i` of a cell ran within seconds of round `i` of every other cell of the same
 /// workload, clients and depth (the ratio of the median rounds if their rounds do not pair
-/// up). Cells of different workloads ran minutes apart: compare their [`median_figure`]s. `None` when either cell had errors, whose
-/// failed accesses count as done.
+/// up). Cells of different workloads ran minutes apart: compare their [`median_figure`]s.
+/// `None` when either cell had errors, whose failed accesses count as done.
 pub fn paired_ratio(ours: &Cell, theirs: &Cell, figure: impl Fn(&Round) -> f64) -> Option<f64> {
     if ours.had_errors() || theirs.had_errors() {
         return None;

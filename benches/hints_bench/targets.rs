@@ -88,20 +88,18 @@ impl Goal {
         let cell =
             |contender: Contender, workload: &str| report.cell(contender.name(), workload, self.clients, self.depth);
         let Some(ours) = cell(hintsd, self.workload) else { return Judged::NotMeasured };
-        let theirs = match self.against {
-            Against::Other(other) => cell(other, self.workload),
-            Against::OwnWorkload(workload) => cell(hintsd, workload),
-            Against::Absolute => Some(ours),
-        };
-        let Some(theirs) = theirs else { return Judged::NotMeasured };
         let figure = |round: &Round| self.figure.of(round);
         let ratio = match self.against {
             Against::Absolute => median_figure(ours, figure),
+            Against::Other(other) => {
+                let Some(theirs) = cell(other, self.workload) else { return Judged::NotMeasured };
+                paired_ratio(ours, theirs, figure)
+            }
             // Cells of two workloads did not run side by side: their rounds do not pair.
-            Against::OwnWorkload(_) => {
+            Against::OwnWorkload(workload) => {
+                let Some(theirs) = cell(hintsd, workload) else { return Judged::NotMeasured };
                 median_figure(ours, figure).zip(median_figure(theirs, figure)).map(|(o, t)| o / t.max(1e-9))
             }
-            Against::Other(_) => paired_ratio(ours, theirs, figure),
         };
         ratio.map_or(Judged::Errors, Judged::Ratio)
     }
