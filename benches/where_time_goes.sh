@@ -29,24 +29,34 @@ sleep 0.5
 "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --check
 start=$(($(date +%s%3N) + 300))
 workers=()
-for _ in $(seq "$clients"); do
+# A file a worker: a worker prints its JSON and its newline in two writes, so workers sharing
+# one file could put two reports on one line.
+for index in $(seq "$clients"); do
   "$bin/hints-bench" worker --contender "$contender" --target "$dir/s.sock" --seconds 4 --depth "$depth" \
-    --workload "$workload" --start-at-ms "$start" >>"$dir/workers.json" &
+    --workload "$workload" --start-at-ms "$start" >"$dir/worker.$index.json" &
   workers+=($!)
 done
 sleep 0.8
+# Counted, not sampled: `perf stat` on the daemon and on the workers side by side loses no event
+# (a `perf record` of every system call dropped some at 200 000 operations a second, and took
+# so long to write them that the profile after it missed the run).
 events=context-switches,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_poll,syscalls:sys_enter_epoll_wait
-perf record -q -a -c 1 -e "$events" -o "$dir/counts.data" -- sleep 1 >/dev/null 2>&1
+perf stat -x, -e "$events" -p "$daemon_pid" -o "$dir/daemon.stat" -- sleep 1 >/dev/null 2>&1 &
+daemon_stat=$!
+perf stat -x, -e "$events" -p "$(IFS=,; echo "${workers[*]}")" -o "$dir/clients.stat" -- sleep 1 >/dev/null 2>&1 &
+clients_stat=$!
+wait "$daemon_stat" "$clients_stat"
 perf record -q -a -g -F 2000 -o "$dir/profile.data" -- sleep 1 >/dev/null 2>&1
 wait "${workers[@]}"
-ops=$(python3 -c "import sys,json; print(sum(json.loads(l)['ops'] for l in open(sys.argv[1]) if l.strip()))" "$dir/workers.json")
+ops=$(python3 -c "import sys,json; print(sum(json.load(open(f))['ops'] for f in sys.argv[1:]))" "$dir"/worker.*.json)
 per_second=$((ops / 4))
 echo "$contender, $workload, $clients clients, depth $depth: $per_second ops/s"
 echo
 echo "Per operation (1 s of the run):"
-perf script -i "$dir/counts.data" -F comm,event 2>/dev/null | awk -v ops="$per_second" '
-  { side = ($1 ~ /^(hintsd|actix|tokio)/) ? "daemon" : "clients"; n[side " " $2]++ }
-  END { for (k in n) printf "  %-45s %.2f\n", k, n[k] / ops }' | sort
+for side in daemon clients; do
+  awk -F, -v side="$side" -v ops="$per_second" '$1 ~ /^[0-9]+$/ { printf "  %-8s %-32s %.2f\n", side, $3, $1 / ops }' \
+    "$dir/$side.stat"
+done
 echo
 echo "Hottest symbols (perf samples per 1000 operations, 2 kHz on every CPU, over 1 s):"
 perf report -i "$dir/profile.data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null |
