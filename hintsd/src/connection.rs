@@ -156,6 +156,12 @@ struct Connection {
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
+    /// The daemon's stop, as a token of this connection's own (a child of
+    /// `ConnectionContext::shutdown`). A wait for the next request also waits for the stop,
+    /// and waiting on a token takes its locks twice or three times; on the daemon's one token
+    /// those were locks every lane took on every request, each a cache line fetched from the
+    /// other core.
+    shutdown: CancellationToken,
 }
 
 /// What waiting for a whole frame gave.
@@ -194,6 +200,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         reads_since_cpu_sample: 0,
         frame_deadline: None,
         permit: Some(permit),
+        shutdown: ctx.shutdown.child_token(),
     };
     if !conn.hello(&ctx).await {
         return;
@@ -524,13 +531,13 @@ impl Connection {
                 Some(ring) => {
                     ring.suggest_client_spin(spin);
                     let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
-                    bounded(read, between_frames, &mut self.frame_deadline, &ctx.shutdown).await
+                    bounded(read, between_frames, &mut self.frame_deadline, &self.shutdown).await
                 }
                 None => match spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)) {
                     Some(read) => Ok(read),
                     None => {
                         let read = self.socket.read_buf(&mut self.read_buf);
-                        bounded(read, between_frames, &mut self.frame_deadline, &ctx.shutdown).await
+                        bounded(read, between_frames, &mut self.frame_deadline, &self.shutdown).await
                     }
                 },
             };
