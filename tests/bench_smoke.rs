@@ -2,7 +2,8 @@
 //! cannot rot between benchmark runs. Before measuring a contender, `hints-bench run` checks it
 //! in a separate worker process (`worker --check`): what was filled reads back, a put reads
 //! back, a read-modify-write applies, and the ratelimit and seen accesses store Exim's
-//! records; a failed check fails the run. No timing is asserted.
+//! records. A contender that fails to start, its fill or its check is reported as skipped with
+//! the reason, the others are measured, and the run fails. No timing is asserted.
 
 mod common;
 
@@ -162,7 +163,8 @@ fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     let output = run.wait_with_output().unwrap();
     assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(&output));
-    assert!(stderr(&output).contains("hintsd failed partway; the report has what was measured"), "{}", stderr(&output));
+    let said = "hintsd failed; the report says where, and has what was measured";
+    assert!(stderr(&output).contains(said), "{}", stderr(&output));
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let skipped = report["skipped"].as_array().unwrap();
@@ -176,4 +178,46 @@ fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_
     assert_eq!((&hintsd[0]["clients"], &hintsd[0]["errors"]), (&1.into(), &0.into()), "{hintsd:?}");
     assert_eq!(cells.iter().filter(|c| c["contender"] == "echo").count(), 4, "the echo ran every cell: {cells:?}");
     assert!(stdout(&output).contains("| hintsd | skipped: failed in mix/uniform, clients 2"), "{}", stdout(&output));
+}
+
+/// A server that is installed but will not run (here a `redis-server` that exits at once, as
+/// one with a bad configuration or no permissions would) costs the run that contender only.
+#[test]
+fn a_contender_that_cannot_start_is_reported_failed_and_the_others_are_measured() {
+    common::hintsd_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let broken = bin.join("redis-server");
+    std::fs::write(&broken, "#!/bin/sh\necho 'redis-server: cannot start' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path =
+        std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())))
+            .unwrap();
+    let json = dir.path().join("report.json");
+    let output = Command::new(HINTS_BENCH)
+        .env("PATH", path)
+        .args(["run", "--contenders", "hintsd,redis,echo", "--clients", "1", "--workloads", "mix"])
+        .args(["--keys-dist", "uniform", "--pipeline", "1", "--seconds", "0.2", "--rounds", "1", "--keys", "50"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(&output));
+    let said = "redis failed; the report says where, and has what was measured";
+    assert!(stderr(&output).contains(said), "{}", stderr(&output));
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["contender"], "redis");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("failed before the first cell: the redis server ended (exit status: 1)"), "{reason}");
+    let cells = report["cells"].as_array().unwrap();
+    for contender in ["hintsd", "echo"] {
+        let measured: Vec<_> = cells.iter().filter(|cell| cell["contender"] == contender).collect();
+        assert_eq!(measured.len(), 1, "{contender}: {cells:?}");
+        assert!(measured[0]["ops_per_sec"].as_f64().unwrap() > 0.0, "{contender}: {cells:?}");
+    }
+    assert!(cells.iter().all(|cell| cell["contender"] != "redis"), "{cells:?}");
 }

@@ -230,12 +230,11 @@ fn run(args: &RunArgs) -> Res<()> {
     let dirs = Dirs { disk: args.disk_dir.clone(), tmpfs: args.tmpfs_dir.clone() };
     let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
     let mut started = Vec::new();
-    let ready = start_all(args, &dirs, &mut report, &mut started);
-    let failed = if ready.is_ok() { measure(&started, args, &mut report) } else { Vec::new() };
+    let mut failed = start_all(args, &dirs, &mut report, &mut started);
+    failed.extend(measure(&started, args, &mut report));
     for (_, target) in &mut started {
         target.stop();
     }
-    ready?;
     report.print(&format!(
         "{} CPUs; client processes; {} keys of {} bytes; {} rounds of {} s a contender in each cell, the median round shown; seed {}; on-disk files in {}, tmpfs files in {}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -251,34 +250,61 @@ fn run(args: &RunArgs) -> Res<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     if !failed.is_empty() {
-        return Err(format!("{} failed partway; the report has what was measured", failed.join(", ")).into());
+        return Err(format!("{} failed; the report says where, and has what was measured", failed.join(", ")).into());
     }
     Ok(())
 }
 
 /// Starts every contender that is available here (the others are reported as skipped, with
-/// the reason), fills it and checks it. Each goes into `started` as soon as it runs, so that
-/// the caller stops it whatever happens after.
-fn start_all(args: &RunArgs, dirs: &Dirs, report: &mut Report, started: &mut Vec<(Contender, Target)>) -> Res<()> {
+/// the reason), fills it and checks it. One that fails any of the three is stopped and
+/// reported as skipped, with the reason, and the others go on; their names are returned.
+fn start_all(
+    args: &RunArgs,
+    dirs: &Dirs,
+    report: &mut Report,
+    started: &mut Vec<(Contender, Target)>,
+) -> Vec<&'static str> {
+    let mut failed = Vec::new();
     for &contender in &args.contenders {
         if let Some(reason) = contender.unavailable(dirs) {
             eprintln!("hints-bench: {} skipped: {reason}", contender.name());
             report.skip(contender, reason);
             continue;
         }
-        started.push((contender, Target::start(contender, dirs)?));
-        if contender == Contender::Echo {
-            continue;
-        }
-        let target = &started.last().expect("just pushed").1;
-        fill(contender, &target.path, args.keys, args.value_bytes)?;
-        let check = worker_command(target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
-        if !check.status.success() {
-            let stderr = String::from_utf8_lossy(&check.stderr);
-            return Err(format!("{} failed its check: {stderr}", contender.name()).into());
+        match start_one(contender, args, dirs) {
+            Ok(target) => started.push((contender, target)),
+            Err(err) => {
+                let reason = format!("failed before the first cell: {err}");
+                eprintln!("hints-bench: {} {reason}", contender.name());
+                report.skip(contender, reason);
+                failed.push(contender.name());
+            }
         }
     }
-    Ok(())
+    failed
+}
+
+/// Starts `contender`, then fills and checks it; stopped again if either fails.
+fn start_one(contender: Contender, args: &RunArgs, dirs: &Dirs) -> Res<Target> {
+    let mut target = Target::start(contender, dirs)?;
+    if contender == Contender::Echo {
+        return Ok(target);
+    }
+    let ready = fill(contender, &target.path, args.keys, args.value_bytes).and_then(|()| {
+        let check =
+            worker_command(&target, contender, Workload::Mix, KeyDist::Uniform, args).arg("--check").output()?;
+        if check.status.success() {
+            return Ok(());
+        }
+        Err(format!("its check failed: {}", String::from_utf8_lossy(&check.stderr).trim()).into())
+    });
+    match ready {
+        Ok(()) => Ok(target),
+        Err(err) => {
+            target.stop();
+            Err(err)
+        }
+    }
 }
 
 /// Runs every cell (workload and key distribution, pipeline depth, client count) over the

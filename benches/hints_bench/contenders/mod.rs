@@ -221,6 +221,11 @@ impl Target {
         let mut target = Target { server: Some(child), path: socket, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !target.answers(contender) {
+            let exited = target.server.as_mut().and_then(|server| server.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                target.stop();
+                return Err(format!("the {} server ended ({status}) before it answered", contender.name()).into());
+            }
             if Instant::now() > deadline {
                 target.stop();
                 return Err(format!("the {} server did not answer", contender.name()).into());
