@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where one benchmark cell spends its time: runs hintsd and CLIENTS hints-bench workers (as
-# benches/run.sh does, 4 s) and, over 2 s of the run, counts context switches and the system
-# calls of the request path per operation (daemon and clients apart), then samples every CPU
-# with perf and prints the 30 hottest symbols, each with its samples per 1000 operations.
+# benches/run.sh does, for 8 s), samples every CPU with perf for 1 s of the run and prints the
+# 30 hottest symbols, each with its samples per 1000 operations, then counts context switches
+# and the system calls of the request path for 1 s (daemon and clients apart), as counts a
+# second and per operation (at the run's average rate).
 #
 #   bash benches/where_time_goes.sh [CONTENDER [CLIENTS [DEPTH [WORKLOAD]]]]
 #
@@ -28,34 +29,52 @@ sleep 0.5
 "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --fill
 "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --check
 start=$(($(date +%s%3N) + 300))
+seconds=8
 workers=()
 # A file a worker: a worker prints its JSON and its newline in two writes, so workers sharing
 # one file could put two reports on one line.
 for index in $(seq "$clients"); do
-  "$bin/hints-bench" worker --contender "$contender" --target "$dir/s.sock" --seconds 4 --depth "$depth" \
+  "$bin/hints-bench" worker --contender "$contender" --target "$dir/s.sock" --seconds "$seconds" --depth "$depth" \
     --workload "$workload" --start-at-ms "$start" >"$dir/worker.$index.json" &
   workers+=($!)
 done
-sleep 0.8
+sleep 1
+perf record -q -a -g -F 2000 -o "$dir/profile.data" -- sleep 1 >"$dir/record.log" 2>&1 ||
+  { cat "$dir/record.log" >&2; echo "perf record failed" >&2; exit 1; }
 # Counted, not sampled: `perf stat` on the daemon and on the workers side by side loses no event
-# (a `perf record` of every system call dropped some at 200 000 operations a second, and took
-# so long to write them that the profile after it missed the run).
+# (a `perf record` of every system call dropped some at 200 000 operations a second).
 events=context-switches,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_poll,syscalls:sys_enter_epoll_wait
-perf stat -x, -e "$events" -p "$daemon_pid" -o "$dir/daemon.stat" -- sleep 1 >/dev/null 2>&1 &
+# perf stat -p fails now and then ("Problems finding threads of monitor") when a thread of the
+# process ends as perf lists them; a second try then succeeds.
+count() {
+  local side=$1 pids=$2
+  for _ in 1 2 3; do
+    perf stat -x, -e "$events" -p "$pids" -o "$dir/$side.stat" -- sleep 1 >"$dir/$side.log" 2>&1 && return 0
+  done
+  cat "$dir/$side.log" >&2
+  return 1
+}
+count daemon "$daemon_pid" &
 daemon_stat=$!
-perf stat -x, -e "$events" -p "$(IFS=,; echo "${workers[*]}")" -o "$dir/clients.stat" -- sleep 1 >/dev/null 2>&1 &
+count clients "$(IFS=,; echo "${workers[*]}")" &
 clients_stat=$!
-wait "$daemon_stat" "$clients_stat"
-perf record -q -a -g -F 2000 -o "$dir/profile.data" -- sleep 1 >/dev/null 2>&1
+for stat in "$daemon_stat" "$clients_stat"; do
+  wait "$stat" || { echo "perf stat failed" >&2; exit 1; }
+done
+# Everything above must have happened while the workers ran, or the figures mean nothing.
+for worker in "${workers[@]}"; do
+  kill -0 "$worker" 2>/dev/null || { echo "the workers ended before perf was done; nothing to report" >&2; exit 1; }
+done
 wait "${workers[@]}"
 ops=$(python3 -c "import sys,json; print(sum(json.load(open(f))['ops'] for f in sys.argv[1:]))" "$dir"/worker.*.json)
-per_second=$((ops / 4))
+per_second=$((ops / seconds))
 echo "$contender, $workload, $clients clients, depth $depth: $per_second ops/s"
 echo
-echo "Per operation (1 s of the run):"
+echo "Counted over 1 s: a second, and per operation at the run's average rate (the counting"
+echo "slows the run a little, so per-operation figures read a few percent low):"
 for side in daemon clients; do
-  awk -F, -v side="$side" -v ops="$per_second" '$1 ~ /^[0-9]+$/ { printf "  %-8s %-32s %.2f\n", side, $3, $1 / ops }' \
-    "$dir/$side.stat"
+  awk -F, -v side="$side" -v ops="$per_second" \
+    '$1 ~ /^[0-9]+$/ { printf "  %-8s %-32s %9d  %.2f\n", side, $3, $1, $1 / ops }' "$dir/$side.stat"
 done
 echo
 echo "Hottest symbols (perf samples per 1000 operations, 2 kHz on every CPU, over 1 s):"

@@ -195,8 +195,11 @@ fn a_contender_that_cannot_start_is_reported_failed_and_the_others_are_measured(
         std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())))
             .unwrap();
     let json = dir.path().join("report.json");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let output = Command::new(HINTS_BENCH)
         .env("PATH", path)
+        .env("TMPDIR", &tmp)
         .args(["run", "--contenders", "hintsd,redis,echo", "--clients", "1", "--workloads", "mix"])
         .args(["--keys-dist", "uniform", "--pipeline", "1", "--seconds", "0.2", "--rounds", "1", "--keys", "50"])
         .arg("--json")
@@ -220,4 +223,7 @@ fn a_contender_that_cannot_start_is_reported_failed_and_the_others_are_measured(
         assert!(measured[0]["ops_per_sec"].as_f64().unwrap() > 0.0, "{contender}: {cells:?}");
     }
     assert!(cells.iter().all(|cell| cell["contender"] != "redis"), "{cells:?}");
+    // The failed server's directory went with it, as the others' did at the end.
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -82,6 +82,8 @@ pub struct ConnectionContext {
     /// The threads connections move to after their hello (the default); `None` keeps them on
     /// the tokio pool, which exists to measure what the move saves.
     pub lanes: Option<Lanes>,
+    /// The daemon's stop. A connection waits for it on a child token of its own
+    /// (`Connection::own_shutdown`), never on this one, which every lane would share.
     pub shutdown: CancellationToken,
     /// Set just before `shutdown` is cancelled: read between frames, where the token's own
     /// check would take its lock on every request.
@@ -157,11 +159,9 @@ struct Connection {
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
     /// The daemon's stop, as a token of this connection's own (a child of
-    /// `ConnectionContext::shutdown`). A wait for the next request also waits for the stop,
-    /// and waiting on a token takes its locks twice or three times; on the daemon's one token
-    /// those were locks every lane took on every request, each a cache line fetched from the
-    /// other core.
-    shutdown: CancellationToken,
+    /// `ConnectionContext::shutdown`), waited on with every wait for a request: waiting on
+    /// the daemon's one token took locks every lane shared (ARCHITECTURE.md, "Code map").
+    own_shutdown: CancellationToken,
 }
 
 /// What waiting for a whole frame gave.
@@ -200,7 +200,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         reads_since_cpu_sample: 0,
         frame_deadline: None,
         permit: Some(permit),
-        shutdown: ctx.shutdown.child_token(),
+        own_shutdown: ctx.shutdown.child_token(),
     };
     if !conn.hello(&ctx).await {
         return;
@@ -531,13 +531,13 @@ impl Connection {
                 Some(ring) => {
                     ring.suggest_client_spin(spin);
                     let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
-                    bounded(read, between_frames, &mut self.frame_deadline, &self.shutdown).await
+                    bounded(read, between_frames, &mut self.frame_deadline, &self.own_shutdown).await
                 }
                 None => match spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)) {
                     Some(read) => Ok(read),
                     None => {
                         let read = self.socket.read_buf(&mut self.read_buf);
-                        bounded(read, between_frames, &mut self.frame_deadline, &self.shutdown).await
+                        bounded(read, between_frames, &mut self.frame_deadline, &self.own_shutdown).await
                     }
                 },
             };

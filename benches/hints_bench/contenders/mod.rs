@@ -197,42 +197,51 @@ pub struct Target {
 }
 
 impl Target {
+    /// Makes the contender's directory and starts its server, if it has one; whatever fails,
+    /// nothing is left running or on disk.
     pub fn start(contender: Contender, dirs: &Dirs) -> Res<Target> {
         let dir = contender.data_dir(dirs).join(format!("hints-bench-{}-{}", std::process::id(), contender.name()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let socket = dir.join("server.sock");
-        let command = match contender {
+        let mut target = Target { server: None, path: dir.clone(), dir };
+        match target.start_server(contender) {
+            Ok(()) => Ok(target),
+            Err(err) => {
+                target.stop();
+                Err(err)
+            }
+        }
+    }
+
+    /// Starts the contender's server, if it has one, and waits until it answers.
+    fn start_server(&mut self, contender: Contender) -> Res<()> {
+        let socket = self.dir.join("server.sock");
+        let mut command = match contender {
             Contender::Echo => {
                 let mut command = Command::new(std::env::current_exe()?);
                 command.arg("echo-server").arg("--socket").arg(&socket);
-                Some(command)
+                command
             }
             Contender::Hintsd | Contender::HintsdPool | Contender::HintsdRing => {
-                Some(hintsd::server_command(contender, &dir, &socket)?)
+                hintsd::server_command(contender, &self.dir, &socket)?
             }
-            Contender::Redis => Some(redis::server_command(&dir, &socket)),
-            _ => None,
+            Contender::Redis => redis::server_command(&self.dir, &socket),
+            _ => return Ok(()),
         };
-        let Some(mut command) = command else {
-            return Ok(Target { server: None, path: dir.clone(), dir });
-        };
-        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
-        let mut target = Target { server: Some(child), path: socket, dir };
+        self.server = Some(command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?);
+        self.path = socket;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !target.answers(contender) {
-            let exited = target.server.as_mut().and_then(|server| server.try_wait().ok().flatten());
+        while !self.answers(contender) {
+            let exited = self.server.as_mut().and_then(|server| server.try_wait().ok().flatten());
             if let Some(status) = exited {
-                target.stop();
                 return Err(format!("the {} server ended ({status}) before it answered", contender.name()).into());
             }
             if Instant::now() > deadline {
-                target.stop();
                 return Err(format!("the {} server did not answer", contender.name()).into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(target)
+        Ok(())
     }
 
     fn answers(&self, contender: Contender) -> bool {
@@ -245,10 +254,13 @@ impl Target {
 
     pub fn stop(&mut self) {
         if let Some(child) = &mut self.server {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            // A server already reaped is not signalled: its pid may be another process's now.
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
