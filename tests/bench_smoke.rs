@@ -126,6 +126,26 @@ fn command_line(pid: u32) -> String {
         .unwrap_or_default()
 }
 
+/// Checks that a run failed, and because of `contender` alone, listed as skipped with a reason
+/// that starts with `reason`; returns the cells the report has.
+fn cells_of_a_run_failed_by(
+    output: &std::process::Output,
+    json: &std::path::Path,
+    contender: &str,
+    reason: &str,
+) -> Vec<serde_json::Value> {
+    assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(output));
+    let said = format!("{contender} failed; the report says where, and has what was measured");
+    assert!(stderr(output).contains(&said), "{}", stderr(output));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["contender"], contender);
+    let given = skipped[0]["reason"].as_str().unwrap();
+    assert!(given.starts_with(reason), "{given}");
+    report["cells"].as_array().unwrap().clone()
+}
+
 #[test]
 fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_the_run() {
     common::hintsd_bin();
@@ -162,17 +182,7 @@ fn a_contender_that_dies_in_the_middle_is_reported_failed_and_the_others_finish_
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     let output = run.wait_with_output().unwrap();
-    assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(&output));
-    let said = "hintsd failed; the report says where, and has what was measured";
-    assert!(stderr(&output).contains(said), "{}", stderr(&output));
-
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let skipped = report["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert_eq!(skipped[0]["contender"], "hintsd");
-    let reason = skipped[0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("failed in mix/uniform, clients 2, depth 1: "), "{reason}");
-    let cells = report["cells"].as_array().unwrap();
+    let cells = cells_of_a_run_failed_by(&output, &json, "hintsd", "failed in mix/uniform, clients 2, depth 1: ");
     let hintsd: Vec<&serde_json::Value> = cells.iter().filter(|c| c["contender"] == "hintsd").collect();
     assert_eq!(hintsd.len(), 1, "the first cell is kept, the second's half-run rounds are not: {hintsd:?}");
     assert_eq!((&hintsd[0]["clients"], &hintsd[0]["errors"]), (&1.into(), &0.into()), "{hintsd:?}");
@@ -206,17 +216,8 @@ fn a_contender_that_cannot_start_is_reported_failed_and_the_others_are_measured(
         .arg(&json)
         .output()
         .unwrap();
-    assert!(!output.status.success(), "a contender failed, so the run fails: {}", stdout(&output));
-    let said = "redis failed; the report says where, and has what was measured";
-    assert!(stderr(&output).contains(said), "{}", stderr(&output));
-
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let skipped = report["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert_eq!(skipped[0]["contender"], "redis");
-    let reason = skipped[0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("failed before the first cell: the redis server ended (exit status: 1)"), "{reason}");
-    let cells = report["cells"].as_array().unwrap();
+    let reason = "failed before the first cell: the redis server ended (exit status: 1)";
+    let cells = cells_of_a_run_failed_by(&output, &json, "redis", reason);
     for contender in ["hintsd", "echo"] {
         let measured: Vec<_> = cells.iter().filter(|cell| cell["contender"] == contender).collect();
         assert_eq!(measured.len(), 1, "{contender}: {cells:?}");
