@@ -229,8 +229,7 @@ const ROUNDS_MAX: i64 = 100;
 fn run(args: &RunArgs) -> Res<()> {
     let dirs = Dirs { disk: args.disk_dir.clone(), tmpfs: args.tmpfs_dir.clone() };
     let mut report = Report::new(std::env::args().collect::<Vec<_>>().join(" "), &args.contenders);
-    let mut started = Vec::new();
-    let mut failed = start_all(args, &dirs, &mut report, &mut started);
+    let (mut started, mut failed) = start_all(args, &dirs, &mut report);
     failed.extend(measure(&started, args, &mut report));
     for (_, target) in &mut started {
         target.stop();
@@ -257,14 +256,10 @@ fn run(args: &RunArgs) -> Res<()> {
 
 /// Starts every contender that is available here (the others are reported as skipped, with
 /// the reason), fills it and checks it. One that fails any of the three is stopped and
-/// reported as skipped, with the reason, and the others go on; their names are returned.
-fn start_all(
-    args: &RunArgs,
-    dirs: &Dirs,
-    report: &mut Report,
-    started: &mut Vec<(Contender, Target)>,
-) -> Vec<&'static str> {
-    let mut failed = Vec::new();
+/// reported as skipped, with the reason, and the others go on. Returns those running, and the
+/// names of those that failed.
+fn start_all(args: &RunArgs, dirs: &Dirs, report: &mut Report) -> (Vec<(Contender, Target)>, Vec<&'static str>) {
+    let (mut started, mut failed) = (Vec::new(), Vec::new());
     for &contender in &args.contenders {
         if let Some(reason) = contender.unavailable(dirs) {
             eprintln!("hints-bench: {} skipped: {reason}", contender.name());
@@ -281,7 +276,7 @@ fn start_all(
             }
         }
     }
-    failed
+    (started, failed)
 }
 
 /// Starts `contender`, then fills and checks it; stopped again if either fails.

@@ -273,9 +273,10 @@ impl<R: Region> Consumer<R> {
 /// ([`WANTS_DATA`](doorbell::WANTS_DATA): bytes to read; [`WANTS_ROOM`](doorbell::WANTS_ROOM):
 /// room to write), looks at its rings once more, and only then sleeps (until a doorbell byte
 /// comes on the socket); the other end, after every position it publishes, asks whether
-/// [a sleeper waits for that](doorbell::take_sleeper) and wakes it if so. A `SeqCst` fence sits between each side's store and its load, so at least
-/// one of them sees the other's: either the sleeper sees the new position and does not sleep,
-/// or the waker sees the announcement and wakes it. Only one waker takes each announcement.
+/// [a sleeper waits for that](doorbell::take_sleeper) and wakes it if so. A `SeqCst` fence
+/// sits between each side's store and its load, so at least one of them sees the other's:
+/// either the sleeper sees the new position and does not sleep, or the waker sees the
+/// announcement and wakes it. Only one waker takes each announcement.
 /// Saying what it waits for spares an end a wake-up it would sleep through again: a client
 /// waiting for its reply is not woken when the daemon has merely read its request.
 pub mod doorbell {
