@@ -24,6 +24,7 @@ pub mod hints;
 pub mod lanes;
 pub mod listener;
 mod peer_cpu;
+mod records;
 pub mod registry;
 pub mod ring_end;
 pub mod snapshot;

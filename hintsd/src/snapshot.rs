@@ -54,6 +54,7 @@ use std::io::{self, Read, Write};
 use std::num::NonZeroU64;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hints_proto::limits::{DB_NAME_BYTES_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX};
@@ -100,8 +101,9 @@ const _: () = assert!(KEY_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(VALUE_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(DB_NAME_BYTES_MAX <= u8::MAX as usize);
 
-/// A snapshot's records: keys and entries in key order.
-pub type Records = Vec<(Box<[u8]>, Entry)>;
+/// A snapshot's records: keys and entries in key order. A key is read into the allocation the
+/// store keeps it in (an `Arc`, shared by the store's two indexes), not copied there later.
+pub type Records = Vec<(Arc<[u8]>, Entry)>;
 
 /// Why a snapshot was not loaded.
 #[derive(Debug)]
@@ -703,7 +705,7 @@ mod tests {
         Entry { value: value.into(), stamp: Stamp { secs, micros }, expires: NonZeroU64::new(expires) }
     }
 
-    fn encode_all(db: &DbName, records: &[(Box<[u8]>, Entry)]) -> Vec<u8> {
+    fn encode_all(db: &DbName, records: &[(Arc<[u8]>, Entry)]) -> Vec<u8> {
         encode(db, records.iter().map(|(key, entry)| (&**key, entry)))
     }
 
@@ -832,7 +834,7 @@ mod tests {
                 let value = rng.bytes(value_len);
                 let expires = if i % 3 == 0 { 0 } else { rng.next() };
                 let stamp = entry(&value, rng.next() >> 20, (rng.next() % 1_000_000) as u32, expires);
-                (key.into_boxed_slice(), stamp)
+                (key.into(), stamp)
             })
             .collect();
         let store = Store::load(records.clone());
@@ -1233,7 +1235,7 @@ mod tests {
         let entry = (prop::collection::vec(any::<u8>(), 0..64), any::<u64>(), 0u32..1_000_000, any::<u64>())
             .prop_map(|(value, secs, micros, expires)| entry(&value, secs, micros, expires));
         prop::collection::btree_map(prop::collection::vec(any::<u8>(), 1..32), entry, 0..40)
-            .prop_map(|map| map.into_iter().map(|(key, entry)| (key.into_boxed_slice(), entry)).collect())
+            .prop_map(|map| map.into_iter().map(|(key, entry)| (key.into(), entry)).collect())
     }
 
     proptest! {

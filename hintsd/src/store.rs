@@ -4,14 +4,15 @@
 //! semantics are tested directly. The actor in `db.rs` owns one and applies requests to it in
 //! mailbox order, which is the whole of hintsd's locking.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use hints_proto::Stamp;
 use hints_proto::limits::SCAN_PAGE_BYTES_MAX;
 
-use crate::store_key::{KeyBytes, StoredKey};
+use crate::records::Records;
+use crate::store_key::StoredKey;
 
 /// One stored record's value, stamp and deadline (the key is the map's).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +58,8 @@ pub struct Write {
 /// The records of one database.
 #[derive(Debug, Default)]
 pub struct Store {
-    /// A B-tree, not a hash map: scans by prefix and cursor walk keys in order.
-    records: BTreeMap<StoredKey, Entry>,
+    /// Found by key in one hash lookup, walked in key order for scans, the sweep and snapshots.
+    records: Records,
     /// Bytes of keys and values held, kept in step with `records` on every change.
     bytes: u64,
     /// The last stamp handed out; every write gets a later one, even if the clock steps back,
@@ -96,7 +97,7 @@ impl Store {
 
     /// The record under `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.records.get(KeyBytes::new(key))
+        self.records.get(key)
     }
 
     /// Stores `value` under `key`, stamped `now` (or just after the last stamp, if later).
@@ -111,7 +112,7 @@ impl Store {
     /// records have fixed layouts), so an overwrite allocates nothing.
     pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], now: Stamp, expires: Option<NonZeroU64>) -> Stamp {
         let stamp = next_stamp(&mut self.last_stamp, now);
-        match self.records.get_mut(KeyBytes::new(key)) {
+        match self.records.get_mut(key) {
             Some(entry) => overwrite(entry, &mut self.bytes, value, stamp, expires),
             None => self.insert_new(key, value, stamp, expires),
         }
@@ -129,7 +130,7 @@ impl Store {
         now: Stamp,
         modify: impl FnOnce(Option<&[u8]>) -> Result<(T, Option<Write>), E>,
     ) -> Result<(T, Option<Stamp>), E> {
-        let Some(entry) = self.records.get_mut(KeyBytes::new(key)) else {
+        let Some(entry) = self.records.get_mut(key) else {
             let (result, write) = modify(None)?;
             let stamp = write.map(|write| {
                 let stamp = next_stamp(&mut self.last_stamp, now);
@@ -150,7 +151,7 @@ impl Store {
     /// Adds a record under `key`, which holds none.
     fn insert_new(&mut self, key: &[u8], value: &[u8], stamp: Stamp, expires: Option<NonZeroU64>) {
         self.bytes += (key.len() + value.len()) as u64;
-        self.records.insert(key.into(), Entry { value: value.into(), stamp, expires });
+        self.records.insert_new(key, Entry { value: value.into(), stamp, expires });
     }
 
     /// Records dropped by age or deadline so far.
@@ -167,10 +168,10 @@ impl Store {
     /// `None`), dropping those past their own deadline (`now_secs`) and, of those without one,
     /// those stamped before `age_cutoff`. Returns where the next step starts, `None` when this step reached the end.
     pub fn sweep(&mut self, after: Option<&[u8]>, now_secs: u64, age_cutoff: Stamp) -> Option<Box<[u8]>> {
-        let start = after.map_or(Bound::Unbounded, |after| Bound::Excluded(KeyBytes::new(after)));
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut doomed = Vec::new();
         let mut last = None;
-        for (seen, (key, entry)) in self.records.range::<KeyBytes, _>((start, Bound::Unbounded)).enumerate() {
+        for (seen, (key, entry)) in self.records.range(start).enumerate() {
             if seen >= SWEEP_STEP_RECORDS {
                 break;
             }
@@ -185,11 +186,7 @@ impl Store {
             last = Some(key);
         }
         let reached_end = match last {
-            Some(last) => self
-                .records
-                .range::<KeyBytes, _>((Bound::Excluded(KeyBytes::new(last)), Bound::Unbounded))
-                .next()
-                .is_none(),
+            Some(last) => self.records.range(Bound::Excluded(last)).next().is_none(),
             None => true,
         };
         let next = if reached_end { None } else { last.map(|last| Box::from(&**last)) };
@@ -209,20 +206,11 @@ impl Store {
             return 0;
         }
         let batch = ((len - records_max) + records_max / 64).min(len) as usize;
-        let mut stamps: Vec<Stamp> = self.records.values().map(|entry| entry.stamp).collect();
+        let mut stamps: Vec<Stamp> = self.records.unordered().map(|(_, entry)| entry.stamp).collect();
         let (_, cutoff, _) = stamps.select_nth_unstable(batch - 1);
-        let cutoff = *cutoff;
         // Stamps are unique within a store, so exactly `batch` records are at or below it.
-        let mut freed = 0u64;
-        self.records.retain(|key, entry| {
-            let keep = entry.stamp > cutoff;
-            if !keep {
-                freed += (key.len() + entry.value.len()) as u64;
-            }
-            keep
-        });
-        self.bytes -= freed;
-        let evicted = len - self.len();
+        let cutoff = *cutoff;
+        let evicted = self.remove_where(|entry| entry.stamp <= cutoff);
         assert_eq!(evicted, batch as u64, "stamps within a store are unique");
         self.evicted_total += evicted;
         evicted
@@ -230,7 +218,7 @@ impl Store {
 
     /// Removes the record under `key`, saying whether there was one.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        match self.records.remove(KeyBytes::new(key)) {
+        match self.records.remove(key) {
             Some(entry) => {
                 self.forget_bytes(key, &entry);
                 true
@@ -248,7 +236,7 @@ impl Store {
         value: Option<&[u8]>,
         now: Stamp,
     ) -> CasResult {
-        let current = self.records.get(KeyBytes::new(key));
+        let current = self.records.get(key);
         if current.map(|entry| entry.stamp) != expected {
             return CasResult::Conflict(current.cloned());
         }
@@ -267,11 +255,10 @@ impl Store {
     pub fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Page {
         assert!(limit > 0, "scan limit is checked at the protocol boundary");
         let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(KeyBytes::new(after)),
-            _ => Bound::Included(KeyBytes::new(prefix)),
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
         };
-        let mut matching =
-            self.records.range::<KeyBytes, _>((start, Bound::Unbounded)).take_while(|(key, _)| key.starts_with(prefix));
+        let mut matching = self.records.range(start).take_while(|(key, _)| key.starts_with(prefix));
         let mut items = Vec::new();
         let mut page_bytes = 0;
         for (key, entry) in matching.by_ref() {
@@ -288,17 +275,17 @@ impl Store {
 
     /// Drops every record stamped before `cutoff`, returning how many.
     pub fn tidy(&mut self, cutoff: Stamp) -> u64 {
-        let before = self.records.len();
-        let mut freed = 0u64;
-        self.records.retain(|key, entry| {
-            let keep = entry.stamp >= cutoff;
-            if !keep {
-                freed += (key.len() + entry.value.len()) as u64;
-            }
-            keep
-        });
-        self.bytes -= freed;
-        (before - self.records.len()) as u64
+        self.remove_where(|entry| entry.stamp < cutoff)
+    }
+
+    /// Removes every record for which `doomed` says so, returning how many.
+    fn remove_where(&mut self, doomed: impl Fn(&Entry) -> bool) -> u64 {
+        let removed: Vec<_> =
+            self.records.unordered().filter(|(_, entry)| doomed(entry)).map(|(key, _)| key.clone()).collect();
+        for key in &removed {
+            self.delete(key);
+        }
+        removed.len() as u64
     }
 
     fn forget_bytes(&mut self, key: &[u8], entry: &Entry) {
@@ -316,11 +303,24 @@ impl Store {
     /// A store holding `records` (what a snapshot read back), with its byte count and its last
     /// stamp (the latest loaded, so later writes are stamped after every loaded record). Keys
     /// are expected unique; of duplicates, the last one is kept.
-    pub fn load(records: impl IntoIterator<Item = (Box<[u8]>, Entry)>) -> Store {
-        let records: BTreeMap<StoredKey, Entry> = records.into_iter().map(|(key, entry)| (key.into(), entry)).collect();
+    pub fn load(records: impl IntoIterator<Item = (Arc<[u8]>, Entry)>) -> Store {
+        let mut records: Vec<(StoredKey, Entry)> =
+            records.into_iter().map(|(key, entry)| (key.into(), entry)).collect();
+        // A snapshot's records come in strictly increasing order already.
+        if !records.is_sorted_by(|(a, _), (b, _)| a < b) {
+            records.sort_by(|(a, _), (b, _)| a.cmp(b));
+            // Of equal keys, now side by side in their first order, the last one's entry stays.
+            records.dedup_by(|(later_key, later), (key, kept)| {
+                let same = later_key == key;
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
+        }
         let bytes = records.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
-        let last_stamp = records.values().map(|entry| entry.stamp).max().unwrap_or_default();
-        Store { records, bytes, last_stamp, ..Store::default() }
+        let last_stamp = records.iter().map(|(_, entry)| entry.stamp).max().unwrap_or_default();
+        Store { records: Records::from_ordered(records), bytes, last_stamp, ..Store::default() }
     }
 }
 
@@ -446,7 +446,7 @@ mod tests {
         let evicted = store.evict_over(128);
         assert_eq!(evicted, 200 - 128 + 2);
         assert_eq!(store.len(), 126);
-        let oldest_kept = store.records.values().map(|entry| entry.stamp).min().unwrap();
+        let oldest_kept = store.records.unordered().map(|(_, entry)| entry.stamp).min().unwrap();
         assert_eq!(oldest_kept, at(1000 + evicted), "everything older than the survivors went");
         assert_eq!(store.evict_over(128), 0);
         assert_eq!(store.evicted_total(), evicted);
@@ -479,7 +479,7 @@ mod tests {
         let doomed = (0..total).filter(|n| n % 3 == 0 || n % 5 == 0).count() as u64;
         assert_eq!(store.expired_total(), doomed);
         assert_eq!(store.len(), total as u64 - doomed);
-        assert!(store.records.values().all(|entry| entry.expires.is_none() && entry.stamp >= at(50)));
+        assert!(store.records.unordered().all(|(_, entry)| entry.expires.is_none() && entry.stamp >= at(50)));
         // A record with a deadline still ahead outlives the age rule.
         store.put_with_expiry(b"far", b"v", at(100), NonZeroU64::new(10_000));
         let mut cursor = store.sweep(None, 600, at(1_000_000));
@@ -488,6 +488,18 @@ mod tests {
         }
         assert_eq!(store.len(), 1);
         assert!(store.get(b"far").is_some());
+    }
+
+    #[test]
+    fn loading_records_out_of_order_sorts_them_and_keeps_the_last_of_a_key() {
+        let record = |key: &[u8], value: &[u8], secs| {
+            (Arc::from(key), Entry { value: value.into(), stamp: at(secs), expires: None })
+        };
+        let store = Store::load([record(b"b", b"1", 1), record(b"a", b"2", 2), record(b"b", b"33", 3)]);
+        let held: Vec<(&[u8], &[u8])> = store.iter().map(|(key, entry)| (key, &*entry.value)).collect();
+        assert_eq!(held, [(&b"a"[..], &b"2"[..]), (&b"b"[..], &b"33"[..])]);
+        assert_eq!((store.len(), store.bytes()), (2, 2 + 3));
+        assert_eq!(store.get(b"b").map(|entry| entry.stamp), Some(at(3)));
     }
 
     #[test]
@@ -702,7 +714,7 @@ mod tests {
                         prop_assert_eq!(store.get(key), model.get(key));
                     }
                     // What a snapshot reads back is the same store.
-                    let loaded = Store::load(store.iter().map(|(key, entry)| (Box::from(key), entry.clone())));
+                    let loaded = Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())));
                     prop_assert_eq!(loaded.bytes(), store.bytes());
                 }
             }

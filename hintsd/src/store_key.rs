@@ -1,17 +1,20 @@
-//! A record's key as the store holds it: in the order of its bytes, as a byte slice is ordered
-//! (so scans by prefix and cursor walk keys as before), but compared eight bytes at a time.
+//! A record's key as the store holds it: one allocation shared by the record and the ordered
+//! index (`records.rs`), ordered as a byte slice is (so scans by prefix and cursor walk keys
+//! in the bytes' order) but compared eight bytes at a time.
 //!
-//! Why: every lookup compares the key with about twenty others on its way down the B-tree,
-//! and a slice comparison is a call to `memcmp` each time. With 10 000 keys of 10 bytes,
-//! those calls were a quarter of the daemon's instructions on a pipelined mix (callgrind).
+//! Why compare by words: a search of the ordered index compares the key with about twenty
+//! others, and a slice comparison is a call to `memcmp` each time (a quarter of the daemon's
+//! instructions on a pipelined mix, when every lookup went through the B-tree).
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Arc;
 
-/// An owned key, the store's map key.
+/// An owned key, the store's map key. Cloning it shares the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredKey(Box<[u8]>);
+pub struct StoredKey(Arc<[u8]>);
 
 /// A borrowed key, to look a record up by without making a [`StoredKey`].
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +54,13 @@ impl PartialOrd for StoredKey {
     }
 }
 
+/// A key hashes as its bytes alone (no length first, as a slice's hash has).
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
+}
+
 impl Borrow<KeyBytes> for StoredKey {
     fn borrow(&self) -> &KeyBytes {
         KeyBytes::new(&self.0)
@@ -70,8 +80,8 @@ impl From<&[u8]> for StoredKey {
     }
 }
 
-impl From<Box<[u8]>> for StoredKey {
-    fn from(bytes: Box<[u8]>) -> StoredKey {
+impl From<Arc<[u8]>> for StoredKey {
+    fn from(bytes: Arc<[u8]>) -> StoredKey {
         StoredKey(bytes)
     }
 }
