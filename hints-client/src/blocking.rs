@@ -513,38 +513,48 @@ impl Client {
         deadline: Instant,
         each: &mut dyn FnMut(ResponseView<'_>),
     ) -> Result<(), Error> {
-        let kept = self.take_reusable_connection();
-        let mut reused = kept.is_some();
-        let mut connection = match kept {
-            Some(connection) => connection,
-            None => self.connect(deadline)?,
-        };
+        let mut reused = self.keep_connection_if_reusable();
         loop {
+            if self.connection.is_none() {
+                let connection = self.connect(deadline)?;
+                self.connection = Some(connection);
+            }
+            // Used where it is kept: a `Connection` is a few hundred bytes, and moving it out
+            // and back cost a call about 200 instructions.
+            let connection = self.connection.as_mut().expect("connected above");
             self.codec.queue(requests)?;
             match connection.pump(&mut self.codec, deadline, each) {
                 Ok(()) => {
                     if self.codec.is_clean() {
                         self.codec.shrink_buffers();
-                        self.connection = Some(connection);
+                    } else {
+                        self.connection = None;
                     }
                     return Ok(());
                 }
                 // (Only before any byte of a reply came: nothing was handed to `each`.)
                 Err(failure) if self.codec.may_resend(&failure, reused, requests) => {
                     reused = false;
-                    connection = self.connect(deadline)?;
+                    self.connection = None;
                 }
-                Err(failure) => return Err(failure.into_error(&self.config.socket, self.config.call_timeout())),
+                Err(failure) => {
+                    self.connection = None;
+                    return Err(failure.into_error(&self.config.socket, self.config.call_timeout()));
+                }
             }
         }
     }
 
-    /// The kept connection if this process opened it and its last call finished cleanly.
-    /// Otherwise it is closed here: after a fork the child's copy of the parent's socket is
-    /// closed without a byte written to it (the parent's stays open).
-    fn take_reusable_connection(&mut self) -> Option<Connection> {
-        let connection = self.connection.take()?;
-        (connection.opener.is_current() && self.codec.is_clean()).then_some(connection)
+    /// Keeps the connection if this process opened it and its last call finished cleanly,
+    /// saying whether it did. Otherwise it is closed here: after a fork the child's copy of
+    /// the parent's socket is closed without a byte written to it (the parent's stays open).
+    fn keep_connection_if_reusable(&mut self) -> bool {
+        let reusable =
+            self.connection.as_ref().is_some_and(|connection| connection.opener.is_current()) && self.codec.is_clean();
+        if !reusable {
+            self.connection = None;
+        }
+        reusable
     }
 
     /// Connects and says hello, within `deadline`.

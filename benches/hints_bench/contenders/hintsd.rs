@@ -121,14 +121,22 @@ impl Store for Hintsd {
         Ok(())
     }
 
-    /// One request (owned, as `Client::call` takes it), or the batch pipelined from borrowed
-    /// requests; a failure is an error reply or a get that missed.
+    /// One request, as an MTA's worker makes it (a get or a put through the typed call the C
+    /// library's `hints_get` and `hints_put` make, borrowing the key and value; the rest
+    /// owned, as `Client::call` takes them), or the batch pipelined from borrowed requests; a
+    /// failure is an error reply or a get that missed.
     fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
         let mut failed = 0;
         if let [access] = accesses {
-            let response = self.client.call(request(&self.db, access).into_owned())?;
-            failed += u64::from(matches!(response, Response::Error(_) | Response::Value(None)));
-            return Ok(failed);
+            let missed = match access {
+                Access::Get { key } => self.client.get(&self.db, key)?.is_none(),
+                Access::Put { key, value } => self.client.put(&self.db, key, value).map(|_| false)?,
+                other => {
+                    let response = self.client.call(request(&self.db, other).into_owned())?;
+                    matches!(response, Response::Error(_) | Response::Value(None))
+                }
+            };
+            return Ok(u64::from(missed));
         }
         let mut requests = recycle(std::mem::take(&mut self.spare));
         requests.extend(accesses.iter().map(|access| request(&self.db, access)));
