@@ -1029,6 +1029,26 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_the_daemon_says_it_closes_is_not_kept() {
+        let daemon = FakeDaemon::start(vec![
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer(1, |_| Response::Error(ErrorReply::new(ErrorCode::UNKNOWN_REQUEST, "what")));
+            }),
+            script(|peer| {
+                peer.accept_hello();
+                peer.answer_all(simple_answer);
+            }),
+        ]);
+        let mut client = client_for(daemon.socket());
+        client.ping().unwrap_err();
+        assert!(!client.is_connected());
+        client.ping().unwrap();
+        drop(client);
+        daemon.finish();
+    }
+
+    #[test]
     fn a_bad_request_is_refused_without_connecting() {
         let mut client = client_for(Path::new("/nonexistent/hintsd.sock"));
         let err = client.get(&db(), b"").unwrap_err();

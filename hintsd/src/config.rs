@@ -41,8 +41,8 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
 pub const TEXT_SOCKET_FILE_NAME: &str = "hintsd-text.sock";
 /// Default of a database's `records_max`.
 pub const RECORDS_MAX_DEFAULT: u64 = 1_000_000;
-/// The largest `records_max` accepted.
-pub const RECORDS_MAX_LIMIT: u64 = 1 << 32;
+/// The largest `records_max` accepted (a store numbers its records in 32 bits).
+pub const RECORDS_MAX_LIMIT: u64 = 1 << 31;
 /// Default of `snapshot_interval`.
 pub const SNAPSHOT_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// Default of `serialize_max_age`: a slot held longer is freed even if its holder lives.

@@ -525,7 +525,7 @@ impl Database {
         let waiting = std::mem::take(&mut self.snapshot.waiting);
         self.snapshot.writing = true;
         let started = std::time::Instant::now();
-        let image = snapshot::encode(&self.db, self.store.iter());
+        let image = snapshot::encode(&self.db, self.store.iter(), self.store.bytes());
         let records = self.store.len();
         let encode_ms = started.elapsed().as_millis() as u64;
         let db = self.db.clone();

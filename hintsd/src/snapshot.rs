@@ -102,7 +102,8 @@ const _: () = assert!(VALUE_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(DB_NAME_BYTES_MAX <= u8::MAX as usize);
 
 /// A snapshot's records: keys and entries in key order. A key is read into the allocation the
-/// store keeps it in (an `Arc`, shared by the store's two indexes), not copied there later.
+/// store keeps it in (an `Arc`, shared by the record and the store's ordered index), not
+/// copied there later.
 pub type Records = Vec<(Arc<[u8]>, Entry)>;
 
 /// Why a snapshot was not loaded.
@@ -192,13 +193,20 @@ fn tmp_path(dir: &Path, db: &DbName) -> PathBuf {
 
 /// The snapshot of database `db` holding `records`, which must be in strictly increasing key
 /// order and within the protocol's limits (as a [`crate::store::Store`] holds them; a store's
-/// `iter()` is the intended argument).
+/// `iter()` is the intended argument). `payload_bytes` is their keys' and values' bytes
+/// together (a store's `bytes()`), so that the buffer is sized at once; a wrong figure costs
+/// a reallocation, never a wrong file.
 ///
-/// Pure and copy-only: one pass over the records to size the buffer exactly, one to fill it.
-pub fn encode<'a>(db: &DbName, records: impl ExactSizeIterator<Item = (&'a [u8], &'a Entry)> + Clone) -> Vec<u8> {
+/// Pure and copy-only, in one pass over the records: a second, to size the buffer, walked
+/// every record again while the database waits.
+pub fn encode<'a>(
+    db: &DbName,
+    records: impl ExactSizeIterator<Item = (&'a [u8], &'a Entry)>,
+    payload_bytes: u64,
+) -> Vec<u8> {
     let name = db.as_str().as_bytes();
-    let records_bytes: usize =
-        records.clone().map(|(key, entry)| RECORD_FIXED_BYTES + key.len() + entry.value.len()).sum();
+    let records_bytes =
+        (records.len() * RECORD_FIXED_BYTES).saturating_add(usize::try_from(payload_bytes).unwrap_or(0));
     let mut out = Vec::with_capacity(PREAMBLE_BYTES + 1 + name.len() + 8 + records_bytes + TRAILER_BYTES);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -706,7 +714,8 @@ mod tests {
     }
 
     fn encode_all(db: &DbName, records: &[(Arc<[u8]>, Entry)]) -> Vec<u8> {
-        encode(db, records.iter().map(|(key, entry)| (&**key, entry)))
+        let payload_bytes = records.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
+        encode(db, records.iter().map(|(key, entry)| (&**key, entry)), payload_bytes)
     }
 
     fn decode_quietly(db: &DbName, bytes: &[u8]) -> Result<Records, SnapshotError> {
@@ -817,7 +826,7 @@ mod tests {
     #[test]
     fn an_empty_store_round_trips() {
         let misc = db("misc");
-        let bytes = encode(&misc, Store::new().iter());
+        let bytes = encode(&misc, Store::new().iter(), 0);
         assert_eq!(bytes.len(), PREAMBLE_BYTES + 1 + "misc".len() + 8 + TRAILER_BYTES);
         assert_eq!(decode_quietly(&misc, &bytes).unwrap(), Records::new());
     }
@@ -840,7 +849,7 @@ mod tests {
         let store = Store::load(records.clone());
         assert_eq!(store.len(), 10_000);
         let greylist = db("greylist");
-        let bytes = encode(&greylist, store.iter());
+        let bytes = encode(&greylist, store.iter(), store.bytes());
         let decoded = decode_quietly(&greylist, &bytes).unwrap();
         let mut expected = records;
         expected.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,4 +1,5 @@
-//! The hints store of one database: records in key order, stamped on every write.
+//! The hints store of one database: its records, stamped on every write, found by key and walked
+//! in key order.
 //!
 //! A plain struct with no actix, no I/O and no clock: the caller passes the time in, so its
 //! semantics are tested directly. The actor in `db.rs` owns one and applies requests to it in
@@ -14,7 +15,7 @@ use hints_proto::limits::SCAN_PAGE_BYTES_MAX;
 use crate::records::Records;
 use crate::store_key::StoredKey;
 
-/// One stored record's value, stamp and deadline (the key is the map's).
+/// One stored record's value, stamp and deadline (the key is held beside it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub value: Box<[u8]>,
@@ -121,7 +122,7 @@ impl Store {
 
     /// Hands the value under `key` (`None` if there is none) to `modify`, and stores the
     /// write it returns, if any, stamped `now`: a read-modify-write (a rate, a `seen`
-    /// timestamp, a greylist triplet) with one search of the tree when the record exists,
+    /// timestamp, a greylist triplet) with one lookup when the record exists,
     /// where a get and a put made two. Nothing is stored when `modify` fails. Returns what
     /// `modify` returned besides, and the stamp written, if it wrote.
     pub fn read_modify_write<T, E>(
@@ -280,12 +281,10 @@ impl Store {
 
     /// Removes every record for which `doomed` says so, returning how many.
     fn remove_where(&mut self, doomed: impl Fn(&Entry) -> bool) -> u64 {
-        let removed: Vec<_> =
-            self.records.unordered().filter(|(_, entry)| doomed(entry)).map(|(key, _)| key.clone()).collect();
-        for key in &removed {
-            self.delete(key);
-        }
-        removed.len() as u64
+        let (removed, freed) = self.records.retain(|entry| !doomed(entry));
+        assert!(self.bytes >= freed, "byte count fell below the records' sizes");
+        self.bytes -= freed;
+        removed as u64
     }
 
     fn forget_bytes(&mut self, key: &[u8], entry: &Entry) {
@@ -563,6 +562,8 @@ mod tests {
             Evict {
                 max: u64,
             },
+            /// The store replaced by what its snapshot would load, as at a restart.
+            Reload,
         }
 
         /// Short keys over a few bytes (both ends of the byte range, and ones that share long
@@ -589,6 +590,7 @@ mod tests {
                     .prop_map(|(after, now_secs, cutoff)| Op::Sweep { after, now_secs, cutoff }),
                 1 => (0..60u64).prop_map(|cutoff| Op::Tidy { cutoff }),
                 1 => (0..12u64).prop_map(|max| Op::Evict { max }),
+                1 => Just(Op::Reload),
             ]
         }
 
@@ -689,6 +691,11 @@ mod tests {
                             model.retain(|_, entry| entry.stamp >= at(cutoff));
                             prop_assert_eq!(store.tidy(at(cutoff)), (before - model.len()) as u64);
                         }
+                        Op::Reload => {
+                            store = Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())));
+                            // A restart's stamps follow the latest record kept.
+                            last_stamp = model.values().map(|entry| entry.stamp).max().unwrap_or_default();
+                        }
                         Op::Evict { max } => {
                             let len = model.len() as u64;
                             let evicted = store.evict_over(max);
@@ -704,6 +711,7 @@ mod tests {
                             }
                         }
                     }
+                    store.records.check_indexes();
                     let bytes: u64 = model.iter().map(|(key, entry)| (key.len() + entry.value.len()) as u64).sum();
                     prop_assert_eq!(store.bytes(), bytes);
                     prop_assert_eq!(store.len(), model.len() as u64);
@@ -715,6 +723,7 @@ mod tests {
                     }
                     // What a snapshot reads back is the same store.
                     let loaded = Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())));
+                    loaded.records.check_indexes();
                     prop_assert_eq!(loaded.bytes(), store.bytes());
                 }
             }
