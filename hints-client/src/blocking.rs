@@ -516,8 +516,7 @@ impl Client {
         let mut reused = self.keep_connection_if_reusable();
         loop {
             if self.connection.is_none() {
-                let connection = self.connect(deadline)?;
-                self.connection = Some(connection);
+                self.connection = Some(self.connect(deadline)?);
             }
             // Used where it is kept: a `Connection` is a few hundred bytes, and moving it out
             // and back cost a call about 200 instructions.

@@ -594,6 +594,11 @@ mod tests {
             ]
         }
 
+        /// What `store`'s snapshot would load: its records, copied.
+        fn reloaded(store: &Store) -> Store {
+            Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())))
+        }
+
         fn model_page(model: &BTreeMap<Vec<u8>, Entry>, prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Page {
             let mut matching =
                 model.iter().filter(|(key, _)| key.starts_with(prefix) && after.is_none_or(|after| &key[..] > after));
@@ -692,7 +697,7 @@ mod tests {
                             prop_assert_eq!(store.tidy(at(cutoff)), (before - model.len()) as u64);
                         }
                         Op::Reload => {
-                            store = Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())));
+                            store = reloaded(&store);
                             // A restart's stamps follow the latest record kept.
                             last_stamp = model.values().map(|entry| entry.stamp).max().unwrap_or_default();
                         }
@@ -722,7 +727,7 @@ mod tests {
                         prop_assert_eq!(store.get(key), model.get(key));
                     }
                     // What a snapshot reads back is the same store.
-                    let loaded = Store::load(store.iter().map(|(key, entry)| (Arc::from(key), entry.clone())));
+                    let loaded = reloaded(&store);
                     loaded.records.check_indexes();
                     prop_assert_eq!(loaded.bytes(), store.bytes());
                 }
