@@ -559,6 +559,7 @@ mod tests {
         for (text, key) in [
             ("[db.greylist]\nmax_age = \"soon\"\n", "db.greylist.max_age"),
             ("[db.greylist]\nrecords_max = 0\n", "db.greylist.records_max"),
+            ("[db.greylist]\nrecords_max = 2147483649\n", "db.greylist.records_max"),
             ("[db.Bad]\nrecords_max = 5\n", "db.Bad"),
             ("[db.greylist]\nmax_agee = \"1d\"\n", "max_agee"),
             ("snapshot_interval = \"0s\"\n", "snapshot_interval"),
