@@ -31,6 +31,7 @@ fn ratelimit_follows_exims_formula_and_limit_rule() {
     let mut results = Vec::new();
     for n in 0..12u64 {
         let outcome = client.ratelimit("10 / 1h / per_rcpt / 192.0.2.1", at(1_000_000_000 + n, 0)).unwrap();
+        assert_eq!(outcome.key, "1h/per_rcpt/192.0.2.1", "the reply names the record's key");
         results.push((outcome.over, outcome.rate));
     }
     assert!(results[..10].iter().all(|(over, _)| !over), "{results:?}");

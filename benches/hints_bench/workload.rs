@@ -111,21 +111,36 @@ pub enum Access {
         key: Rc<[u8]>,
         value: Rc<[u8]>,
     },
-    /// Exim's `ratelimit = 100 / 1h / strict / per_rcpt / <host>`.
+    /// Exim's `ratelimit = 100 / 1h / strict / per_rcpt / <host>`: the condition's text, and
+    /// the record key Exim stores its rate under.
     Ratelimit {
-        host: Rc<str>,
+        condition: Rc<str>,
+        key: Rc<str>,
     },
     /// Exim's `seen = -5m / key=<key> / readonly`.
     SeenCheck {
         key: Rc<str>,
+        condition: Rc<str>,
     },
     /// Exim's `seen = -5m / key=<key> / write`.
     SeenWrite {
         key: Rc<str>,
+        condition: Rc<str>,
     },
 }
 
 impl Access {
+    /// The ratelimit access for sender `host`.
+    pub fn ratelimit(host: &str) -> Access {
+        Access::Ratelimit { condition: Rc::from(rate_condition(host)), key: Rc::from(rate_key(host)) }
+    }
+
+    /// The seen access on `key`: a write, or a check that only reads.
+    pub fn seen(key: &str, write: bool) -> Access {
+        let (key, condition) = (Rc::from(key), Rc::from(seen_condition(key, write)));
+        if write { Access::SeenWrite { key, condition } } else { Access::SeenCheck { key, condition } }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Access::Get { .. } => "get",
@@ -155,7 +170,7 @@ fn rate_host(n: u32) -> String {
 }
 
 /// The ratelimit condition hintsd is sent.
-pub fn rate_condition(host: &str) -> String {
+fn rate_condition(host: &str) -> String {
     format!("100 / {RATE_PERIOD} / strict / per_rcpt / {host}")
 }
 
@@ -164,7 +179,7 @@ pub fn rate_key(host: &str) -> String {
     format!("{RATE_PERIOD}/per_rcpt/{host}")
 }
 
-pub fn seen_condition(key: &str, write: bool) -> String {
+fn seen_condition(key: &str, write: bool) -> String {
     format!("-5m / key={key} / {}", if write { "write" } else { "readonly" })
 }
 
@@ -175,11 +190,11 @@ pub fn now() -> (i64, i32) {
 }
 
 /// The record Exim's smoothed rate leaves after one event from `host` at `now` (strict mode:
-/// always written), computed by hintsd's own implementation of `acl.c`'s formula, so every
-/// contender stores what Exim would, by the one formula the project has.
-pub fn next_rate(previous: Option<&[u8]>, host: &str, now: (i64, i32)) -> Vec<u8> {
-    let text = rate_condition(host);
-    let condition = parse_ratelimit(&text).expect("the benchmark's condition parses");
+/// always written) under the ratelimit `condition`, computed by hintsd's own implementation
+/// of `acl.c`'s formula, so every contender stores what Exim would, by the one formula the
+/// project has. The condition is parsed each time, as Exim's ACL does.
+pub fn next_rate(previous: Option<&[u8]>, condition: &str, now: (i64, i32)) -> Vec<u8> {
+    let condition = parse_ratelimit(condition).expect("the benchmark's condition parses");
     let at = Stamp { secs: now.0.max(0) as u64, micros: now.1.max(0) as u32 };
     let outcome = hintsd::hints::ratelimit::apply(&condition, previous, at)
         // A record that does not decode counts as none, as hintsd treats a damaged one.
@@ -194,19 +209,19 @@ pub fn apply(store: &mut (impl Store + ?Sized), access: &Access) -> Res<bool> {
     match access {
         Access::Get { key } => Ok(store.get(key)?.is_some()),
         Access::Put { key, value } => store.put(key, value).map(|()| true),
-        Access::Ratelimit { host } => {
+        Access::Ratelimit { condition, key } => {
             let at = now();
-            store.update(rate_key(host).as_bytes(), &mut |old| next_rate(old, host, at))?;
+            store.update(key.as_bytes(), &mut |old| next_rate(old, condition, at))?;
             Ok(true)
         }
-        Access::SeenCheck { key } => {
+        Access::SeenCheck { key, .. } => {
             let record = store.get(key.as_bytes())?;
             let found = record.as_deref().map(SeenRecord::decode).transpose()?;
             // The greylisting test's result; the benchmark only needs it computed.
             let _passes = found.is_some_and(|r| now().0 - r.time_stamp >= SEEN_INTERVAL_SECS);
             Ok(true)
         }
-        Access::SeenWrite { key } => {
+        Access::SeenWrite { key, .. } => {
             store.put(key.as_bytes(), &SeenRecord { time_stamp: now().0 }.encode())?;
             Ok(true)
         }
@@ -285,36 +300,46 @@ impl Sampler {
 pub struct Generator {
     workload: Workload,
     sampler: Sampler,
-    /// Key number n's text (a record key, a ratelimit host or a `seen` key), made once: made
-    /// per access with `format!`, it cost the worker about a quarter of its instructions at
-    /// depth 16 (callgrind), time the fastest contenders' results should not carry.
-    names: Vec<Rc<str>>,
-    value: Rc<[u8]>,
+    /// Key number n's two accesses, its read and its write (a ratelimit's are the same),
+    /// made once with their texts (the record key, the condition): made per access with
+    /// `format!`, a key cost the worker about a quarter of its instructions at depth 16
+    /// (callgrind), a ratelimit condition 540 instructions, time the fastest contenders'
+    /// results should not carry.
+    accesses: Vec<[Access; 2]>,
     rng: Rng,
 }
 
 impl Generator {
     pub fn new(workload: Workload, dist: KeyDist, keys: u32, value_bytes: usize, seed: u64) -> Generator {
-        let (sampler, name): (Sampler, fn(u32) -> String) = match workload {
-            Workload::Ratelimit => (Sampler::new(KeyDist::Uniform, RATELIMIT_HOT_KEYS), rate_host),
-            Workload::Seen => (Sampler::new(KeyDist::Uniform, keys), seen_key),
-            _ => (Sampler::new(dist, keys), bench_key_text),
+        let sampler = match workload {
+            Workload::Ratelimit => Sampler::new(KeyDist::Uniform, RATELIMIT_HOT_KEYS),
+            Workload::Seen => Sampler::new(KeyDist::Uniform, keys),
+            _ => Sampler::new(dist, keys),
         };
-        let names = (0..sampler.len()).map(|n| Rc::from(name(n))).collect();
-        Generator { workload, sampler, names, value: Rc::from(vec![b'w'; value_bytes]), rng: Rng::new(seed) }
+        let value: Rc<[u8]> = Rc::from(vec![b'w'; value_bytes]);
+        let accesses = (0..sampler.len())
+            .map(|n| match workload {
+                Workload::Ratelimit => [Access::ratelimit(&rate_host(n)), Access::ratelimit(&rate_host(n))],
+                Workload::Seen => [Access::seen(&seen_key(n), false), Access::seen(&seen_key(n), true)],
+                Workload::Get | Workload::Put | Workload::Mix => {
+                    let key: Rc<[u8]> = Rc::from(bench_key(n));
+                    [Access::Get { key: key.clone() }, Access::Put { key, value: value.clone() }]
+                }
+            })
+            .collect();
+        Generator { workload, sampler, accesses, rng: Rng::new(seed) }
     }
 
     pub fn next_access(&mut self) -> Access {
-        let name = &self.names[self.sampler.sample(&mut self.rng) as usize];
+        let [read, write] = &self.accesses[self.sampler.sample(&mut self.rng) as usize];
         let percent = self.rng.next() % 100;
-        match self.workload {
-            Workload::Get => Access::Get { key: Rc::from(name.clone()) },
-            Workload::Mix if percent >= 20 => Access::Get { key: Rc::from(name.clone()) },
-            Workload::Put | Workload::Mix => Access::Put { key: Rc::from(name.clone()), value: self.value.clone() },
-            Workload::Ratelimit => Access::Ratelimit { host: name.clone() },
-            Workload::Seen if percent >= 5 => Access::SeenCheck { key: name.clone() },
-            Workload::Seen => Access::SeenWrite { key: name.clone() },
-        }
+        let writes = match self.workload {
+            Workload::Get => false,
+            Workload::Put | Workload::Ratelimit => true,
+            Workload::Mix => percent < 20,
+            Workload::Seen => percent < 5,
+        };
+        if writes { write.clone() } else { read.clone() }
     }
 }
 
@@ -340,7 +365,7 @@ pub fn check(open: &dyn Fn(&str) -> Res<Box<dyn Store>>, value_bytes: usize) -> 
     let mut rates = open("ratelimit")?;
     let host = "192.0.2.200";
     for _ in 0..2 {
-        expect("a ratelimit access succeeds", rates.batch(&[Access::Ratelimit { host: host.into() }])? == 0)?;
+        expect("a ratelimit access succeeds", rates.batch(&[Access::ratelimit(host)])? == 0)?;
     }
     let record = rates.get(rate_key(host).as_bytes())?.ok_or("check failed: no ratelimit record")?;
     let record = RatelimitRecord::decode(&record)?;
@@ -349,11 +374,11 @@ pub fn check(open: &dyn Fn(&str) -> Res<Box<dyn Store>>, value_bytes: usize) -> 
     expect("the rate's stamp is now", (now().0 - record.time_stamp).abs() < 60)?;
 
     let mut seen = open("seen")?;
-    let key: Rc<str> = Rc::from("check@example.net");
-    expect("a seen write succeeds", seen.batch(&[Access::SeenWrite { key: key.clone() }])? == 0)?;
+    let key = "check@example.net";
+    expect("a seen write succeeds", seen.batch(&[Access::seen(key, true)])? == 0)?;
     let record = seen.get(key.as_bytes())?.ok_or("check failed: no seen record")?;
     expect("the seen stamp is now", (now().0 - SeenRecord::decode(&record)?.time_stamp).abs() < 60)?;
-    expect("a seen check succeeds", seen.batch(&[Access::SeenCheck { key }])? == 0)?;
+    expect("a seen check succeeds", seen.batch(&[Access::seen(key, false)])? == 0)?;
     Ok(())
 }
 
@@ -366,8 +391,11 @@ mod tests {
         // Previous rate 100 exactly one period ago (shared/reference/exim-hints.md).
         let previous = RatelimitRecord { time_stamp: 1_000_000, time_usec: 0, rate: 100.0 }.encode();
         let rate_of = |bytes: Vec<u8>| RatelimitRecord::decode(&bytes).unwrap().rate;
-        assert_eq!(rate_of(next_rate(Some(&previous), "192.0.2.1", (1_003_600, 0))), 37.420_064_675_972_796);
-        assert_eq!(rate_of(next_rate(None, "192.0.2.1", (5, 0))), 1.0);
+        assert_eq!(
+            rate_of(next_rate(Some(&previous), &rate_condition("192.0.2.1"), (1_003_600, 0))),
+            37.420_064_675_972_796
+        );
+        assert_eq!(rate_of(next_rate(None, &rate_condition("192.0.2.1"), (5, 0))), 1.0);
     }
 
     #[test]

@@ -389,7 +389,7 @@ fn daemon_closes_after(code: ErrorCode) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hints_proto::{DbName, Request, RequestEnvelope, ResponseEnvelope};
+    use hints_proto::{DbName, Request, RequestEnvelope, RequestView, ResponseEnvelope};
 
     use super::*;
     use crate::ops;
@@ -560,20 +560,23 @@ mod tests {
         codec.queue(&[get(b"a")]).unwrap();
         let once_only = [
             ops::ratelimit("10 / 1h / 192.0.2.1", None),
-            ops::counter(&db, b"c", 1, None, None),
-            ops::serialize_take(&db, b"s", 1),
-            ops::serialize_release(&db, b"s"),
-            ops::lock(&db, Duration::from_secs(1)),
-            ops::unlock(&db),
+            RequestView::Other(ops::counter(&db, b"c", 1, None, None)),
+            RequestView::Other(ops::serialize_take(&db, b"s", 1)),
+            RequestView::Other(ops::serialize_release(&db, b"s")),
+            RequestView::Other(ops::lock(&db, Duration::from_secs(1))),
+            RequestView::Other(ops::unlock(&db)),
         ];
         for request in once_only {
             assert!(!codec.may_resend(&broken(), true, std::slice::from_ref(&request)), "{request:?}");
-            assert!(!codec.may_resend(&Failure::closed(), true, &[get(b"a"), request.clone()]), "{request:?}");
+            assert!(
+                !codec.may_resend(&Failure::closed(), true, &[RequestView::Other(get(b"a")), request.clone()]),
+                "{request:?}"
+            );
         }
         let safe = [
             ops::seen("5m / key=k", None),
-            ops::greylist(&db, b"t", Duration::from_secs(300), Duration::from_secs(86_400), None),
-            ops::snapshot(None),
+            RequestView::Other(ops::greylist(&db, b"t", Duration::from_secs(300), Duration::from_secs(86_400), None)),
+            RequestView::Other(ops::snapshot(None)),
         ];
         for request in safe {
             assert!(codec.may_resend(&broken(), true, std::slice::from_ref(&request)), "{request:?}");

@@ -99,12 +99,14 @@ pub(crate) fn stats(db: Option<&DbName>) -> Request {
     Request::Stats { db: db.cloned() }
 }
 
-pub(crate) fn ratelimit(condition: &str, at: Option<Stamp>) -> Request {
-    Request::Ratelimit { condition: condition.to_owned(), at }
+/// A ratelimit borrowing the caller's condition.
+pub(crate) fn ratelimit(condition: &str, at: Option<Stamp>) -> RequestView<'_> {
+    RequestView::Ratelimit { condition, at }
 }
 
-pub(crate) fn seen(condition: &str, at: Option<Stamp>) -> Request {
-    Request::Seen { condition: condition.to_owned(), at }
+/// A seen borrowing the caller's condition.
+pub(crate) fn seen(condition: &str, at: Option<Stamp>) -> RequestView<'_> {
+    RequestView::Seen { condition, at }
 }
 
 /// Whole seconds for the delay and the expiry.
@@ -471,8 +473,8 @@ mod tests {
     fn new_requests_carry_their_arguments() {
         let at = Some(Stamp { secs: 1_700_000_000, micros: 5 });
         let condition = "100 / 1h / strict / 192.0.2.1";
-        assert_eq!(ratelimit(condition, at), Request::Ratelimit { condition: condition.into(), at });
-        assert_eq!(seen("-5m / key=k", None), Request::Seen { condition: "-5m / key=k".into(), at: None });
+        assert_eq!(ratelimit(condition, at).into_owned(), Request::Ratelimit { condition: condition.into(), at });
+        assert_eq!(seen("-5m / key=k", None).into_owned(), Request::Seen { condition: "-5m / key=k".into(), at: None });
         assert_eq!(
             greylist(&db(), b"t", Duration::from_millis(300_900), Duration::from_secs(86_400), at),
             Request::Greylist { db: db(), key: b"t".to_vec(), delay_secs: 300, expiry_secs: 86_400, at }

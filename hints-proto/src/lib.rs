@@ -39,5 +39,5 @@ pub use db_name::DbName;
 pub use error::{ErrorCode, ErrorReply};
 pub use hello::{Hello, HelloReply, PROTOCOL_MAGIC, PROTOCOL_VERSION};
 pub use message::{DbStats, OpCount, Record, Request, RequestEnvelope, Response, ResponseEnvelope, ScanPage, Stamp};
-pub use reply_view::{RecordView, ResponseView};
+pub use reply_view::{RateReply, RecordView, ResponseView};
 pub use request_view::{OutgoingRequest, RequestView};

@@ -1,8 +1,10 @@
 //! Replies to lookups without copies: a found record's key and value borrowed from the frame
 //! they came in, so a client that reads many lookups (a pipeline of gets) allocates nothing
 //! for each, and written from the store's own bytes, so the daemon allocates nothing to
-//! answer one. Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
+//! answer one; a ratelimit's answer is written from its key as the daemon built it, for the
+//! same reason. Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
 
+use serde::ser::SerializeStructVariant;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ErrorReply;
@@ -11,6 +13,8 @@ use crate::message::{Record, Response, ResponseEnvelope, Stamp};
 
 /// The wire index of [`Response::Value`] (append-only, pinned by `tests/golden.rs`).
 const VALUE_VARIANT: u32 = 1;
+/// The wire index of [`Response::Rate`].
+const RATE_VARIANT: u32 = 10;
 
 /// A record borrowed from a reply frame or a store; encoded as [`Record`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +97,42 @@ impl Serialize for ValueReply<'_> {
     }
 }
 
+/// A ratelimit's answer with its record key borrowed: [`Response::Rate`]'s fields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateReply<'a> {
+    pub rate: f64,
+    pub over: bool,
+    pub key: &'a str,
+    pub written: bool,
+}
+
+impl RateReply<'_> {
+    pub fn to_response(&self) -> Response {
+        Response::Rate { rate: self.rate, over: self.over, key: self.key.to_owned(), written: self.written }
+    }
+}
+
+/// Encoded as [`Response::Rate`] is: the variant's index, then its fields in their order.
+impl Serialize for RateReply<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct_variant("Response", RATE_VARIANT, "Rate", 4)?;
+        fields.serialize_field("rate", &self.rate)?;
+        fields.serialize_field("over", &self.over)?;
+        fields.serialize_field("key", self.key)?;
+        fields.serialize_field("written", &self.written)?;
+        fields.end()
+    }
+}
+
+/// Appends the frame answering ratelimit `id` with `reply`, byte for byte the frame of
+/// `ResponseEnvelope { id, response: Response::Rate { .. } }`.
+///
+/// # Errors
+/// [`FrameError::TooLarge`], as [`encode_frame`].
+pub fn encode_rate_reply(id: u64, reply: RateReply<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    encode_frame(&(id, reply), out)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -153,6 +193,24 @@ mod tests {
             encode_value_reply(id, view, &mut written).unwrap();
             prop_assert_eq!(&written[..6], b"before");
             prop_assert_eq!(&written[6..], &expected[..]);
+        }
+
+        /// A ratelimit's reply written from a borrowed key is the owned reply's frame.
+        #[test]
+        fn a_rate_reply_from_a_borrowed_key_is_the_owned_replys_frame(
+            id in any::<u64>(),
+            rate in any::<f64>(),
+            over in any::<bool>(),
+            key in ".{0,300}",
+            written in any::<bool>(),
+        ) {
+            let reply = RateReply { rate, over, key: &key, written };
+            let mut expected = Vec::new();
+            encode_frame(&ResponseEnvelope { id, response: reply.to_response() }, &mut expected).unwrap();
+            let mut encoded = b"before".to_vec();
+            encode_rate_reply(id, reply, &mut encoded).unwrap();
+            prop_assert_eq!(&encoded[..6], b"before");
+            prop_assert_eq!(&encoded[6..], &expected[..]);
         }
 
         /// Whatever the bytes, a view decodes exactly when the owned decoding does.

@@ -4,9 +4,9 @@
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
-use hints_proto::reply_view::encode_value_reply;
+use hints_proto::reply_view::{encode_rate_reply, encode_value_reply};
 use hints_proto::request_view::decode_request;
-use hints_proto::{ErrorCode, ErrorReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
+use hints_proto::{ErrorCode, ErrorReply, RateReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
 use crate::direct::Replies;
 
@@ -26,6 +26,12 @@ impl Replies for Frames<'_> {
 
     fn record(&mut self, id: u64, record: Option<RecordView<'_>>) {
         if let Err(err) = encode_value_reply(id, record, self.0) {
+            self.too_large(id, &err);
+        }
+    }
+
+    fn rate(&mut self, id: u64, reply: RateReply<'_>) {
+        if let Err(err) = encode_rate_reply(id, reply, self.0) {
             self.too_large(id, &err);
         }
     }

@@ -17,13 +17,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::{Actor, ActorContext, ActorFutureExt, ActorState, AsyncContext, Context, Handler, Message, Supervised};
 use hints_proto::message::{REQUEST_KINDS, REQUEST_VARIANTS};
 use hints_proto::{
-    DbName, DbStats, ErrorCode, ErrorReply, OpCount, Record, RecordView, Request, RequestView, Response, ScanPage,
-    Stamp,
+    DbName, DbStats, ErrorCode, ErrorReply, OpCount, RateReply, Record, RecordView, Request, RequestView, Response,
+    ScanPage, Stamp,
 };
 use tokio::sync::oneshot;
 
-use hints_proto::condition::{ConditionError, parse_ratelimit, parse_seen};
+use hints_proto::condition::{ConditionError, DbKeyBuffer, parse_ratelimit, parse_seen};
 use hints_proto::exim::RecordError;
+use hints_proto::limits::KEY_BYTES_MAX;
 
 use crate::config::Config;
 use crate::direct::{self, Replies};
@@ -277,7 +278,11 @@ impl Database {
             Request::SerializeTake { key, limit, .. } => self.take_slot(key, limit, conn, now),
             Request::SerializeRelease { key, .. } => self.release_slot(&key, conn),
             Request::Ping => Response::Pong,
-            Request::Ratelimit { condition, at } => self.ratelimit(&condition, at.unwrap_or(now), now),
+            Request::Ratelimit { condition, at } => {
+                let mut key = [0; KEY_BYTES_MAX];
+                let answer = self.ratelimit(&condition, at.unwrap_or(now), now, &mut key);
+                answer.map_or_else(|error| error, |reply| reply.to_response())
+            }
             Request::Seen { condition, at } => self.seen(&condition, at.unwrap_or(now), now),
             Request::Greylist { key, delay_secs, expiry_secs, at, .. } => {
                 self.greylist(&key, delay_secs, expiry_secs, at.unwrap_or(now), now)
@@ -288,13 +293,17 @@ impl Database {
         }
     }
 
-    /// Exim's ratelimit condition at `event` (the MTA's clock, or the daemon's).
-    fn ratelimit(&mut self, condition: &str, event: Stamp, now: Stamp) -> Response {
-        let condition = match parse_ratelimit(condition) {
-            Ok(condition) => condition,
-            Err(err) => return condition_error(&err),
-        };
-        let key = condition.db_key();
+    /// Exim's ratelimit condition at `event` (the MTA's clock, or the daemon's): the answer,
+    /// its record key written into `key`, or an error reply.
+    fn ratelimit<'k>(
+        &mut self,
+        condition: &str,
+        event: Stamp,
+        now: Stamp,
+        key: &'k mut DbKeyBuffer,
+    ) -> Result<RateReply<'k>, Response> {
+        let condition = parse_ratelimit(condition).map_err(|err| condition_error(&err))?;
+        let key = condition.db_key_in(key);
         // The rate has decayed below 1/20 000 of itself ten periods on: forget the record then.
         let horizon_secs = (condition.period_secs * RATELIMIT_PERIODS_KEPT).ceil() as u64;
         let expires = NonZeroU64::new(event.secs.saturating_add(horizon_secs));
@@ -304,8 +313,8 @@ impl Database {
             Ok((outcome, write))
         };
         match self.update_record(key.as_bytes(), now, rate) {
-            Ok((outcome, written)) => Response::Rate { rate: outcome.rate, over: outcome.over, key, written },
-            Err(err) => record_error(&err),
+            Ok((outcome, written)) => Ok(RateReply { rate: outcome.rate, over: outcome.over, key, written }),
+            Err(err) => Err(record_error(&err)),
         }
     }
 
@@ -651,7 +660,10 @@ impl Database {
                 }
                 RequestView::Put { key, value, .. } => replies.reply(id, database.put(key, value, now)),
                 RequestView::Ratelimit { condition, at } => {
-                    replies.reply(id, database.ratelimit(condition, at.unwrap_or(now), now));
+                    match database.ratelimit(condition, at.unwrap_or(now), now, &mut [0; KEY_BYTES_MAX]) {
+                        Ok(reply) => replies.rate(id, reply),
+                        Err(error) => replies.reply(id, error),
+                    }
                 }
                 RequestView::Seen { condition, at } => {
                     replies.reply(id, database.seen(condition, at.unwrap_or(now), now))

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use hints_proto::{DbName, RecordView, Request, RequestView, Response, ResponseEnvelope};
+use hints_proto::{DbName, RateReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
 use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, now_stamp};
 
@@ -45,6 +45,8 @@ pub trait Replies {
     fn reply(&mut self, id: u64, response: Response);
     /// A get's answer, borrowed from the store (under the database's lock).
     fn record(&mut self, id: u64, record: Option<RecordView<'_>>);
+    /// A ratelimit's answer, its key borrowed from where the database built it.
+    fn rate(&mut self, id: u64, reply: RateReply<'_>);
 }
 
 impl Replies for Vec<ResponseEnvelope> {
@@ -54,6 +56,10 @@ impl Replies for Vec<ResponseEnvelope> {
 
     fn record(&mut self, id: u64, record: Option<RecordView<'_>>) {
         self.reply(id, Response::Value(record.map(|record| record.to_record())));
+    }
+
+    fn rate(&mut self, id: u64, reply: RateReply<'_>) {
+        self.reply(id, reply.to_response());
     }
 }
 

@@ -10,7 +10,7 @@ use hints_proto::{DbName, Request, RequestView, ResponseView};
 
 use super::{Contender, Store};
 use crate::Res;
-use crate::workload::{Access, rate_condition, seen_condition};
+use crate::workload::Access;
 
 /// Puts per pipelined batch when filling.
 const FILL_BATCH: usize = 100;
@@ -76,14 +76,9 @@ fn request<'a>(db: &'a DbName, access: &'a Access) -> RequestView<'a> {
     match access {
         Access::Get { key } => RequestView::Get { db: db.as_str(), key },
         Access::Put { key, value } => RequestView::Put { db: db.as_str(), key, value },
-        Access::Ratelimit { host } => {
-            RequestView::Other(Request::Ratelimit { condition: rate_condition(host), at: None })
-        }
-        Access::SeenCheck { key } => {
-            RequestView::Other(Request::Seen { condition: seen_condition(key, false), at: None })
-        }
-        Access::SeenWrite { key } => {
-            RequestView::Other(Request::Seen { condition: seen_condition(key, true), at: None })
+        Access::Ratelimit { condition, .. } => RequestView::Ratelimit { condition, at: None },
+        Access::SeenCheck { condition, .. } | Access::SeenWrite { condition, .. } => {
+            RequestView::Seen { condition, at: None }
         }
     }
 }
@@ -121,18 +116,21 @@ impl Store for Hintsd {
         Ok(())
     }
 
-    /// One request, as an MTA's worker makes it (a get or a put through the typed call the C
-    /// library's `hints_get` and `hints_put` make, borrowing the key and value; the rest
-    /// owned, as `Client::call` takes them), or the batch pipelined from borrowed requests; a
-    /// failure is an error reply or a get that missed.
+    /// One request, as an MTA's worker makes it (through the typed call the C library makes,
+    /// `hints_get`, `hints_put`, `hints_ratelimit`, `hints_seen`, borrowing the key, value or
+    /// condition), or the batch pipelined from borrowed requests; a failure is an error reply
+    /// or a get that missed.
     fn batch(&mut self, accesses: &[Access]) -> Res<u64> {
         let mut failed = 0;
         if let [access] = accesses {
+            // An error reply comes back as the call's error.
             let missed = match access {
                 Access::Get { key } => self.client.get(&self.db, key)?.is_none(),
                 Access::Put { key, value } => self.client.put(&self.db, key, value).map(|_| false)?,
-                // An error reply comes back as the call's error.
-                other => self.client.call(request(&self.db, other).into_owned()).map(|_| false)?,
+                Access::Ratelimit { condition, .. } => self.client.ratelimit(condition, None).map(|_| false)?,
+                Access::SeenCheck { condition, .. } | Access::SeenWrite { condition, .. } => {
+                    self.client.seen(condition, None).map(|_| false)?
+                }
             };
             return Ok(u64::from(missed));
         }

@@ -11,7 +11,7 @@ use redis::{Commands, Script};
 
 use super::Store;
 use crate::Res;
-use crate::workload::{Access, RATE_PERIOD_SECS, apply, now, rate_key};
+use crate::workload::{Access, RATE_PERIOD_SECS, apply, now};
 
 /// SETs per pipelined batch when filling.
 const FILL_BATCH: usize = 100;
@@ -102,11 +102,11 @@ impl Store for Redis {
         let mut failed = 0;
         for access in accesses {
             failed += u64::from(!match access {
-                Access::Ratelimit { host } => {
+                Access::Ratelimit { key, .. } => {
                     let (sec, usec) = now();
                     let rate: String = self
                         .ratelimit
-                        .key(rate_key(host))
+                        .key(key.as_ref())
                         .arg(sec)
                         .arg(usec)
                         .arg(RATE_PERIOD_SECS)
