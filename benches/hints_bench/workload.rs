@@ -153,11 +153,7 @@ impl Access {
 }
 
 pub fn bench_key(n: u32) -> Vec<u8> {
-    bench_key_text(n).into_bytes()
-}
-
-fn bench_key_text(n: u32) -> String {
-    format!("{BENCH_KEY_PREFIX}{n}")
+    format!("{BENCH_KEY_PREFIX}{n}").into_bytes()
 }
 
 fn seen_key(n: u32) -> String {
@@ -319,7 +315,10 @@ impl Generator {
         let value: Rc<[u8]> = Rc::from(vec![b'w'; value_bytes]);
         let accesses = (0..sampler.len())
             .map(|n| match workload {
-                Workload::Ratelimit => [Access::ratelimit(&rate_host(n)), Access::ratelimit(&rate_host(n))],
+                Workload::Ratelimit => {
+                    let access = Access::ratelimit(&rate_host(n));
+                    [access.clone(), access]
+                }
                 Workload::Seen => [Access::seen(&seen_key(n), false), Access::seen(&seen_key(n), true)],
                 Workload::Get | Workload::Put | Workload::Mix => {
                     let key: Rc<[u8]> = Rc::from(bench_key(n));

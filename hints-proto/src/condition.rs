@@ -133,8 +133,15 @@ impl fmt::Display for ConditionError {
 
 impl std::error::Error for ConditionError {}
 
-/// Room for a ratelimit's database key (see [`RatelimitCondition::db_key_in`]).
-pub type DbKeyBuffer = [u8; KEY_BYTES_MAX];
+/// Room for a ratelimit's database key, on the stack (see [`RatelimitCondition::db_key_in`]).
+#[derive(Debug)]
+pub struct DbKeyBuffer([u8; KEY_BYTES_MAX]);
+
+impl Default for DbKeyBuffer {
+    fn default() -> DbKeyBuffer {
+        DbKeyBuffer([0; KEY_BYTES_MAX])
+    }
+}
 
 /// What a ratelimit counts: the `per_*` option as written (default `per_mail`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,7 +240,7 @@ impl RatelimitCondition<'_> {
     /// The key Exim stores the rate under: `<period text>/<mode>/[unique/]<key>` (without the
     /// NUL Exim appends).
     pub fn db_key(&self) -> String {
-        self.db_key_in(&mut [0; KEY_BYTES_MAX]).to_owned()
+        self.db_key_pieces().concat()
     }
 
     /// [`RatelimitCondition::db_key`], written into `buffer`: the daemon makes it on every
@@ -246,10 +253,10 @@ impl RatelimitCondition<'_> {
     pub fn db_key_in<'b>(&self, buffer: &'b mut DbKeyBuffer) -> &'b str {
         let mut len = 0;
         for piece in self.db_key_pieces() {
-            buffer[len..len + piece.len()].copy_from_slice(piece.as_bytes());
+            buffer.0[len..len + piece.len()].copy_from_slice(piece.as_bytes());
             len += piece.len();
         }
-        std::str::from_utf8(&buffer[..len]).expect("pieces of text joined at their ends are text")
+        std::str::from_utf8(&buffer.0[..len]).expect("pieces of text joined at their ends are text")
     }
 
     /// The length of [`RatelimitCondition::db_key`], without making it.
@@ -955,6 +962,23 @@ mod tests {
         assert!(seen_error("-5m").to_string().contains("key="));
     }
 
+    #[test]
+    fn long_whole_numbers_go_to_the_float_parser() {
+        // 20 digits would overflow the digit-by-digit reading's u64.
+        assert_eq!(parse_decimal("99999999999999999999k"), (1e20, "k"));
+        assert_eq!(ratelimit("18446744073709551616 / 1h / k").limit, 18_446_744_073_709_551_616.0);
+    }
+
+    #[test]
+    fn the_longest_key_the_parser_accepts_fits_the_buffer_and_any_key_has_a_string() {
+        let key = "k".repeat(KEY_BYTES_MAX - "1h/per_mail/".len() - 1);
+        let cond = ratelimit(&format!("1 / 1h / {key}"));
+        assert_eq!(cond.db_key_in(&mut DbKeyBuffer::default()).len(), KEY_BYTES_MAX - 1);
+        assert!(parse_ratelimit(&format!("1 / 1h / {key}k")).is_err(), "one byte more is refused");
+        let built_by_hand = RatelimitCondition { key: "k".repeat(2 * KEY_BYTES_MAX).into(), ..cond };
+        assert_eq!(built_by_hand.db_key().len(), "1h/per_mail/".len() + 2 * KEY_BYTES_MAX);
+    }
+
     /// `string_nextinlist` read a character at a time: the oracle for [`list_items`].
     fn list_items_one_char_at_a_time(text: &str) -> Vec<String> {
         let is_space = |c: &char| c.is_ascii() && is_c_space(*c as u8);
@@ -988,7 +1012,7 @@ mod tests {
 
         /// A whole number read digit by digit is the one the float parser reads.
         #[test]
-        fn whole_numbers_read_as_the_float_parser_reads_them(text in "[0-9]{1,17}[kmg.eE0-9 +-]{0,4}") {
+        fn whole_numbers_read_as_the_float_parser_reads_them(text in "[0-9]{1,25}[kmg.eE0-9 +-]{0,4}") {
             proptest::prop_assert_eq!(parse_decimal(&text), parse_decimal_in_full(&text));
         }
 
@@ -1015,6 +1039,8 @@ mod tests {
             let unique = if cond.unique.is_some() { "unique/" } else { "" };
             let old = format!("{}/{}/{}{}", cond.period_text, cond.mode.key_text(), unique, cond.key);
             proptest::prop_assert_eq!(cond.db_key_len(), old.len());
+            let mut buffer = DbKeyBuffer::default();
+            proptest::prop_assert_eq!(cond.db_key_in(&mut buffer), &old);
             proptest::prop_assert_eq!(cond.db_key(), old);
         }
     }

@@ -623,6 +623,7 @@ fn move_to_lane(mut conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: 
         Some(index) => lanes.seat_on(index),
         None => lanes.seat(),
     };
+    let lane_index = seat.lane();
     let tracker = ctx.tracker.clone();
     let resumed = tracker.track_future(async move {
         let socket = match ConnSocket::new(fd) {
@@ -640,7 +641,10 @@ fn move_to_lane(mut conn: Connection, lanes: &Lanes, index: Option<usize>, ctx: 
             move_to_lane(conn, &lanes, Some(index), ctx);
         }
     });
-    // On a lane stopped at shutdown the task is dropped at once, closing the connection.
+    if lanes.has_ended(lane_index) {
+        tracing::warn!(lane = lane_index, "connection lane has stopped; connection closed");
+    }
+    // On a lane that has ended the task is dropped at once, closing the connection.
     lane.spawn(resumed);
 }
 

@@ -24,7 +24,6 @@ use tokio::sync::oneshot;
 
 use hints_proto::condition::{ConditionError, DbKeyBuffer, parse_ratelimit, parse_seen};
 use hints_proto::exim::RecordError;
-use hints_proto::limits::KEY_BYTES_MAX;
 
 use crate::config::Config;
 use crate::direct::{self, Replies};
@@ -279,7 +278,7 @@ impl Database {
             Request::SerializeRelease { key, .. } => self.release_slot(&key, conn),
             Request::Ping => Response::Pong,
             Request::Ratelimit { condition, at } => {
-                let mut key = [0; KEY_BYTES_MAX];
+                let mut key = DbKeyBuffer::default();
                 let answer = self.ratelimit(&condition, at.unwrap_or(now), now, &mut key);
                 answer.map_or_else(|error| error, |reply| reply.to_response())
             }
@@ -660,7 +659,7 @@ impl Database {
                 }
                 RequestView::Put { key, value, .. } => replies.reply(id, database.put(key, value, now)),
                 RequestView::Ratelimit { condition, at } => {
-                    match database.ratelimit(condition, at.unwrap_or(now), now, &mut [0; KEY_BYTES_MAX]) {
+                    match database.ratelimit(condition, at.unwrap_or(now), now, &mut DbKeyBuffer::default()) {
                         Ok(reply) => replies.rate(id, reply),
                         Err(error) => replies.reply(id, error),
                     }

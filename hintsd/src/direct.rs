@@ -58,6 +58,8 @@ impl Replies for Vec<ResponseEnvelope> {
         self.reply(id, Response::Value(record.map(|record| record.to_record())));
     }
 
+    // Only a ratelimit read in place is answered this way, and `apply` hands over owned
+    // requests; kept so that every `Replies` answers every request.
     fn rate(&mut self, id: u64, reply: RateReply<'_>) {
         self.reply(id, reply.to_response());
     }

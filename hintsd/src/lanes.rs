@@ -21,7 +21,7 @@
 //! client, as `/proc` says. Lanes are pinned to a CPU each (`pin_lanes`), so every CPU with a
 //! lane has one to follow to; unpinned, a lane's CPU is where its connections last saw it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,7 +38,12 @@ struct Lane {
     /// The CPU the lane's thread was last seen on by one of its connections ([`NO_CPU`]: not
     /// yet).
     cpu: AtomicUsize,
+    /// Set when the lane's thread has ended (stopped, or died): a task sent there is dropped.
+    ended: Arc<AtomicBool>,
 }
+
+/// What stops a lane's thread, and the thread.
+type LaneStop = (oneshot::Sender<()>, std::thread::JoinHandle<()>);
 
 /// A lane's CPU before any of its connections has looked.
 const NO_CPU: usize = usize::MAX;
@@ -47,8 +52,9 @@ const NO_CPU: usize = usize::MAX;
 #[derive(Clone, Debug)]
 pub struct Lanes {
     lanes: Arc<[Lane]>,
-    /// Each lane's stop, taken at shutdown: its thread then ends, dropping what still runs on it.
-    stops: Arc<Mutex<Vec<oneshot::Sender<()>>>>,
+    /// Each lane's stop and thread, taken at shutdown: the thread then ends, dropping what
+    /// still runs on it.
+    stops: Arc<Mutex<Vec<LaneStop>>>,
     /// How long a lane may spin for its connection's next request; zero: never.
     spin: Duration,
     /// The host's cores.
@@ -117,12 +123,16 @@ impl Lanes {
         others.find(|&index| self.lanes[index].cpu.load(Ordering::Relaxed) == cpu)
     }
 
-    /// A seat on the lane with the fewest connections, and that lane's runtime.
+    /// A seat on the running lane with the fewest connections, and that lane's runtime.
     pub fn seat(&self) -> (Handle, Seat) {
-        let index = (0..self.lanes.len())
-            .min_by_key(|&index| self.lanes[index].connections.load(Ordering::Relaxed))
-            .expect("there is at least one lane");
+        let running = (0..self.lanes.len()).filter(|&index| !self.has_ended(index));
+        let index = running.min_by_key(|&index| self.lanes[index].connections.load(Ordering::Relaxed)).unwrap_or(0);
         self.seat_on(index)
+    }
+
+    /// True once lane `index`'s thread has ended: stopped, or died.
+    pub fn has_ended(&self, index: usize) -> bool {
+        self.lanes[index].ended.load(Ordering::Relaxed)
     }
 
     /// A seat on lane `index`, and that lane's runtime.
@@ -132,10 +142,21 @@ impl Lanes {
         (lane.runtime.clone(), Seat { lanes: Arc::clone(&self.lanes), index })
     }
 
-    /// Stops every lane (at shutdown, once connections have drained).
+    /// Stops every lane (at shutdown, once connections have drained) and waits for their
+    /// threads to end, dropping what still ran on them.
     pub fn stop(&self) {
-        for stop in self.stops.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
-            let _ = stop.send(());
+        let stops: Vec<LaneStop> = self.stops.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        // Every lane is told first, so they wind down together.
+        let threads: Vec<_> = stops
+            .into_iter()
+            .map(|(stop, thread)| {
+                let _ = stop.send(());
+                thread
+            })
+            .collect();
+        for thread in threads {
+            // A lane that panicked has said so in the log already.
+            let _ = thread.join();
         }
     }
 }
@@ -160,17 +181,18 @@ fn allowed_cpus() -> Vec<usize> {
 
 /// Starts lane `index`'s thread, pinned to `cpu` if given, and returns once its runtime runs
 /// (so that the first connections can already follow their clients to it), with its stop.
-fn start_lane(index: usize, cpu: Option<usize>) -> (Lane, oneshot::Sender<()>) {
+fn start_lane(index: usize, cpu: Option<usize>) -> (Lane, LaneStop) {
     let (stop, stopped) = oneshot::channel::<()>();
     let (started, lane_started) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let ended = Arc::new(AtomicBool::new(false));
+    let ended_when_dropped = EndedWhenDropped(Arc::clone(&ended));
+    let thread = std::thread::Builder::new()
         .name(format!("hintsd-lane-{index}"))
         .spawn(move || {
+            let _ended_when_dropped = ended_when_dropped;
             let pinned = cpu.filter(|&cpu| pin_this_thread(cpu, index));
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building a lane's runtime");
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building a lane's runtime");
             let _ = started.send((runtime.handle().clone(), pinned));
             // Until the stop comes, or `Lanes` is dropped without one.
             runtime.block_on(async move {
@@ -185,8 +207,18 @@ fn start_lane(index: usize, cpu: Option<usize>) -> (Lane, oneshot::Sender<()>) {
         // A pinned lane is noted on its CPU at once, so connections can follow their clients to
         // it before it has served any.
         cpu: AtomicUsize::new(pinned.unwrap_or(NO_CPU)),
+        ended,
     };
-    (lane, stop)
+    (lane, (stop, thread))
+}
+
+/// Marks a lane ended when its thread ends, however it ends.
+struct EndedWhenDropped(Arc<AtomicBool>);
+
+impl Drop for EndedWhenDropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Keeps the calling thread (lane `index`) on `cpu`; whether it could (a CPU that cannot be
@@ -207,6 +239,52 @@ mod tests {
     use std::time::Duration;
 
     use super::Lanes;
+
+    /// Sends a word when dropped.
+    struct Dropped(std::sync::mpsc::Sender<&'static str>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+
+    #[test]
+    fn a_task_runs_on_its_lane_and_is_dropped_when_the_lanes_stop() {
+        let lanes = Lanes::start(2, Duration::ZERO, false);
+        let (said, hear) = std::sync::mpsc::channel();
+        let (lane, _seat) = lanes.seat_on(1);
+        let guard = Dropped(said.clone());
+        lane.spawn(async move {
+            let _guard = guard;
+            let here = std::thread::current().name() == Some("hintsd-lane-1");
+            let _ = said.send(if here { "on lane 1" } else { "elsewhere" });
+            std::future::pending::<()>().await;
+        });
+        let wait = Duration::from_secs(5);
+        assert_eq!(hear.recv_timeout(wait).unwrap(), "on lane 1");
+        lanes.stop();
+        assert_eq!(hear.try_recv().unwrap(), "dropped", "stop returns once the lane's tasks are dropped");
+        assert!(lanes.has_ended(0) && lanes.has_ended(1));
+
+        let (said, hear) = std::sync::mpsc::channel();
+        let guard = Dropped(said);
+        lane.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(hear.recv_timeout(wait).unwrap(), "dropped", "a task sent to a stopped lane is dropped");
+    }
+
+    #[test]
+    fn a_pinned_lane_is_found_on_its_cpu_before_it_serves_anyone() {
+        let cpus = super::allowed_cpus();
+        let lanes = Lanes::start(2, Duration::ZERO, true);
+        let (_, on_first) = lanes.seat_on(0);
+        // Lane 1 is pinned to the second CPU this process may use (the first again on one).
+        assert_eq!(lanes.lane_on_cpu(&on_first, cpus[1 % cpus.len()]), Some(1));
+        lanes.stop();
+    }
 
     #[test]
     fn connections_go_to_the_least_busy_lane_and_leave_it_on_drop() {
