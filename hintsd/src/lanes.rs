@@ -145,15 +145,12 @@ impl Lanes {
     /// Stops every lane (at shutdown, once connections have drained) and waits for their
     /// threads to end, dropping what still ran on them.
     pub fn stop(&self) {
-        let stops: Vec<LaneStop> = self.stops.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        let (stops, threads): (Vec<_>, Vec<_>) =
+            self.stops.lock().unwrap_or_else(PoisonError::into_inner).drain(..).unzip();
         // Every lane is told first, so they wind down together.
-        let threads: Vec<_> = stops
-            .into_iter()
-            .map(|(stop, thread)| {
-                let _ = stop.send(());
-                thread
-            })
-            .collect();
+        for stop in stops {
+            let _ = stop.send(());
+        }
         for thread in threads {
             // A lane that panicked has said so in the log already.
             let _ = thread.join();
