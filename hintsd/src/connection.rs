@@ -13,8 +13,6 @@
 //! frames may wait as long as it likes, since MTA workers keep theirs open.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -29,7 +27,6 @@ use hints_proto::{
 };
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::batch::{Batch, Frames, frame_refusal};
@@ -40,6 +37,7 @@ use crate::peer_cpu;
 use crate::registry::{DbHandle, Registry};
 use crate::ring_end::RingEnd;
 use crate::socket::ConnSocket;
+use crate::stop::{Stop, StopWatch};
 
 /// How long a new connection has to send its hello.
 pub const HELLO_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -82,12 +80,9 @@ pub struct ConnectionContext {
     /// The threads connections move to after their hello (the default); `None` keeps them on
     /// the tokio pool, which exists to measure what the move saves.
     pub lanes: Option<Lanes>,
-    /// The daemon's stop. A connection waits for it on a child token of its own
-    /// (`Connection::own_shutdown`), never on this one, which every lane would share.
-    pub shutdown: CancellationToken,
-    /// Set just before `shutdown` is cancelled: read between frames, where the token's own
-    /// check would take its lock on every request.
-    pub stopping: Arc<AtomicBool>,
+    /// The daemon's stop: a connection watches it with every wait for a request, and reads
+    /// it between frames.
+    pub stop: Stop,
     pub tracker: TaskTracker,
     /// Bytes each way of the shared-memory ring a client may ask for (`OpenRing`); 0: none.
     pub ring_bytes: usize,
@@ -158,10 +153,8 @@ struct Connection {
     /// Held for the connection's life: it is the connection limit. A ring takes it over, and
     /// keeps it while it lingers for its client after the connection's task ends.
     permit: Option<OwnedSemaphorePermit>,
-    /// The daemon's stop, as a token of this connection's own (a child of
-    /// `ConnectionContext::shutdown`), waited on with every wait for a request: waiting on
-    /// the daemon's one token took locks every lane shared (ARCHITECTURE.md, "Code map").
-    own_shutdown: CancellationToken,
+    /// This connection's watch on the daemon's stop, waited on with every wait for a request.
+    stop_watch: StopWatch,
 }
 
 /// What waiting for a whole frame gave.
@@ -200,7 +193,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         reads_since_cpu_sample: 0,
         frame_deadline: None,
         permit: Some(permit),
-        own_shutdown: ctx.shutdown.child_token(),
+        stop_watch: ctx.stop.watch(),
     };
     if !conn.hello(&ctx).await {
         return;
@@ -506,7 +499,7 @@ impl Connection {
             let between_frames = have == 0;
             // A client that keeps sending would otherwise never see the daemon stop: its reads
             // are always ready first.
-            if between_frames && ctx.stopping.load(Ordering::Relaxed) {
+            if between_frames && ctx.stop.is_stopping() {
                 return Fill::Stopping;
             }
             let spin = match (&ctx.lanes, &self.seat) {
@@ -531,13 +524,13 @@ impl Connection {
                 Some(ring) => {
                     ring.suggest_client_spin(spin);
                     let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
-                    bounded(read, between_frames, &mut self.frame_deadline, &self.own_shutdown).await
+                    bounded(read, between_frames, &mut self.frame_deadline, &self.stop_watch).await
                 }
                 None => match spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)) {
                     Some(read) => Ok(read),
                     None => {
                         let read = self.socket.read_buf(&mut self.read_buf);
-                        bounded(read, between_frames, &mut self.frame_deadline, &self.own_shutdown).await
+                        bounded(read, between_frames, &mut self.frame_deadline, &self.stop_watch).await
                     }
                 },
             };
@@ -583,13 +576,13 @@ async fn bounded(
     read: impl Future<Output = std::io::Result<usize>>,
     between_frames: bool,
     frame_deadline: &mut Option<tokio::time::Instant>,
-    shutdown: &CancellationToken,
+    stop_watch: &StopWatch,
 ) -> Result<std::io::Result<usize>, Fill> {
     if between_frames {
         return tokio::select! {
             biased;
             read = read => Ok(read),
-            () = shutdown.cancelled() => Err(Fill::Stopping),
+            () = stop_watch.stopped() => Err(Fill::Stopping),
         };
     }
     let deadline = *frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FRAME_WAIT_MAX);

@@ -29,18 +29,17 @@ pub mod registry;
 pub mod ring_end;
 pub mod snapshot;
 pub mod socket;
+pub mod stop;
 pub mod store;
 mod store_key;
 pub mod telemetry;
 pub mod text;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hints_proto::{DbName, Request, Response};
 
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConnectionPlacement};
@@ -48,6 +47,7 @@ use crate::connection::ConnectionContext;
 use crate::lanes::Lanes;
 use crate::listener::Protocol;
 use crate::registry::Registry;
+use crate::stop::Stop;
 
 /// How long shutdown waits for connections to finish what they were doing.
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
@@ -123,8 +123,7 @@ async fn start(config: Config) -> Result<(), RunError> {
         registry: registry.clone(),
         lanes: (config.connection_placement == ConnectionPlacement::Lanes)
             .then(|| Lanes::start(config.connection_threads, config.lane_spin, config.pin_lanes)),
-        shutdown: CancellationToken::new(),
-        stopping: Arc::new(AtomicBool::new(false)),
+        stop: Stop::new(),
         tracker: TaskTracker::new(),
         ring_bytes: config.ring_bytes,
     };
@@ -135,8 +134,7 @@ async fn start(config: Config) -> Result<(), RunError> {
     tokio::spawn(async move {
         let signal = stop_signals.wait().await;
         tracing::info!(signal, "stopping: no new connections, finishing requests in flight");
-        ctx.stopping.store(true, Ordering::Relaxed);
-        ctx.shutdown.cancel();
+        ctx.stop.stop();
         let _ = accept.await;
         let _ = accept_text.await;
         ctx.tracker.close();

@@ -167,10 +167,11 @@ impl Admission {
 
 /// Accepts connections until shutdown, then drops the listener (which removes the socket).
 pub async fn accept_loop(listener: Listener, protocol: Protocol, admission: Admission, ctx: ConnectionContext) {
+    let stop_watch = ctx.stop.watch();
     loop {
         let accepted = tokio::select! {
             biased;
-            () = ctx.shutdown.cancelled() => break,
+            () = stop_watch.stopped() => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {

@@ -33,9 +33,10 @@ pub async fn serve(
     _permit: OwnedSemaphorePermit,
     ctx: ConnectionContext,
 ) {
+    let stop_watch = ctx.stop.watch();
     let request = tokio::select! {
         biased;
-        () = ctx.shutdown.cancelled() => Err("hintsd is stopping".to_owned()),
+        () = stop_watch.stopped() => Err("hintsd is stopping".to_owned()),
         read = tokio::time::timeout(TEXT_READ_WAIT_MAX, read_request(&mut stream)) => match read {
             Ok(read) => read,
             Err(_) => Err(format!("no request within {} s", TEXT_READ_WAIT_MAX.as_secs())),
