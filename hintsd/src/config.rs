@@ -25,9 +25,9 @@ pub const WORKER_THREADS_DEFAULT: usize = 2;
 pub const WORKER_THREADS_LIMIT: usize = 64;
 /// Upper bound of `connection_threads` (lanes); the default is one per core.
 pub const CONNECTION_THREADS_LIMIT: usize = 64;
-/// Default and upper bound of `spin_micros`: how long a lane that has answered may keep
-/// trying for its connection's next request before it sleeps (when the host has a core for
-/// every client and busy lane; see `lanes.rs`). 0 turns spinning off.
+/// Default and upper bound of `spin_micros`: how long a lane that has answered a ring
+/// connection may keep looking for its next request before it sleeps (when the host has a core
+/// for every client and busy lane; see `lanes.rs`). 0 turns spinning off.
 pub const SPIN_MICROS_DEFAULT: u64 = 30;
 pub const SPIN_MICROS_LIMIT: u64 = 1000;
 /// Default of `ring_bytes`: each way of a client's shared-memory ring. A round trip's frames

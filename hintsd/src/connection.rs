@@ -502,8 +502,13 @@ impl Connection {
             if between_frames && ctx.stop.is_stopping() {
                 return Fill::Stopping;
             }
-            let spin = match (&ctx.lanes, &self.seat) {
-                (Some(lanes), Some(seat)) if between_frames => lanes.spin_budget(seat),
+            // Only a ring connection's lane spins: its client spins for the reply too, so while
+            // both have a core neither sleeps. A socket client sleeps for its reply whatever the
+            // lane does, and then a lane that spun on another core wakes the client's core for
+            // every reply, where a lane that sleeps lets the connection follow its client to one
+            // core they hand back and forth (ARCHITECTURE.md, "Threads").
+            let spin = match (&ctx.lanes, &self.seat, &self.ring) {
+                (Some(lanes), Some(seat), Some(_)) if between_frames => lanes.spin_budget(seat),
                 _ => None,
             };
             if between_frames {
@@ -526,13 +531,10 @@ impl Connection {
                     let read = ring.read_buf(&mut self.read_buf, &self.socket, spin);
                     bounded(read, between_frames, &mut self.frame_deadline, &self.stop_watch).await
                 }
-                None => match spin.and_then(|budget| self.socket.read_spinning(&mut self.read_buf, budget)) {
-                    Some(read) => Ok(read),
-                    None => {
-                        let read = self.socket.read_buf(&mut self.read_buf);
-                        bounded(read, between_frames, &mut self.frame_deadline, &self.stop_watch).await
-                    }
-                },
+                None => {
+                    let read = self.socket.read_buf(&mut self.read_buf);
+                    bounded(read, between_frames, &mut self.frame_deadline, &self.stop_watch).await
+                }
             };
             let read = match read {
                 Ok(read) => read,

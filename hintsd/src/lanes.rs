@@ -11,11 +11,11 @@
 //! connections. Requests are applied from the lane directly (see `direct.rs`): no thread
 //! hand-off on the request path, and as many lanes serving at once as the host has cores.
 //!
-//! While the host has a core for every client and every busy lane, a lane that has answered
-//! keeps trying its connection's socket for a moment ([`Lanes::spin_budget`]) before it sleeps:
-//! waking a sleeping core costs about 30 µs on a VM, more than a lightly loaded round trip's
-//! own work. Once clients and lanes outnumber the cores, spinning would take a core a client
-//! needs, so lanes sleep at once; then a client is best served by the lane on its own core,
+//! While the host has a core for every client and every busy lane, a lane that has answered a
+//! ring connection keeps looking at its ring for a moment ([`Lanes::spin_budget`]) before it
+//! sleeps, as the client does for its reply: neither end then sleeps, where waking a sleeping
+//! core costs tens of µs on a VM. Once clients and lanes outnumber the cores, spinning would
+//! take a core a client needs, so lanes sleep at once; then a client is best served by the lane on its own core,
 //! where its wake-ups cost no interrupt between cores, so a connection moves to the lane on
 //! the CPU its client runs on ([`Lanes::lane_on_cpu`]), as a ring client says or, for a socket
 //! client, as `/proc` says. Lanes are pinned to a CPU each (`pin_lanes`), so every CPU with a

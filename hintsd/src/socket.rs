@@ -9,7 +9,6 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tokio::io::Interest;
@@ -92,24 +91,6 @@ impl ConnSocket {
                 // Readiness was stale; it has been cleared, wait for the next.
                 Err(_would_block) => {}
             }
-        }
-    }
-
-    /// Tries `recv` without sleeping for up to `budget` (busy-polling the socket); `None` if
-    /// nothing came in that time.
-    pub fn read_spinning(&self, buf: &mut Vec<u8>, budget: Duration) -> Option<io::Result<usize>> {
-        debug_assert!(buf.capacity() > buf.len(), "read_spinning needs spare capacity");
-        let until = Instant::now() + budget;
-        loop {
-            match recv_appending(self.fd.get_ref(), buf) {
-                Ok(n) => return Some(Ok(n)),
-                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                Err(err) => return Some(Err(err)),
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::hint::spin_loop();
         }
     }
 
@@ -229,19 +210,6 @@ mod tests {
         }
         assert_eq!(buf, b"done");
         reader.join().unwrap();
-    }
-
-    #[tokio::test]
-    async fn read_spinning_takes_what_is_there_and_gives_up_when_nothing_comes() {
-        let (ours, mut theirs) = UnixStream::pair().unwrap();
-        let socket = ConnSocket::new(ours.into()).unwrap();
-        let mut buf = Vec::with_capacity(16);
-        assert!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).is_none());
-        theirs.write_all(b"ping").unwrap();
-        assert_eq!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).unwrap().unwrap(), 4);
-        assert_eq!(buf, b"ping");
-        drop(theirs);
-        assert_eq!(socket.read_spinning(&mut buf, std::time::Duration::from_micros(50)).unwrap().unwrap(), 0);
     }
 
     /// One read (`read_doorbells` if `doorbells`, else `read_buf`) with a deadline: `None` if
