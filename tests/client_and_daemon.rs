@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Daemon, HINTS_BENCH, db, exists, stderr, stdout, wait_with_deadline};
-use hints_client::{CasOutcome, Error};
+use hints_client::{CasOutcome, Client, Error};
 use hints_proto::{ErrorCode, Request, RequestView, Response, ResponseView};
 
 #[test]
@@ -123,16 +123,24 @@ fn the_client_reconnects_by_itself_after_a_daemon_restart() {
 #[test]
 fn sigterm_stops_the_daemon_cleanly_and_removes_the_socket() {
     let mut daemon = Daemon::start(&[]);
-    let mut idle = daemon.client();
-    idle.ping().unwrap();
+    let mut idle_on_ring = Client::new(daemon.client_config().with_ring(true));
+    let mut idle_on_socket = Client::new(daemon.client_config().with_ring(false));
+    for client in [&mut idle_on_ring, &mut idle_on_socket] {
+        // Enough calls for a connection to have followed its client to another lane.
+        for _ in 0..200 {
+            client.ping().unwrap();
+        }
+    }
+    assert!(idle_on_ring.is_on_ring() && !idle_on_socket.is_on_ring());
+    let _before_its_hello = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
     assert!(exists(&daemon.socket));
     let status = daemon.stop();
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log_text());
     assert!(!exists(&daemon.socket), "socket left behind");
     let log = daemon.log_text();
     assert!(log.contains("hintsd listening") && log.contains("hintsd stopped"), "{log}");
-    // The idle connection, waiting for its next request, was told of the stop and ended at
-    // once, rather than being cut off after the drain wait.
+    // The idle connections, waiting for their next request or their hello, were told of the
+    // stop and ended at once, rather than being cut off after the drain wait.
     assert!(!log.contains("still busy after the drain wait"), "{log}");
 }
 

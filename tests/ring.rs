@@ -466,6 +466,27 @@ fn a_socket_connection_follows_its_client_process_to_the_lane_on_its_cpu() {
 }
 
 #[test]
+fn a_lone_socket_client_is_followed_to_its_cpu_even_with_a_core_to_spare() {
+    // One client and two lanes on two cores: a lane could spin for it, but lanes spin only for
+    // ring connections, so the socket connection is free to follow its client (a spinning
+    // lane's connection never moves).
+    let cpus = two_allowed_cpus();
+    let daemon = daemon_with_config("connection_threads = 2\n", "info,hintsd::connection=debug");
+    let output = Command::new("taskset")
+        .args(["-c", &cpus[1].to_string(), HINTS_BENCH, "worker", "--contender", "hintsd", "--target"])
+        .arg(daemon.socket())
+        .args(["--workload", "ratelimit", "--seconds", "0.5"])
+        .output()
+        .expect("run taskset with hints-bench");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("\"errors\":0"), "{}", stdout(&output));
+    let log = daemon.log_text();
+    // The first connection goes to lane 0; its client runs on lane 1's CPU.
+    let moved = format!("on=\"socket\" from=0 to=Some(1) cpu=Some({})", cpus[1]);
+    assert!(log.contains(&moved), "{moved} in {log}");
+}
+
+#[test]
 fn a_ring_connection_follows_its_client_to_the_lane_on_its_cpu_and_ignores_nonsense() {
     // Lane i runs on cpus[i] (lanes_are_pinned_to_a_cpu_each_unless_told_not_to).
     let cpus = two_allowed_cpus();

@@ -86,7 +86,8 @@ fn a_request_behind_one_that_carried_a_descriptor_is_answered() {
     let mut stream = daemon.raw();
     stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     common::hello(&mut stream);
-    // Lanes spinning would read the second request before sleeping: make the daemon sleep first.
+    // Make the daemon sleep first (lanes spin only for ring connections, but the sleep is what
+    // this test needs, so it does not rest on that).
     std::thread::sleep(Duration::from_millis(50));
     let mut first = Vec::new();
     encode_frame(&RequestEnvelope { id: 1, request: Request::Ping }, &mut first).unwrap();

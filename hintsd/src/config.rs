@@ -119,7 +119,7 @@ pub struct Config {
     pub worker_threads: usize,
     /// Lanes: threads that run connections after their hello.
     pub connection_threads: usize,
-    /// How long a lane may spin for its connection's next request (zero: never).
+    /// How long a lane may spin for its ring connection's next request (zero: never).
     pub lane_spin: Duration,
     /// Lane `i` runs only on the `i`-th CPU the daemon may use.
     pub pin_lanes: bool,

@@ -2,8 +2,9 @@
 //!
 //! A connection is greeted on the tokio pool and then moves to a lane (`lanes.rs`), a thread
 //! it shares with other connections, so the socket's own wake-up is the only one a request
-//! costs. It stays there, unless its client says (through its ring) that it runs on the CPU of
-//! another lane while the host has no core to spare: then it follows its client there. Plain
+//! costs. It stays there, unless its client runs on the CPU of another lane (as a ring client
+//! says, or as `/proc` says of a socket client) while its lane is not spinning for it: then it
+//! follows its client there. Plain
 //! requests are applied right there, under their database's lock (`direct.rs`); requests that
 //! need a database's actor (sessions, snapshots, stats, a database not started yet) are sent
 //! to its mailbox.

@@ -55,7 +55,7 @@ pub struct Lanes {
     /// Each lane's stop and thread, taken at shutdown: the thread then ends, dropping what
     /// still runs on it.
     stops: Arc<Mutex<Vec<LaneStop>>>,
-    /// How long a lane may spin for its connection's next request; zero: never.
+    /// How long a lane may spin for its ring connection's next request; zero: never.
     spin: Duration,
     /// The host's cores.
     cores: usize,
@@ -75,7 +75,7 @@ impl Drop for Seat {
 }
 
 impl Lanes {
-    /// Starts `count` lanes (at least one), which spin up to `spin` for a connection's next
+    /// Starts `count` lanes (at least one), which spin up to `spin` for a ring connection's next
     /// request while the host has a core for every client and busy lane; with `pin`, lane `i`
     /// runs only on the `i`-th CPU this process may use (round the list again past its end).
     pub fn start(count: usize, spin: Duration, pin: bool) -> Lanes {
@@ -90,7 +90,7 @@ impl Lanes {
         Lanes { lanes: lanes.into(), stops: Arc::new(Mutex::new(stops)), spin, cores }
     }
 
-    /// How long the lane of `seat` may spin for its connection's next request: `Some` only
+    /// How long the lane of `seat` may spin for its ring connection's next request: `Some` only
     /// while that connection is alone on its lane (a spin holds the lane's thread) and every
     /// connection (counted as a client process that may be running) and every lane serving
     /// one can have a core of its own.
