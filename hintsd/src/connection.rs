@@ -4,10 +4,9 @@
 //! it shares with other connections, so the socket's own wake-up is the only one a request
 //! costs. It stays there, unless its client runs on the CPU of another lane (as a ring client
 //! says, or as `/proc` says of a socket client) while its lane is not spinning for it: then it
-//! follows its client there. Plain
-//! requests are applied right there, under their database's lock (`direct.rs`); requests that
-//! need a database's actor (sessions, snapshots, stats, a database not started yet) are sent
-//! to its mailbox.
+//! follows its client there. Plain requests are applied right there, under their database's
+//! lock (`direct.rs`); requests that need a database's actor (sessions, snapshots, stats, a
+//! database not started yet) are sent to its mailbox.
 //!
 //! Bad input (an oversized, malformed or unknown frame) gets an error reply and the connection
 //! is closed; nothing else is affected. A half-sent frame times out; an idle connection between
