@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
@@ -23,21 +23,20 @@ pub struct Stop {
     /// Read by every lane on every request, written once: an allocation of its own, so that
     /// making and dropping watches (the table below) does not take its cache line away.
     stopping: Arc<AtomicBool>,
-    watches: Arc<Watches>,
+    watches: Arc<Mutex<Watches>>,
 }
 
 #[derive(Debug, Default)]
 struct Watches {
     /// The slot of every task watching, by the number its watch was given.
-    slots: Mutex<HashMap<u64, Arc<AtomicWaker>>>,
-    next: AtomicU64,
+    slots: HashMap<u64, Arc<AtomicWaker>>,
+    next: u64,
 }
 
 /// One task's watch on the stop; its slot goes when it is dropped.
 #[derive(Debug)]
 pub struct StopWatch {
-    stopping: Arc<AtomicBool>,
-    watches: Arc<Watches>,
+    stop: Stop,
     number: u64,
     waker: Arc<AtomicWaker>,
 }
@@ -55,19 +54,20 @@ impl Stop {
     /// Stops: every watch's [`StopWatch::stopped`] finishes, now and from now on.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        let slots = self.watches.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        for waker in slots.values() {
+        let watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        for waker in watches.slots.values() {
             waker.wake();
         }
     }
 
     /// A watch for one task to wait on.
     pub fn watch(&self) -> StopWatch {
-        let number = self.watches.next.fetch_add(1, Ordering::Relaxed);
         let waker = Arc::new(AtomicWaker::new());
-        let mut slots = self.watches.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.insert(number, Arc::clone(&waker));
-        StopWatch { stopping: Arc::clone(&self.stopping), watches: Arc::clone(&self.watches), number, waker }
+        let mut watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        let number = watches.next;
+        watches.next += 1;
+        watches.slots.insert(number, Arc::clone(&waker));
+        StopWatch { stop: self.clone(), number, waker }
     }
 }
 
@@ -79,14 +79,14 @@ impl StopWatch {
             // The waker first, then the flag: a stop that sets the flag after this read wakes
             // the waker stored before it (`AtomicWaker` orders the two).
             self.waker.register(cx.waker());
-            if self.stopping.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+            if self.stop.is_stopping() { Poll::Ready(()) } else { Poll::Pending }
         })
     }
 }
 
 impl Drop for StopWatch {
     fn drop(&mut self) {
-        self.watches.slots.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.number);
+        self.stop.watches.lock().unwrap_or_else(PoisonError::into_inner).slots.remove(&self.number);
     }
 }
 
@@ -119,7 +119,7 @@ mod tests {
         let watch = stop.watch();
         let other = stop.watch();
         drop(other);
-        assert_eq!(stop.watches.slots.lock().unwrap().len(), 1, "a dropped watch leaves the table");
+        assert_eq!(stop.watches.lock().unwrap().slots.len(), 1, "a dropped watch leaves the table");
         // A new wait each time, as a connection makes between requests.
         for _ in 0..3 {
             let wait = tokio::time::timeout(Duration::from_millis(5), watch.stopped()).await;
