@@ -47,7 +47,8 @@ pub fn echo_server(socket: &Path) -> Res<()> {
     let listener = UnixListener::bind(socket)?;
     for stream in listener.incoming() {
         let mut stream = stream?;
-        std::thread::spawn(move || {
+        // Named, so that a profile tells the server's threads from its clients'.
+        std::thread::Builder::new().name("echo-server".into()).spawn(move || {
             let mut buffer = vec![0u8; 64 * 1024];
             let mut replies = Vec::new();
             let mut pending = 0;
@@ -62,7 +63,7 @@ pub fn echo_server(socket: &Path) -> Res<()> {
                     break;
                 }
             }
-        });
+        })?;
     }
     Ok(())
 }
