@@ -228,3 +228,63 @@ fn a_contender_that_cannot_start_is_reported_failed_and_the_others_are_measured(
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Each shape of the echo server (the floor, and the two lane-shaped ones of
+/// `benches/event_loop.sh`) answers every round trip of a pipelining worker, and `summary` adds
+/// up what the workers did.
+#[test]
+fn every_shape_of_echo_server_answers_and_summary_adds_up_its_workers() {
+    for shape in ["threads", "lanes", "epoll"] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("echo.sock");
+        let server = Command::new(HINTS_BENCH)
+            .args(["echo-server", "--shape", shape, "--socket"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed however the test ends.
+        let _server = KilledOnDrop(server);
+        let deadline = std::time::Instant::now() + common::DAEMON_WAIT_MAX;
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "the {shape} echo server did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut results = Vec::new();
+        for (worker, depth) in [(1, "1"), (2, "8")] {
+            let output = Command::new(HINTS_BENCH)
+                .args(["worker", "--contender", "echo", "--seconds", "0.2", "--depth", depth, "--target"])
+                .arg(&socket)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{shape}: {}", stderr(&output));
+            let result: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+            assert!(result["ops"].as_u64().unwrap() > 0, "{shape}: {result}");
+            assert_eq!(result["errors"], 0, "{shape}: {result}");
+            let file = dir.path().join(format!("worker{worker}.json"));
+            std::fs::write(&file, stdout(&output)).unwrap();
+            results.push((file, result["ops"].as_u64().unwrap(), result["elapsed_secs"].as_f64().unwrap()));
+        }
+        let summary =
+            Command::new(HINTS_BENCH).arg("summary").args(results.iter().map(|(file, ..)| file)).output().unwrap();
+        assert!(summary.status.success(), "{}", stderr(&summary));
+        // Workers are taken to have run side by side: their operations over the longest time.
+        let ops: u64 = results.iter().map(|(_, ops, _)| ops).sum();
+        let longest = results.iter().map(|(.., secs)| *secs).fold(0.0, f64::max);
+        let line = stdout(&summary);
+        let rate: f64 = line.split(" ops/s").next().unwrap().parse().unwrap();
+        assert!((rate - ops as f64 / longest).abs() <= 1.0, "{ops} operations in {longest} s: {line}");
+        assert!(line.contains("p50 ") && line.contains(", 0 errors"), "{line}");
+    }
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -88,6 +88,15 @@ enum Cmd {
     EchoServer {
         #[arg(long)]
         socket: PathBuf,
+        /// `threads` (the floor), or `lanes` or `epoll`: two servers shaped like hintsd's
+        /// lanes that differ only in their event loop (`benches/event_loop.sh`).
+        #[arg(long, value_enum, default_value = "threads")]
+        shape: contenders::EchoShape,
+    },
+    /// Sum up workers that ran side by side, from the JSON each printed: ops/s, p50, p99.
+    Summary {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Use one client from a parent and a forked child at once; exit 0 if every answer was right.
     ForkCheck {
@@ -196,6 +205,33 @@ struct WorkerResult {
     by_kind: BTreeMap<String, Histogram>,
 }
 
+impl WorkerResult {
+    /// Adds the result of a worker that ran beside these.
+    fn absorb(&mut self, other: &WorkerResult) {
+        self.histogram.merge(&other.histogram);
+        for (kind, histogram) in &other.by_kind {
+            self.by_kind.entry(kind.clone()).or_default().merge(histogram);
+        }
+        self.ops += other.ops;
+        self.errors += other.errors;
+        self.elapsed_secs = self.elapsed_secs.max(other.elapsed_secs);
+    }
+}
+
+/// Prints what workers that ran side by side did together, from their JSON results: ops/s,
+/// p50 and p99.
+fn summary(files: &[PathBuf]) -> Res<()> {
+    let mut total = WorkerResult::default();
+    for file in files {
+        let result: WorkerResult = serde_json::from_slice(&std::fs::read(file)?)?;
+        total.absorb(&result);
+    }
+    let us = |quantile| total.histogram.quantile_nanos(quantile) as f64 / 1000.0;
+    let ops_per_sec = total.ops as f64 / total.elapsed_secs.max(1e-9);
+    println!("{ops_per_sec:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, {} errors", us(0.5), us(0.99), total.errors);
+    Ok(())
+}
+
 fn main() {
     let args = Args::parse();
     let result = match args.command {
@@ -204,7 +240,8 @@ fn main() {
         Cmd::CasIncrement(CounterArgs { socket, db, key, count }) => cas_increment(socket, &db, &key, count),
         Cmd::ForkCheck { socket, rounds } => fork_check(socket, rounds),
         Cmd::ForkCloseCheck { socket } => fork_close_check(socket),
-        Cmd::EchoServer { socket } => contenders::echo_server(&socket),
+        Cmd::EchoServer { socket, shape } => contenders::echo_server(&socket, shape),
+        Cmd::Summary { files } => summary(&files),
         Cmd::CounterAdd(CounterArgs { socket, db, key, count }) => counter_add(socket, &db, &key, count),
         Cmd::Memory { records, value_bytes, json } => memory::run(records, value_bytes).and_then(|report| {
             memory::print(&report);
@@ -443,13 +480,7 @@ fn run_cell(
             return Err(format!("a {} worker failed with {}", contender.name(), output.status).into());
         }
         let result: WorkerResult = serde_json::from_slice(&output.stdout)?;
-        total.histogram.merge(&result.histogram);
-        for (kind, histogram) in &result.by_kind {
-            total.by_kind.entry(kind.clone()).or_default().merge(histogram);
-        }
-        total.ops += result.ops;
-        total.errors += result.errors;
-        total.elapsed_secs = total.elapsed_secs.max(result.elapsed_secs);
+        total.absorb(&result);
     }
     let cpu = server_cpu()? - cpu_before + children_cpu_secs() - children_before;
     let workload = workload.map_or_else(|| "echo".to_owned(), |workload| workload_label(workload, dist));

@@ -166,7 +166,7 @@ impl Seat {
 }
 
 /// The CPUs this process may run on, in order (empty, and logged, if they cannot be read).
-fn allowed_cpus() -> Vec<usize> {
+pub fn allowed_cpus() -> Vec<usize> {
     match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
         Ok(set) => (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect(),
         Err(err) => {
@@ -221,14 +221,23 @@ impl Drop for EndedWhenDropped {
 /// Keeps the calling thread (lane `index`) on `cpu`; whether it could (a CPU that cannot be
 /// had leaves the lane to the scheduler).
 fn pin_this_thread(cpu: usize, index: usize) -> bool {
-    let mut only = CpuSet::new();
-    match only.set(cpu).and_then(|()| nix::sched::sched_setaffinity(Pid::from_raw(0), &only)) {
+    match pin_current_thread(cpu) {
         Ok(()) => true,
         Err(err) => {
             tracing::warn!(lane = index, cpu, error = %err, "could not pin a lane to its CPU");
             false
         }
     }
+}
+
+/// Keeps the calling thread on `cpu` (also used by the benchmark's lane-shaped servers).
+///
+/// # Errors
+/// As `sched_setaffinity`: a CPU this process may not use, say.
+pub fn pin_current_thread(cpu: usize) -> nix::Result<()> {
+    let mut only = CpuSet::new();
+    only.set(cpu)?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &only)
 }
 
 #[cfg(test)]

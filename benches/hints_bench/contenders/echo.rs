@@ -1,10 +1,18 @@
 //! The floor: a bare Unix-socket echo between processes. Each request is answered with a reply
 //! the size of a get's; pipelined, N requests are written before the N replies are read.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use hintsd::socket::ConnSocket;
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{MsgFlags, recv, send};
 
 use crate::Res;
 
@@ -41,29 +49,156 @@ pub fn echo_step(socket: &Path) -> Res<impl FnMut(usize) -> bool> {
     Ok(move |depth| echo.round_trip(depth).is_ok())
 }
 
-/// The echo server: a thread per connection, blocked in read; it answers every whole request
-/// a read brought with one write, so pipelined requests cost one read and one write a batch.
-pub fn echo_server(socket: &Path) -> Res<()> {
+/// How the echo server is built. `Threads` is the floor the matrix measures against: a thread
+/// per connection, blocked in `read`. `Lanes` and `Epoll` differ only in their event loop, to
+/// measure what tokio costs hintsd's lanes (`benches/event_loop.sh`): each runs a thread pinned
+/// to each CPU this process may use, deals connections round them in turn and reads a
+/// connection until a `recv` finds nothing. `Lanes` is hintsd's own lanes (a tokio
+/// current-thread runtime a thread) reading through hintsd's `ConnSocket`; `Epoll` is a bare
+/// edge-triggered `epoll` loop a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EchoShape {
+    Threads,
+    Lanes,
+    Epoll,
+}
+
+/// The echo server: every whole request a read brings is answered, and all of a read's answers
+/// go in one write, so pipelined requests cost one read and one write a batch.
+pub fn echo_server(socket: &Path, shape: EchoShape) -> Res<()> {
     let listener = UnixListener::bind(socket)?;
+    match shape {
+        EchoShape::Threads => serve_on_threads(&listener),
+        EchoShape::Lanes => serve_on_lanes(&listener),
+        EchoShape::Epoll => serve_on_epoll_loops(&listener),
+    }
+}
+
+/// What one connection is owed: the bytes of a request not yet whole are counted.
+#[derive(Debug, Default)]
+struct Echoes {
+    partial: usize,
+    replies: Vec<u8>,
+}
+
+impl Echoes {
+    /// The replies to the requests that `read` more bytes make whole.
+    fn answer(&mut self, read: usize) -> &[u8] {
+        let pending = self.partial + read;
+        self.replies.resize(pending / REQUEST_BYTES * REPLY_BYTES, 9);
+        self.partial = pending % REQUEST_BYTES;
+        &self.replies
+    }
+}
+
+/// Bytes a read may bring.
+const READ_BYTES: usize = 64 * 1024;
+
+fn serve_on_threads(listener: &UnixListener) -> Res<()> {
     for stream in listener.incoming() {
         let mut stream = stream?;
         // Named, so that a profile tells the server's threads from its clients'.
         std::thread::Builder::new().name("echo-server".into()).spawn(move || {
-            let mut buffer = vec![0u8; 64 * 1024];
-            let mut replies = Vec::new();
-            let mut pending = 0;
-            loop {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => pending += read,
-                }
-                replies.resize(pending / REQUEST_BYTES * REPLY_BYTES, 9);
-                pending %= REQUEST_BYTES;
-                if stream.write_all(&replies).is_err() {
+            let mut buffer = vec![0u8; READ_BYTES];
+            let mut echoes = Echoes::default();
+            while let Ok(read @ 1..) = stream.read(&mut buffer) {
+                if stream.write_all(echoes.answer(read)).is_err() {
                     break;
                 }
             }
         })?;
     }
     Ok(())
+}
+
+fn serve_on_lanes(listener: &UnixListener) -> Res<()> {
+    let count = hintsd::lanes::allowed_cpus().len().max(1);
+    let lanes = hintsd::lanes::Lanes::start(count, Duration::ZERO, true);
+    for (index, stream) in listener.incoming().enumerate() {
+        let fd = OwnedFd::from(stream?);
+        let (lane, seat) = lanes.seat_on(index % count);
+        lane.spawn(async move {
+            let _seat = seat;
+            // Registered with the reactor of the lane it runs on.
+            let Ok(socket) = ConnSocket::new(fd) else { return };
+            let mut buffer = Vec::with_capacity(READ_BYTES);
+            let mut echoes = Echoes::default();
+            loop {
+                buffer.clear();
+                let Ok(read @ 1..) = socket.read_buf(&mut buffer).await else { break };
+                if socket.write_all(echoes.answer(read)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+fn serve_on_epoll_loops(listener: &UnixListener) -> Res<()> {
+    let loops: Vec<Arc<Epoll>> =
+        hintsd::lanes::allowed_cpus().into_iter().map(start_epoll_loop).collect::<Result<_, _>>()?;
+    for (index, stream) in listener.incoming().enumerate() {
+        let stream = stream?;
+        stream.set_nonblocking(true)?;
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, stream.as_raw_fd() as u64);
+        loops[index % loops.len()].add(&stream, event)?;
+        // The loop owns the connection from here, and closes it when the client does.
+        let _ = stream.into_raw_fd();
+    }
+    Ok(())
+}
+
+/// A thread pinned to `cpu` that answers the connections added to the `epoll` it returns.
+fn start_epoll_loop(cpu: usize) -> Res<Arc<Epoll>> {
+    let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+    let watched = Arc::clone(&epoll);
+    std::thread::Builder::new().name("echo-server".into()).spawn(move || {
+        let _ = hintsd::lanes::pin_current_thread(cpu);
+        let mut events = [EpollEvent::empty(); 64];
+        let mut buffer = vec![0u8; READ_BYTES];
+        let mut connections: HashMap<RawFd, Echoes> = HashMap::new();
+        loop {
+            let ready = match watched.wait(&mut events, EpollTimeout::NONE) {
+                Ok(ready) => ready,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for event in &events[..ready] {
+                let fd = event.data() as RawFd;
+                let echoes = connections.entry(fd).or_default();
+                if !answer_until_drained(fd, &mut buffer, echoes) {
+                    connections.remove(&fd);
+                    // SAFETY: the accept loop gave up this descriptor to this loop alone.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+    })?;
+    Ok(epoll)
+}
+
+/// Reads `fd` until a `recv` finds nothing, answering as it goes; false once the client has
+/// closed or the connection failed.
+fn answer_until_drained(fd: RawFd, buffer: &mut [u8], echoes: &mut Echoes) -> bool {
+    loop {
+        match recv(fd, buffer, MsgFlags::empty()) {
+            Ok(0) => return false,
+            Ok(read) => {
+                let mut replies = echoes.answer(read);
+                // A batch's replies are a few kilobytes, and the client reads them before it
+                // writes again: room comes at once if it is not there.
+                while !replies.is_empty() {
+                    match send(fd, replies, MsgFlags::MSG_NOSIGNAL) {
+                        Ok(sent) => replies = &replies[sent..],
+                        Err(Errno::EAGAIN | Errno::EINTR) => std::hint::spin_loop(),
+                        Err(_) => return false,
+                    }
+                }
+            }
+            Err(Errno::EAGAIN) => return true,
+            Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-pub use echo::{echo_server, echo_step};
+pub use echo::{EchoShape, echo_server, echo_step};
 pub use hintsd::client as hintsd_client;
 
 use crate::Res;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# What tokio costs hintsd's lanes: the same echo served by two servers shaped like hintsd's lanes
+# (a thread pinned to each CPU, connections dealt round them, each read until `recv` finds
+# nothing), one on hintsd's own lanes (a tokio current-thread runtime a thread, reading through
+# hintsd's `ConnSocket`), one on a bare edge-triggered `epoll` loop a thread. The servers take
+# turns, ROUNDS times, each running CLIENTS echo workers (client k pinned to the CPU of the
+# thread its connection goes to, as hintsd's connections follow their clients) for SECONDS.
+# Prints each turn's throughput, p50 and p99, so the two can be compared within a round.
+#
+#   bash benches/event_loop.sh [CLIENTS [DEPTH [ROUNDS [SECONDS]]]]
+#
+# CLIENTS 4, DEPTH 1, ROUNDS 3, SECONDS 3. Run it at 1 client for the round trip a lone client
+# sees, and at 4 for the throughput of a loaded host. The difference is what an event loop of
+# our own on the lanes could save at most (README, "Where hintsd falls short").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+clients=${1:-4} depth=${2:-1} rounds=${3:-3} seconds=${4:-3}
+cargo build -q --release --bins
+bin=target/release
+dir=$(mktemp -d)
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+# The CPUs this script may use, in order: the servers pin their threads to these, in turn.
+read -r -a cpus <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
+turn() {
+  local shape=$1
+  rm -f "$dir/s.sock" "$dir"/w*.json
+  "$bin/hints-bench" echo-server --shape "$shape" --socket "$dir/s.sock" &
+  server_pid=$!
+  for _ in $(seq 100); do [[ -S $dir/s.sock ]] && break; sleep 0.05; done
+  local start=$(($(date +%s%3N) + 500)) workers=()
+  for client in $(seq 0 $((clients - 1))); do
+    taskset -c "${cpus[client % ${#cpus[@]}]}" "$bin/hints-bench" worker --contender echo --target "$dir/s.sock" \
+      --seconds "$seconds" --depth "$depth" --start-at-ms "$start" >"$dir/w$client.json" &
+    workers+=($!)
+    # One at a time, so that client k is the server's connection k.
+    sleep 0.05
+  done
+  wait "${workers[@]}"
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+  echo "  $shape: $("$bin/hints-bench" summary "$dir"/w*.json)"
+}
+echo "echo served on lanes (tokio) and on epoll loops: $clients clients, depth $depth, ${seconds} s a turn, $(nproc) CPUs"
+for round in $(seq "$rounds"); do
+  echo "round $round"
+  if ((round % 2)); then turn lanes; turn epoll; else turn epoll; turn lanes; fi
+done
