@@ -15,15 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-4} depth=${2:-1} rounds=${3:-3} seconds=${4:-3}
-cargo build -q --release --bins
-bin=target/release
-dir=$(mktemp -d)
-server_pid=
-cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source benches/scratch.sh
 # The CPUs this script may use, in order: the servers pin their threads to these, in turn.
 read -r -a cpus <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
 turn() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where one benchmark cell spends its time: runs hintsd and CLIENTS hints-bench workers (as
-# benches/run.sh does, for 8 s), samples every CPU with perf for 1 s of the run and prints the
+# benches/run.sh does, for 12 s), samples every CPU with perf for 1 s of the run and prints the
 # 30 hottest symbols, each with its samples per 1000 operations, and the CPU time a request
 # costs on each side, in the kernel and in user space; then counts context switches and the
 # system calls of the request path for 1 s (server and clients apart), as counts a second and
@@ -18,15 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 contender=${1:-hintsd-ring} clients=${2:-4} depth=${3:-1} workload=${4:-mix}
-cargo build -q --release --bins
-bin=target/release
-dir=$(mktemp -d)
-server_pid=
-cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source benches/scratch.sh
 if [[ $contender == echo ]]; then
   "$bin/hints-bench" echo-server --socket "$dir/s.sock" >"$dir/log" 2>&1 &
   server_pid=$!
@@ -39,7 +31,9 @@ else
   "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --check
 fi
 start=$(($(date +%s%3N) + 300))
-seconds=8
+# Long enough for the counting below: attaching to the echo server took perf 7 s at times (its
+# system calls traced at half a million a second).
+seconds=12
 workers=()
 # A file a worker: a worker prints its JSON and its newline in two writes, so workers sharing
 # one file could put two reports on one line.
