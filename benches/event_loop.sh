@@ -15,16 +15,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-4} depth=${2:-1} rounds=${3:-3} seconds=${4:-3}
+((clients >= 1 && depth >= 1 && rounds >= 1)) || { echo "CLIENTS, DEPTH and ROUNDS are at least 1" >&2; exit 2; }
 source benches/scratch.sh
 # The CPUs this script may use, in order: the servers pin their threads to these, in turn.
 read -r -a cpus <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
+((${#cpus[@]} > 0)) || { echo "could not read the CPUs this script may use (needs python3)" >&2; exit 1; }
 turn() {
   local shape=$1
   rm -f "$dir/s.sock" "$dir"/w*.json
   "$bin/hints-bench" echo-server --shape "$shape" --socket "$dir/s.sock" &
   server_pid=$!
   for _ in $(seq 100); do [[ -S $dir/s.sock ]] && break; sleep 0.05; done
-  local start=$(($(date +%s%3N) + 500)) workers=()
+  [[ -S $dir/s.sock ]] || { echo "the $shape echo server did not listen" >&2; exit 1; }
+  # Every worker is started before the start time, 50 ms apart.
+  local start=$(($(date +%s%3N) + 300 + 50 * clients)) workers=() worker line
   for client in $(seq 0 $((clients - 1))); do
     taskset -c "${cpus[client % ${#cpus[@]}]}" "$bin/hints-bench" worker --contender echo --target "$dir/s.sock" \
       --seconds "$seconds" --depth "$depth" --start-at-ms "$start" >"$dir/w$client.json" &
@@ -32,11 +36,14 @@ turn() {
     # One at a time, so that client k is the server's connection k.
     sleep 0.05
   done
-  wait "${workers[@]}"
+  for worker in "${workers[@]}"; do
+    wait "$worker" || { echo "a worker against the $shape echo server failed" >&2; exit 1; }
+  done
   kill "$server_pid"
   wait "$server_pid" 2>/dev/null || true
   server_pid=
-  echo "  $shape: $("$bin/hints-bench" summary "$dir"/w*.json)"
+  line=$("$bin/hints-bench" summary "$dir"/w*.json)
+  echo "  $shape: $line"
 }
 echo "echo served on lanes (tokio) and on epoll loops: $clients clients, depth $depth, ${seconds} s a turn, $(nproc) CPUs"
 for round in $(seq "$rounds"); do

@@ -6,7 +6,7 @@ bin=target/release
 dir=$(mktemp -d)
 server_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Where one benchmark cell spends its time: runs hintsd and CLIENTS hints-bench workers (as
-# benches/run.sh does, for 12 s), samples every CPU with perf for 1 s of the run and prints the
-# 30 hottest symbols, each with its samples per 1000 operations, and the CPU time a request
+# Where one benchmark cell spends its time: runs hintsd (or the echo server) and CLIENTS
+# hints-bench workers (as benches/run.sh does, for 12 s), samples every CPU with perf for 1 s of
+# the run and prints the 30 hottest symbols, each with its samples per 1000 operations, and the CPU time a request
 # costs on each side, in the kernel and in user space; then counts context switches and the
 # system calls of the request path for 1 s (server and clients apart), as counts a second and
 # per operation (at the run's average rate).
@@ -43,7 +43,9 @@ for index in $(seq "$clients"); do
   workers+=($!)
 done
 sleep 1
-perf record -q -a -g -F 2000 -o "$dir/profile.data" -- sleep 1 >"$dir/record.log" 2>&1 ||
+# cpu-clock, so that every CPU is sampled 2 000 times a second, idle or not: the figures below
+# turn samples into time on that count.
+perf record -q -a -g -e cpu-clock -F 2000 -o "$dir/profile.data" -- sleep 1 >"$dir/record.log" 2>&1 ||
   { cat "$dir/record.log" >&2; echo "perf record failed" >&2; exit 1; }
 # Counted, not sampled: `perf stat` on the server and on the workers side by side loses no event
 # (a `perf record` of every system call dropped some at 200 000 operations a second).
@@ -72,7 +74,10 @@ done
 wait "${workers[@]}"
 ops=$(python3 -c "import sys,json; print(sum(json.load(open(f))['ops'] for f in sys.argv[1:]))" "$dir"/worker.*.json)
 per_second=$((ops / seconds))
-echo "$contender, $workload, $clients clients, depth $depth: $per_second ops/s"
+# The echo runs no workload: its cell is named without one.
+cell=$contender
+[[ $contender == echo ]] || cell+=", $workload"
+echo "$cell, $clients clients, depth $depth: $per_second ops/s"
 echo
 echo "Counted over 1 s: a second, and per operation at the run's average rate (the counting"
 echo "slows the run a little, so per-operation figures read a few percent low):"
@@ -93,7 +98,7 @@ perf report -i "$dir/profile.data" --no-children --sort comm,dso --stdio -g none
   awk -v ops="$per_second" -v cpus="$(nproc)" '{
     pct = $1; sub("%", "", pct); comm = $2
     side = comm == "hints-bench" ? "clients" : comm ~ /^(hintsd|actix|tokio|echo-server)/ ? "server" : comm == "swapper" ? "idle" : "other"
-    mode = $NF == "[kernel.kallsyms]" ? "kernel" : "user"
+    mode = $NF ~ /^\[/ && $NF !~ /^\[(vdso|vsyscall|unknown)\]$/ ? "kernel" : "user"
     us[side " " mode] += pct / 100 * cpus * 1e6 / ops
   }
   END { for (key in us) printf "  %-16s %6.2f\n", key, us[key] }' | sort

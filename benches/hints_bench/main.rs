@@ -216,6 +216,11 @@ impl WorkerResult {
         self.errors += other.errors;
         self.elapsed_secs = self.elapsed_secs.max(other.elapsed_secs);
     }
+
+    /// Operations a second, over the longest of the workers' times.
+    fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed_secs.max(1e-9)
+    }
 }
 
 /// Prints what workers that ran side by side did together, from their JSON results: ops/s,
@@ -226,9 +231,14 @@ fn summary(files: &[PathBuf]) -> Res<()> {
         let result: WorkerResult = serde_json::from_slice(&std::fs::read(file)?)?;
         total.absorb(&result);
     }
-    let us = |quantile| total.histogram.quantile_nanos(quantile) as f64 / 1000.0;
-    let ops_per_sec = total.ops as f64 / total.elapsed_secs.max(1e-9);
-    println!("{ops_per_sec:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, {} errors", us(0.5), us(0.99), total.errors);
+    let latency = report::Quantiles::of(&total.histogram);
+    println!(
+        "{:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, {} errors",
+        total.ops_per_sec(),
+        latency.p50_us,
+        latency.p99_us,
+        total.errors
+    );
     Ok(())
 }
 

@@ -57,7 +57,7 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(histogram: &Histogram) -> Quantiles {
+    pub fn of(histogram: &Histogram) -> Quantiles {
         let us = |q| histogram.quantile_nanos(q) as f64 / 1000.0;
         Quantiles { ops: histogram.count(), p50_us: us(0.5), p99_us: us(0.99), p999_us: us(0.999) }
     }
@@ -74,7 +74,7 @@ impl Cell {
     ) -> Cell {
         let all = Quantiles::of(&total.histogram);
         let round = Round {
-            ops_per_sec: total.ops as f64 / total.elapsed_secs.max(1e-9),
+            ops_per_sec: total.ops_per_sec(),
             p50_us: all.p50_us,
             p99_us: all.p99_us,
             cpu_us_per_op: cpu_secs * 1e6 / total.ops.max(1) as f64,

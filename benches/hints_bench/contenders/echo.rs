@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use hintsd::socket::ConnSocket;
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{MsgFlags, recv, send};
 
@@ -136,41 +137,53 @@ fn serve_on_lanes(listener: &UnixListener) -> Res<()> {
 }
 
 fn serve_on_epoll_loops(listener: &UnixListener) -> Res<()> {
-    let loops: Vec<Arc<Epoll>> =
-        hintsd::lanes::allowed_cpus().into_iter().map(start_epoll_loop).collect::<Result<_, _>>()?;
+    let cpus = hintsd::lanes::allowed_cpus();
+    if cpus.is_empty() {
+        return Err("could not read the CPUs this process may use".into());
+    }
+    let loops: Vec<Arc<Epoll>> = cpus.into_iter().map(start_epoll_loop).collect::<Result<_, _>>()?;
     for (index, stream) in listener.incoming().enumerate() {
         let stream = stream?;
         stream.set_nonblocking(true)?;
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, stream.as_raw_fd() as u64);
         loops[index % loops.len()].add(&stream, event)?;
-        // The loop owns the connection from here, and closes it when the client does.
+        // The loop takes the descriptor over with its first event, and closes it.
         let _ = stream.into_raw_fd();
     }
     Ok(())
 }
 
-/// A thread pinned to `cpu` that answers the connections added to the `epoll` it returns.
+/// A thread pinned to `cpu` that answers the connections added to the `epoll` it returns. A
+/// loop that fails ends the process: its connections would wait for nothing.
 fn start_epoll_loop(cpu: usize) -> Res<Arc<Epoll>> {
     let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
     let watched = Arc::clone(&epoll);
     std::thread::Builder::new().name("echo-server".into()).spawn(move || {
-        let _ = hintsd::lanes::pin_current_thread(cpu);
+        if let Err(err) = hintsd::lanes::pin_current_thread(cpu) {
+            eprintln!("echo-server: could not pin a loop to CPU {cpu}: {err}");
+        }
         let mut events = [EpollEvent::empty(); 64];
         let mut buffer = vec![0u8; READ_BYTES];
-        let mut connections: HashMap<RawFd, Echoes> = HashMap::new();
+        let mut connections: HashMap<RawFd, (OwnedFd, Echoes)> = HashMap::new();
         loop {
             let ready = match watched.wait(&mut events, EpollTimeout::NONE) {
                 Ok(ready) => ready,
                 Err(Errno::EINTR) => continue,
-                Err(_) => return,
+                Err(err) => {
+                    eprintln!("echo-server: epoll_wait failed: {err}");
+                    std::process::exit(1);
+                }
             };
             for event in &events[..ready] {
-                let fd = event.data() as RawFd;
-                let echoes = connections.entry(fd).or_default();
+                let raw = event.data() as RawFd;
+                let (fd, echoes) = connections.entry(raw).or_insert_with(|| {
+                    // SAFETY: the accept loop gave this open descriptor up to this loop alone,
+                    // and a number comes back from `epoll_wait` only while it is open here.
+                    (unsafe { OwnedFd::from_raw_fd(raw) }, Echoes::default())
+                });
                 if !answer_until_drained(fd, &mut buffer, echoes) {
-                    connections.remove(&fd);
-                    // SAFETY: the accept loop gave up this descriptor to this loop alone.
-                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                    // Dropped, so closed (which also takes it off the epoll).
+                    connections.remove(&raw);
                 }
             }
         }
@@ -178,20 +191,30 @@ fn start_epoll_loop(cpu: usize) -> Res<Arc<Epoll>> {
     Ok(epoll)
 }
 
+/// How long a reply may wait for room in a connection's socket before the connection is
+/// dropped: a client that stops reading must not hold its loop's other connections for good.
+const ROOM_WAIT_MILLIS: u16 = 5_000;
+
 /// Reads `fd` until a `recv` finds nothing, answering as it goes; false once the client has
 /// closed or the connection failed.
-fn answer_until_drained(fd: RawFd, buffer: &mut [u8], echoes: &mut Echoes) -> bool {
+fn answer_until_drained(fd: &OwnedFd, buffer: &mut [u8], echoes: &mut Echoes) -> bool {
     loop {
-        match recv(fd, buffer, MsgFlags::empty()) {
+        match recv(fd.as_raw_fd(), buffer, MsgFlags::empty()) {
             Ok(0) => return false,
             Ok(read) => {
                 let mut replies = echoes.answer(read);
-                // A batch's replies are a few kilobytes, and the client reads them before it
-                // writes again: room comes at once if it is not there.
                 while !replies.is_empty() {
-                    match send(fd, replies, MsgFlags::MSG_NOSIGNAL) {
+                    match send(fd.as_raw_fd(), replies, MsgFlags::MSG_NOSIGNAL) {
                         Ok(sent) => replies = &replies[sent..],
-                        Err(Errno::EAGAIN | Errno::EINTR) => std::hint::spin_loop(),
+                        Err(Errno::EINTR) => {}
+                        // Only a pipeline deeper than the socket's buffer (about 1 500 requests)
+                        // gets here; the lanes' `write_all` waits for room the same way.
+                        Err(Errno::EAGAIN) => {
+                            let mut room = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                            if !matches!(poll(&mut room, PollTimeout::from(ROOM_WAIT_MILLIS)), Ok(1..)) {
+                                return false;
+                            }
+                        }
                         Err(_) => return false,
                     }
                 }
