@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Where one benchmark cell spends its time: runs hintsd (or the echo server) and CLIENTS
 # hints-bench workers (as benches/run.sh does, for 12 s), samples every CPU with perf for 1 s of
-# the run and prints the 30 hottest symbols, each with its samples per 1000 operations, and the CPU time a request
-# costs on each side, in the kernel and in user space; then counts context switches and the
-# system calls of the request path for 1 s (server and clients apart), as counts a second and
-# per operation (at the run's average rate).
+# the run and prints the 30 hottest symbols, each with its samples per 1000 operations, and the
+# CPU time a request costs on each side, in the kernel and in user space; then counts context
+# switches and the system calls of the request path for 1 s (server and clients apart), as
+# counts a second and per operation (at the run's average rate).
 #
 #   bash benches/where_time_goes.sh [CONTENDER [CLIENTS [DEPTH [WORKLOAD]]]]
 #
@@ -21,12 +21,12 @@ contender=${1:-hintsd-ring} clients=${2:-4} depth=${3:-1} workload=${4:-mix}
 source benches/scratch.sh
 if [[ $contender == echo ]]; then
   "$bin/hints-bench" echo-server --socket "$dir/s.sock" >"$dir/log" 2>&1 &
-  server_pid=$!
-  sleep 0.5
 else
   "$bin/hintsd" ${HINTSD_CONFIG:+--config "$HINTSD_CONFIG"} --socket "$dir/s.sock" --no-snapshot >"$dir/log" 2>&1 &
-  server_pid=$!
-  sleep 0.5
+fi
+server_pid=$!
+sleep 0.5
+if [[ $contender != echo ]]; then
   "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --fill
   "$bin/hints-bench" worker --contender hintsd --target "$dir/s.sock" --check
 fi

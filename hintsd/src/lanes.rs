@@ -15,11 +15,12 @@
 //! ring connection keeps looking at its ring for a moment ([`Lanes::spin_budget`]) before it
 //! sleeps, as the client does for its reply: neither end then sleeps, where waking a sleeping
 //! core costs tens of µs on a VM. Once clients and lanes outnumber the cores, spinning would
-//! take a core a client needs, so lanes sleep at once; then a client is best served by the lane on its own core,
-//! where its wake-ups cost no interrupt between cores, so a connection moves to the lane on
-//! the CPU its client runs on ([`Lanes::lane_on_cpu`]), as a ring client says or, for a socket
-//! client, as `/proc` says. Lanes are pinned to a CPU each (`pin_lanes`), so every CPU with a
-//! lane has one to follow to; unpinned, a lane's CPU is where its connections last saw it.
+//! take a core a client needs, so lanes sleep at once; then a client is best served by the lane
+//! on its own core, where its wake-ups cost no interrupt between cores, so a connection moves
+//! to the lane on the CPU its client runs on ([`Lanes::lane_on_cpu`]), as a ring client says
+//! or, for a socket client, as `/proc` says. Lanes are pinned to a CPU each (`pin_lanes`), so
+//! every CPU with a lane has one to follow to; unpinned, a lane's CPU is where its connections
+//! last saw it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
