@@ -288,3 +288,30 @@ impl Drop for KilledOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The new inputs of `hints-bench` answer bad values with a clear error: an unknown echo
+/// shape names the shapes there are, and `summary` names a file that is missing or not a
+/// worker's JSON.
+#[test]
+fn a_bad_echo_shape_or_summary_file_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let shape = Command::new(HINTS_BENCH)
+        .args(["echo-server", "--shape", "fibers", "--socket"])
+        .arg(dir.path().join("echo.sock"))
+        .output()
+        .unwrap();
+    assert!(!shape.status.success());
+    assert!(stderr(&shape).contains("fibers") && stderr(&shape).contains("lanes"), "{}", stderr(&shape));
+    assert!(!dir.path().join("echo.sock").exists(), "no server was started");
+
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, "ops: many").unwrap();
+    for (file, why) in [(dir.path().join("missing.json"), "No such file"), (not_json, "not a worker's result")] {
+        let summary = Command::new(HINTS_BENCH).arg("summary").arg(&file).output().unwrap();
+        assert!(!summary.status.success(), "{}", stdout(&summary));
+        let said = stderr(&summary);
+        assert!(said.contains(&*file.to_string_lossy()) && said.contains(why), "{said}");
+    }
+    let none = Command::new(HINTS_BENCH).arg("summary").output().unwrap();
+    assert!(!none.status.success() && stderr(&none).contains("FILES"), "{}", stderr(&none));
+}

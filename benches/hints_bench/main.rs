@@ -228,7 +228,9 @@ impl WorkerResult {
 fn summary(files: &[PathBuf]) -> Res<()> {
     let mut total = WorkerResult::default();
     for file in files {
-        let result: WorkerResult = serde_json::from_slice(&std::fs::read(file)?)?;
+        let text = std::fs::read(file).map_err(|err| format!("{}: {err}", file.display()))?;
+        let result: WorkerResult =
+            serde_json::from_slice(&text).map_err(|err| format!("{}: not a worker's result: {err}", file.display()))?;
         total.absorb(&result);
     }
     let latency = report::Quantiles::of(&total.histogram);
