@@ -247,7 +247,9 @@ fn every_shape_of_echo_server_answers_and_summary_adds_up_its_workers() {
         // Killed however the test ends.
         let _server = KilledOnDrop(server);
         let deadline = std::time::Instant::now() + common::DAEMON_WAIT_MAX;
-        while !socket.exists() {
+        // Until it accepts, not until its socket exists: the path appears at `bind`, a moment
+        // before `listen`, and a connection then is refused.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(std::time::Instant::now() < deadline, "the {shape} echo server did not listen");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
