@@ -77,7 +77,12 @@ impl ConnSocket {
     async fn read(&self, buf: &mut Vec<u8>, clear_after_short_read: bool) -> io::Result<usize> {
         debug_assert!(buf.capacity() > buf.len(), "a read needs spare capacity");
         loop {
-            let mut ready = self.fd.readable().await?;
+            // `poll_read_ready`, not `readable()`: its waker waits in the registration's one
+            // reader slot, where `readable()` queued a node on a list of waiters each time the
+            // socket was found empty (callgrind, 1 client 1 deep: the daemon 4 831 -> 3 420
+            // instructions a request, with fewer turns of the reactor; 5 alternating pairs at
+            // 1 socket client: p50 5.1 -> 4.9 µs, 2-6 % more calls; 4 clients unchanged).
+            let mut ready = std::future::poll_fn(|cx| self.fd.poll_read_ready(cx)).await?;
             let room = buf.capacity() - buf.len();
             match ready.try_io(|fd| recv_appending(fd.get_ref(), buf)) {
                 Ok(Ok(n)) => {
