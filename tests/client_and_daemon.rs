@@ -512,3 +512,28 @@ fn a_call_under_a_storm_of_signals_still_ends_when_its_time_is_up() {
         caller.join().unwrap();
     }
 }
+
+/// Replies many times the socket's buffer (a batch of gets of the largest value) arrive whole
+/// and in order, on the socket and on the ring: the daemon sends what fits at once and waits
+/// for room for the rest while the client reads.
+#[test]
+fn replies_larger_than_the_sockets_buffer_arrive_whole() {
+    let daemon = Daemon::start(&[]);
+    let value: Vec<u8> = (0..hints_proto::limits::VALUE_BYTES_MAX).map(|i| (i % 251) as u8).collect();
+    let get = Request::Get { db: db("misc"), key: b"big".to_vec() };
+    for ring in [false, true] {
+        let mut client = Client::new(daemon.client_config().with_ring(ring));
+        client.put(&db("misc"), b"big", &value).unwrap();
+        // 16 x 256 KiB: 4 MiB of replies to one write of requests.
+        let replies = client.pipeline(&vec![get.clone(); 16]).unwrap();
+        assert_eq!(replies.len(), 16, "ring {ring}");
+        for reply in replies {
+            match reply {
+                Response::Value(Some(record)) => {
+                    assert!(record.value == value, "ring {ring}: a value came back changed")
+                }
+                other => panic!("ring {ring}: {other:?}"),
+            }
+        }
+    }
+}

@@ -275,8 +275,13 @@ impl Connection {
                     holdings.note(db.clone(), addr.clone());
                 }
             });
-            let through_mailbox: Vec<RequestEnvelope> =
-                frames.map(|(id, request)| RequestEnvelope { id, request: request.into_owned() }).collect();
+            // (Checked first: collecting from the iterator moves it, request-sized items and all.)
+            let through_mailbox: Vec<RequestEnvelope> = if frames.peek().is_none() {
+                drop(frames);
+                Vec::new()
+            } else {
+                frames.map(|(id, request)| RequestEnvelope { id, request: request.into_owned() }).collect()
+            };
             self.requests = reuse_vec(requests);
             let Batch { used, taken, refusal, .. } = batch;
             self.read_pos += used;
@@ -564,7 +569,20 @@ impl Connection {
     async fn flush(&mut self) -> bool {
         let written = match &mut self.ring {
             Some(ring) => within(WRITE_WAIT_MAX, ring.write_all(&self.write_buf, &self.socket)).await,
-            None => within(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf)).await,
+            None => {
+                // The replies almost always go in one `send`, with no future made for a wait.
+                let sent = match self.socket.send_now(&self.write_buf) {
+                    Ok(sent) => sent,
+                    Err(err) => {
+                        tracing::debug!(peer = ?self.peer, error = %err, "write failed");
+                        return false;
+                    }
+                };
+                if sent == self.write_buf.len() {
+                    return true;
+                }
+                within(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf[sent..])).await
+            }
         };
         match written {
             Ok(Ok(())) => true,

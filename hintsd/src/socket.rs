@@ -99,6 +99,17 @@ impl ConnSocket {
         }
     }
 
+    /// One `send` of `bytes` that does not wait: how many went (0 when the buffer is full).
+    ///
+    /// # Errors
+    /// As `send` (`MSG_NOSIGNAL`: a peer gone is an error, never a signal).
+    pub fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        match SockRef::from(self.fd.get_ref()).send_with_flags(bytes, libc::MSG_NOSIGNAL) {
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(0),
+            sent => sent,
+        }
+    }
+
     /// Writes all of `bytes`, waiting for room only if the socket's buffer is full.
     ///
     /// # Errors
