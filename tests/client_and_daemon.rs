@@ -537,3 +537,32 @@ fn replies_larger_than_the_sockets_buffer_arrive_whole() {
         }
     }
 }
+
+/// `get_with` hands over the record where it was read, says when there is none, and turns an
+/// error reply into the call's error, on the socket and on the ring.
+#[test]
+fn get_with_reads_a_record_in_place_and_reports_a_miss_and_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hintsd.toml");
+    std::fs::write(&config, "databases = [\"misc\"]\ndatabases_max = 1\n").unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    for ring in [false, true] {
+        let mut client = Client::new(daemon.client_config().with_ring(ring));
+        let stamp = client.put(&db("misc"), b"here", b"value").unwrap();
+        let found =
+            client.get_with(&db("misc"), b"here", |record| record.map(|r| (r.key.to_vec(), r.value.to_vec(), r.stamp)));
+        assert_eq!(found.unwrap(), Some((b"here".to_vec(), b"value".to_vec(), stamp)), "ring {ring}");
+        let missed = client.get_with(&db("misc"), b"absent", |record| record.is_some());
+        assert!(!missed.unwrap(), "ring {ring}");
+        // A second database is past `databases_max`: the daemon answers with an error.
+        let refused = client.get_with(&db("other"), b"here", |_| ());
+        match refused {
+            Err(Error::Daemon(reply) | Error::Refused(reply)) => {
+                assert_eq!(reply.code, ErrorCode::TOO_MANY_DATABASES, "ring {ring}")
+            }
+            other => panic!("ring {ring}: {other:?}"),
+        }
+        let bad = client.get_with(&db("misc"), &[], |_| ());
+        assert!(matches!(bad, Err(Error::BadRequest(_))), "ring {ring}: an empty key is refused: {bad:?}");
+    }
+}

@@ -434,24 +434,28 @@ pub unsafe extern "C" fn hints_get(
             if buf.is_null() && buf_len > 0 {
                 return Err(Failure::invalid(format!("the buffer is NULL with a length of {buf_len}")));
             }
-            let Some(record) = client.get(&db, key)? else {
+            // The value is copied from where the reply was read straight into `buf`.
+            let found = client.get_with(&db, key, |record| {
+                let record = record?;
+                let len = record.value.len();
+                out(value_len, len);
+                if len > buf_len {
+                    return Some(Err(Failure {
+                        code: HINTS_BUFFER_TOO_SMALL,
+                        message: format!("the value is {len} bytes, the buffer {buf_len}"),
+                    }));
+                }
+                if len > 0 {
+                    std::ptr::copy_nonoverlapping(record.value.as_ptr(), buf.cast::<u8>(), len);
+                }
+                out(stamp_secs, record.stamp.secs);
+                out(stamp_micros, record.stamp.micros);
+                Some(Ok(()))
+            })?;
+            found.unwrap_or_else(|| {
                 out(value_len, 0);
-                return Err(not_found(&db));
-            };
-            let len = record.value.len();
-            out(value_len, len);
-            if len > buf_len {
-                return Err(Failure {
-                    code: HINTS_BUFFER_TOO_SMALL,
-                    message: format!("the value is {len} bytes, the buffer {buf_len}"),
-                });
-            }
-            if len > 0 {
-                std::ptr::copy_nonoverlapping(record.value.as_ptr(), buf.cast::<u8>(), len);
-            }
-            out(stamp_secs, record.stamp.secs);
-            out(stamp_micros, record.stamp.micros);
-            Ok(())
+                Err(not_found(&db))
+            })
         })
     }
 }

@@ -101,8 +101,10 @@ impl<'a> Iterator for Batch<'a> {
 
 /// `spare`'s allocation, emptied, as a vector of another item type of the same size and
 /// alignment (here: requests borrowing another batch's bytes), so that a connection's batches
-/// share one allocation instead of each making its own. (The standard library collects a
-/// mapped `IntoIter` in place when the layouts match; when they do not, this allocates anew.)
+/// share one allocation instead of each making its own (in the benchmark's worker, a batch of
+/// ratelimit requests, larger than malloc's per-thread cache, cost about 240 instructions a
+/// request more without it). The standard library collects a mapped `IntoIter` in place when
+/// the layouts match; when they do not, this allocates anew.
 pub fn reuse_vec<T, U>(mut spare: Vec<T>) -> Vec<U> {
     spare.clear();
     spare.into_iter().map(|_| unreachable!("the vector was emptied")).collect()

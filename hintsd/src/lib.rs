@@ -35,6 +35,10 @@ mod store_key;
 pub mod telemetry;
 pub mod text;
 
+/// For anything that refills a vector of borrowed requests batch after batch (the benchmark's
+/// client too).
+pub use batch::reuse_vec;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hints_client::{CasOutcome, Client, ClientConfig};
 use hints_proto::{DbName, Request, RequestView, ResponseView};
+use hintsd::reuse_vec;
 
 use super::{Contender, Store};
 use crate::Res;
@@ -22,6 +23,8 @@ pub struct Hintsd {
     /// The allocation of a batch's requests, kept from one batch to the next as an MTA's
     /// worker would keep it (always empty between batches).
     spare: Vec<RequestView<'static>>,
+    /// Where a lone get's value is copied, as `hints_get` copies it into its caller's buffer.
+    value: Vec<u8>,
 }
 
 pub fn client(socket: &Path) -> Client {
@@ -58,17 +61,8 @@ impl Hintsd {
         if client.is_on_ring() != ring {
             return Err(format!("asked for ring = {ring}, the connection has ring = {}", client.is_on_ring()).into());
         }
-        Ok(Hintsd { client, db: DbName::new(db)?, spare: Vec::new() })
+        Ok(Hintsd { client, db: DbName::new(db)?, spare: Vec::new(), value: Vec::new() })
     }
-}
-
-/// `requests` emptied, on the same allocation, for requests of another lifetime: collecting
-/// into a vector of the same layout reuses the source's allocation. Without it a batch of
-/// ratelimit requests (larger than malloc's per-thread cache) cost the worker about 240
-/// instructions a request more (callgrind).
-fn recycle<'a>(mut requests: Vec<RequestView<'_>>) -> Vec<RequestView<'a>> {
-    requests.clear();
-    requests.into_iter().map(|_| unreachable!("the vector was emptied")).collect()
 }
 
 /// The request for `access`, borrowing its key and value as a worker sending its own bytes would.
@@ -125,7 +119,16 @@ impl Store for Hintsd {
         if let [access] = accesses {
             // An error reply comes back as the call's error.
             let missed = match access {
-                Access::Get { key } => self.client.get(&self.db, key)?.is_none(),
+                Access::Get { key } => {
+                    let value = &mut self.value;
+                    let found = self.client.get_with(&self.db, key, |record| {
+                        record.map(|record| {
+                            value.clear();
+                            value.extend_from_slice(record.value);
+                        })
+                    })?;
+                    found.is_none()
+                }
                 Access::Put { key, value } => self.client.put(&self.db, key, value).map(|_| false)?,
                 Access::Ratelimit { condition, .. } => self.client.ratelimit(condition, None).map(|_| false)?,
                 Access::SeenCheck { condition, .. } | Access::SeenWrite { condition, .. } => {
@@ -134,13 +137,13 @@ impl Store for Hintsd {
             };
             return Ok(u64::from(missed));
         }
-        let mut requests = recycle(std::mem::take(&mut self.spare));
+        let mut requests = reuse_vec(std::mem::take(&mut self.spare));
         requests.extend(accesses.iter().map(|access| request(&self.db, access)));
         // Replies are looked at where they were read, as a worker checking its lookups would.
         let answered = self.client.pipeline_each(&requests, |reply| {
             failed += u64::from(matches!(reply, ResponseView::Value(None)) || reply.error().is_some());
         });
-        self.spare = recycle(requests);
+        self.spare = reuse_vec(requests);
         answered?;
         Ok(failed)
     }
