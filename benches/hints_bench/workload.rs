@@ -2,7 +2,6 @@
 //! a store that only has get, put and read-modify-write (Exim's ratelimit formula and `seen`
 //! test are computed here, in the worker, as Exim computes them in the MTA process).
 
-use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
@@ -98,46 +97,68 @@ impl KeyDist {
     }
 }
 
-/// One access a worker makes. Keys and values are shared with the generator, which made each
-/// once: making an access allocates nothing, so no contender's figures carry the harness's
-/// allocations.
-#[derive(Debug, Clone, PartialEq)]
+/// One access a worker makes. Its texts (keys, values, conditions) were made once, packed
+/// together, when the worker's generator was made, and live as long as the worker's process:
+/// an access copies two references. (Made with `format!`, a key cost the worker about a quarter
+/// of its instructions at depth 16, a ratelimit condition 540 instructions; shared through
+/// `Rc`, each access still wrote two reference counts scattered over the heap, and its key was
+/// an allocation of its own: the worker's own code was 6-7 % of a pipelined cell's time
+/// (perf), time the fastest contenders' results should not carry. A worker asking about a key
+/// has it at hand, as an MTA's does.)
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Access {
     /// Read a record that exists (a miss is an error).
     Get {
-        key: Rc<[u8]>,
+        key: &'static [u8],
     },
     Put {
-        key: Rc<[u8]>,
-        value: Rc<[u8]>,
+        key: &'static [u8],
+        value: &'static [u8],
     },
     /// Exim's `ratelimit = 100 / 1h / strict / per_rcpt / <host>`: the condition's text, and
     /// the record key Exim stores its rate under.
     Ratelimit {
-        condition: Rc<str>,
-        key: Rc<str>,
+        condition: &'static str,
+        key: &'static str,
     },
     /// Exim's `seen = -5m / key=<key> / readonly`.
     SeenCheck {
-        key: Rc<str>,
-        condition: Rc<str>,
+        key: &'static str,
+        condition: &'static str,
     },
     /// Exim's `seen = -5m / key=<key> / write`.
     SeenWrite {
-        key: Rc<str>,
-        condition: Rc<str>,
+        key: &'static str,
+        condition: &'static str,
     },
 }
 
+/// `texts` in one allocation, leaked (the worker's process ends with its run), each as a slice
+/// of it, in order.
+fn packed(texts: &[String]) -> Vec<&'static str> {
+    let all: &'static str = Box::leak(texts.concat().into_boxed_str());
+    let mut at = 0;
+    texts
+        .iter()
+        .map(|text| {
+            let slice = &all[at..at + text.len()];
+            at += text.len();
+            slice
+        })
+        .collect()
+}
+
 impl Access {
-    /// The ratelimit access for sender `host`.
+    /// The ratelimit access for sender `host` (its texts leaked: for checks, not for runs).
     pub fn ratelimit(host: &str) -> Access {
-        Access::Ratelimit { condition: Rc::from(rate_condition(host)), key: Rc::from(rate_key(host)) }
+        let [condition, key] = packed(&[rate_condition(host), rate_key(host)])[..] else { unreachable!() };
+        Access::Ratelimit { condition, key }
     }
 
-    /// The seen access on `key`: a write, or a check that only reads.
+    /// The seen access on `key`, a write or a check that only reads (its texts leaked: for
+    /// checks, not for runs).
     pub fn seen(key: &str, write: bool) -> Access {
-        let (key, condition) = (Rc::from(key), Rc::from(seen_condition(key, write)));
+        let [key, condition] = packed(&[key.to_owned(), seen_condition(key, write)])[..] else { unreachable!() };
         if write { Access::SeenWrite { key, condition } } else { Access::SeenCheck { key, condition } }
     }
 
@@ -296,12 +317,11 @@ impl Sampler {
 pub struct Generator {
     workload: Workload,
     sampler: Sampler,
-    /// Key number n's two accesses, its read and its write (a ratelimit's are the same),
-    /// made once with their texts (the record key, the condition): made per access with
-    /// `format!`, a key cost the worker about a quarter of its instructions at depth 16
-    /// (callgrind), a ratelimit condition 540 instructions, time the fastest contenders'
-    /// results should not carry.
-    accesses: Vec<[Access; 2]>,
+    /// Key number n: its record key (for ratelimit, the hot sender's).
+    keys: Vec<&'static str>,
+    /// Key number n's conditions, for ratelimit (the same twice) and seen (read, write).
+    conditions: Vec<[&'static str; 2]>,
+    value: &'static [u8],
     rng: Rng,
 }
 
@@ -312,33 +332,43 @@ impl Generator {
             Workload::Seen => Sampler::new(KeyDist::Uniform, keys),
             _ => Sampler::new(dist, keys),
         };
-        let value: Rc<[u8]> = Rc::from(vec![b'w'; value_bytes]);
-        let accesses = (0..sampler.len())
-            .map(|n| match workload {
-                Workload::Ratelimit => {
-                    let access = Access::ratelimit(&rate_host(n));
-                    [access.clone(), access]
-                }
-                Workload::Seen => [Access::seen(&seen_key(n), false), Access::seen(&seen_key(n), true)],
-                Workload::Get | Workload::Put | Workload::Mix => {
-                    let key: Rc<[u8]> = Rc::from(bench_key(n));
-                    [Access::Get { key: key.clone() }, Access::Put { key, value: value.clone() }]
-                }
-            })
-            .collect();
-        Generator { workload, sampler, accesses, rng: Rng::new(seed) }
+        let numbers = 0..sampler.len();
+        let (texts, conditions): (Vec<String>, Vec<[String; 2]>) = match workload {
+            Workload::Ratelimit => numbers
+                .map(|n| {
+                    let host = rate_host(n);
+                    (rate_key(&host), [rate_condition(&host), String::new()])
+                })
+                .unzip(),
+            Workload::Seen => numbers
+                .map(|n| {
+                    let key = seen_key(n);
+                    let conditions = [seen_condition(&key, false), seen_condition(&key, true)];
+                    (key, conditions)
+                })
+                .unzip(),
+            Workload::Get | Workload::Put | Workload::Mix => {
+                (numbers.map(|n| String::from_utf8(bench_key(n)).expect("ASCII")).collect(), Vec::new())
+            }
+        };
+        let conditions = packed(&conditions.concat()).chunks(2).map(|pair| [pair[0], pair[1]]).collect();
+        let value: &'static [u8] = Box::leak(vec![b'w'; value_bytes].into_boxed_slice());
+        Generator { workload, sampler, keys: packed(&texts), conditions, value, rng: Rng::new(seed) }
     }
 
     pub fn next_access(&mut self) -> Access {
-        let [read, write] = &self.accesses[self.sampler.sample(&mut self.rng) as usize];
+        let n = self.sampler.sample(&mut self.rng) as usize;
         let percent = self.rng.next() % 100;
-        let writes = match self.workload {
-            Workload::Get => false,
-            Workload::Put | Workload::Ratelimit => true,
-            Workload::Mix => percent < 20,
-            Workload::Seen => percent < 5,
-        };
-        if writes { write.clone() } else { read.clone() }
+        let key = self.keys[n];
+        match self.workload {
+            Workload::Get => Access::Get { key: key.as_bytes() },
+            Workload::Put => Access::Put { key: key.as_bytes(), value: self.value },
+            Workload::Mix if percent < 20 => Access::Put { key: key.as_bytes(), value: self.value },
+            Workload::Mix => Access::Get { key: key.as_bytes() },
+            Workload::Ratelimit => Access::Ratelimit { condition: self.conditions[n][0], key },
+            Workload::Seen if percent < 5 => Access::SeenWrite { key, condition: self.conditions[n][1] },
+            Workload::Seen => Access::SeenCheck { key, condition: self.conditions[n][0] },
+        }
     }
 }
 
@@ -355,10 +385,7 @@ pub fn check(open: &dyn Fn(&str) -> Res<Box<dyn Store>>, value_bytes: usize) -> 
     expect("a put reads back", bench.get(b"check-key")?.as_deref() == Some(b"one".as_slice()))?;
     bench.update(b"check-key", &mut |old| [old.unwrap_or_default(), b"+two"].concat())?;
     expect("an update applies", bench.get(b"check-key")?.as_deref() == Some(b"one+two".as_slice()))?;
-    let batch = [
-        Access::Put { key: Rc::from(&b"check-batch"[..]), value: Rc::from(&b"three"[..]) },
-        Access::Get { key: Rc::from(&b"check-batch"[..]) },
-    ];
+    let batch = [Access::Put { key: b"check-batch", value: b"three" }, Access::Get { key: b"check-batch" }];
     expect("a batch of a put and a get succeeds", bench.batch(&batch)? == 0)?;
 
     let mut rates = open("ratelimit")?;
@@ -395,6 +422,41 @@ mod tests {
             37.420_064_675_972_796
         );
         assert_eq!(rate_of(next_rate(None, &rate_condition("192.0.2.1"), (5, 0))), 1.0);
+    }
+
+    #[test]
+    fn a_generator_makes_each_workloads_accesses_on_its_keys() {
+        let draw = |workload| {
+            let mut generator = Generator::new(workload, KeyDist::Uniform, 50, 100, 7);
+            (0..2_000).map(|_| generator.next_access()).collect::<Vec<_>>()
+        };
+        let mix = draw(Workload::Mix);
+        let puts = mix.iter().filter(|access| matches!(access, Access::Put { .. })).count();
+        assert!((300..500).contains(&puts), "about 20 % puts: {puts}");
+        for access in &mix {
+            let (Access::Get { key } | Access::Put { key, .. }) = access else { panic!("{access:?}") };
+            let n: u32 = std::str::from_utf8(key).unwrap().strip_prefix(BENCH_KEY_PREFIX).unwrap().parse().unwrap();
+            assert_eq!(*key, &bench_key(n)[..]);
+            assert!(n < 50);
+            if let Access::Put { value, .. } = access {
+                assert_eq!(*value, &[b'w'; 100][..]);
+            }
+        }
+        for access in draw(Workload::Ratelimit) {
+            let Access::Ratelimit { condition, key } = access else { panic!("{access:?}") };
+            let parsed = parse_ratelimit(condition).unwrap();
+            assert_eq!(parsed.db_key(), key, "the key is the one Exim stores the condition's rate under");
+        }
+        let seen = draw(Workload::Seen);
+        let writes = seen.iter().filter(|access| matches!(access, Access::SeenWrite { .. })).count();
+        assert!((50..160).contains(&writes), "about 5 % writes: {writes}");
+        for access in seen {
+            let (Access::SeenCheck { key, condition } | Access::SeenWrite { key, condition }) = access else {
+                panic!("{access:?}")
+            };
+            let write = matches!(access, Access::SeenWrite { .. });
+            assert_eq!(condition, seen_condition(key, write));
+        }
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Store for Redis {
                     let (sec, usec) = now();
                     let rate: String = self
                         .ratelimit
-                        .key(key.as_ref())
+                        .key(*key)
                         .arg(sec)
                         .arg(usec)
                         .arg(RATE_PERIOD_SECS)
