@@ -119,7 +119,8 @@ int hints_ping(hints_t *h);
  * optional). HINTS_NOT_FOUND when there is no record (*value_len set to 0).
  * HINTS_BUFFER_TOO_SMALL when the value is longer than buf_len: only *value_len is written
  * (the length needed), so the caller can retry with a larger buffer; buf may be NULL with a
- * buf_len of 0 to ask for the length.
+ * buf_len of 0 to ask for the length. buf must not overlap key: the value is copied into buf
+ * from where the reply was read, while the call still holds key.
  */
 int hints_get(hints_t *h, const char *db, const void *key, size_t key_len, void *buf, size_t buf_len,
               size_t *value_len, uint64_t *stamp_secs, uint32_t *stamp_micros);

@@ -348,7 +348,7 @@ pub fn parse_ratelimit(text: &str) -> Result<RatelimitCondition<'_>, ConditionEr
     if mode == RatelimitMode::PerAddr && unique.is_none() {
         return Err(ConditionError::PerAddrWithoutUnique);
     }
-    let key = key.filter(|key| !key.is_empty()).ok_or(ConditionError::NoRatelimitKey)?;
+    let Some(key) = key.filter(|key| !key.is_empty()) else { return Err(ConditionError::NoRatelimitKey) };
     let update = if readonly || noupdate {
         RatelimitUpdate::Readonly
     } else if strict {
@@ -408,7 +408,7 @@ impl SeenCondition<'_> {
 /// refresh, an unknown option, or no (or an empty) key.
 pub fn parse_seen(text: &str) -> Result<SeenCondition<'_>, ConditionError> {
     let mut items = list_items(checked_text(text)?);
-    let first = items.next().ok_or(ConditionError::NoInterval)?;
+    let Some(first) = items.next() else { return Err(ConditionError::NoInterval) };
     let (before, interval_text) = match first.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, first.as_ref()),
@@ -433,7 +433,7 @@ pub fn parse_seen(text: &str) -> Result<SeenCondition<'_>, ConditionError> {
             return Err(ConditionError::UnknownSeenOption { text: item.into_owned() });
         }
     }
-    let key = key.filter(|key| !key.is_empty()).ok_or(ConditionError::NoSeenKey)?;
+    let Some(key) = key.filter(|key| !key.is_empty()) else { return Err(ConditionError::NoSeenKey) };
     Ok(SeenCondition { before, interval_secs, key, mode, refresh_secs })
 }
 

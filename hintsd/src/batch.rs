@@ -1,5 +1,6 @@
-//! A batch: the whole frames at the front of a connection's read buffer, read in place as they
-//! are applied, and the replies, encoded into the write buffer as they are made.
+//! A batch: the whole frames at the front of a connection's read buffer, read in place (all of
+//! them, before any is applied), and the replies, encoded into the write buffer as they are
+//! made.
 
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};

@@ -70,6 +70,8 @@ const READS_PER_CPU_SAMPLE: u32 = 64;
 /// Samples in a row that find a socket client on another lane's CPU before its connection
 /// moves there.
 const SAMPLES_APART_BEFORE_FOLLOWING: u32 = 2;
+/// Requests a connection keeps room for between batches (more is given back after a batch).
+const REQUESTS_KEPT: usize = 16;
 /// Buffers grown past this by a large batch are given back after it.
 const BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -411,6 +413,11 @@ impl Connection {
 
     /// Lets go of buffer space a large batch needed.
     fn give_back_buffers(&mut self) {
+        // A batch of the deepest pipeline's requests (some 14 KB) is not kept for every
+        // connection that once sent one.
+        if self.requests.capacity() > REQUESTS_KEPT {
+            self.requests = Vec::new();
+        }
         if self.write_buf.capacity() > BUFFER_KEEP_BYTES {
             self.write_buf = Vec::new();
         }
@@ -444,7 +451,10 @@ impl Connection {
                 self.reads_since_yield = 0;
                 tokio::task::yield_now().await;
             }
-            _ => tokio::task::consume_budget().await,
+            // A ring's reads do not go through tokio, so they draw on its budget here; a
+            // socket's read draws on it as it polls the socket's readiness.
+            _ if self.ring.is_some() => tokio::task::consume_budget().await,
+            _ => {}
         }
     }
 
@@ -569,20 +579,12 @@ impl Connection {
     async fn flush(&mut self) -> bool {
         let written = match &mut self.ring {
             Some(ring) => within(WRITE_WAIT_MAX, ring.write_all(&self.write_buf, &self.socket)).await,
-            None => {
-                // The replies almost always go in one `send`, with no future made for a wait.
-                let sent = match self.socket.send_now(&self.write_buf) {
-                    Ok(sent) => sent,
-                    Err(err) => {
-                        tracing::debug!(peer = ?self.peer, error = %err, "write failed");
-                        return false;
-                    }
-                };
-                if sent == self.write_buf.len() {
-                    return true;
-                }
-                within(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf[sent..])).await
-            }
+            // The replies almost always go in one `send`, with no future made for a wait.
+            None => match self.socket.send_now(&self.write_buf) {
+                Ok(sent) if sent == self.write_buf.len() => return true,
+                Ok(sent) => within(WRITE_WAIT_MAX, self.socket.write_all(&self.write_buf[sent..])).await,
+                Err(err) => Ok(Err(err)),
+            },
         };
         match written {
             Ok(Ok(())) => true,

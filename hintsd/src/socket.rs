@@ -79,9 +79,9 @@ impl ConnSocket {
         loop {
             // `poll_read_ready`, not `readable()`: its waker waits in the registration's one
             // reader slot, where `readable()` queued a node on a list of waiters each time the
-            // socket was found empty (callgrind, 1 client 1 deep: the daemon 4 831 -> 3 420
-            // instructions a request, with fewer turns of the reactor; 5 alternating pairs at
-            // 1 socket client: p50 5.1 -> 4.9 µs, 2-6 % more calls; 4 clients unchanged).
+            // socket was found empty (5 alternating pairs at 1 socket client: p50 5.1 -> 4.9
+            // µs, 2-6 % more calls; 4 clients unchanged). One slot: a socket has one reader at
+            // a time. Each poll draws on tokio's cooperative budget, as `readable()` did not.
             let mut ready = std::future::poll_fn(|cx| self.fd.poll_read_ready(cx)).await?;
             let room = buf.capacity() - buf.len();
             match ready.try_io(|fd| recv_appending(fd.get_ref(), buf)) {
@@ -99,14 +99,18 @@ impl ConnSocket {
         }
     }
 
-    /// One `send` of `bytes` that does not wait: how many went (0 when the buffer is full).
+    /// One `send` of `bytes` that does not wait (retried if a signal interrupts it): how many
+    /// went, 0 when the buffer is full.
     ///
     /// # Errors
     /// As `send` (`MSG_NOSIGNAL`: a peer gone is an error, never a signal).
     pub fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
-        match SockRef::from(self.fd.get_ref()).send_with_flags(bytes, libc::MSG_NOSIGNAL) {
-            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(0),
-            sent => sent,
+        loop {
+            match SockRef::from(self.fd.get_ref()).send_with_flags(bytes, libc::MSG_NOSIGNAL) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                sent => return sent,
+            }
         }
     }
 

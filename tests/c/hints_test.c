@@ -77,12 +77,19 @@ static void test_put_and_get(hints_t *h) {
     CHECK(len == strlen(value) && memcmp(buf, value, len) == 0);
     CHECK(got_secs == put_secs && got_micros == put_micros);
 
-    /* A buffer too small: the length needed comes back, then a retry with that much works. */
+    /* A buffer too small: the length needed comes back (and nothing else is written), then a
+     * retry with that much works. */
     char small[4];
+    memset(small, '#', sizeof small);
+    uint64_t untouched_secs = 77;
+    uint32_t untouched_micros = 77;
     len = 0;
-    RC(h, hints_get(h, "retry", KEY("T:mx.example.net:192.0.2.7"), small, sizeof small, &len, NULL, NULL),
+    RC(h, hints_get(h, "retry", KEY("T:mx.example.net:192.0.2.7"), small, sizeof small, &len, &untouched_secs,
+                    &untouched_micros),
        HINTS_BUFFER_TOO_SMALL);
     CHECK(len == strlen(value));
+    CHECK(untouched_secs == 77 && untouched_micros == 77);
+    CHECK(memcmp(small, "####", sizeof small) == 0);
     CHECK(strstr(hints_last_error(h), "buffer") != NULL);
     len = 0;
     RC(h, hints_get(h, "retry", KEY("T:mx.example.net:192.0.2.7"), NULL, 0, &len, NULL, NULL),
