@@ -62,8 +62,6 @@ pub struct Client {
     config: ClientConfig,
     codec: Codec,
     connection: Option<Connection>,
-    /// Reused by single calls, so a call allocates no reply vector.
-    responses: Vec<Response>,
     /// Connections this client has opened; the current one's number is its id.
     connections_opened: u64,
     /// The daemon answered `OpenRing` as an unknown request (it predates rings): this client
@@ -163,14 +161,7 @@ impl Drop for Connection {
 impl Client {
     /// A client for `config`. Does not connect: the first call does.
     pub fn new(config: ClientConfig) -> Client {
-        Client {
-            config,
-            codec: Codec::new(),
-            connection: None,
-            responses: Vec::with_capacity(1),
-            connections_opened: 0,
-            daemon_lacks_rings: false,
-        }
+        Client { config, codec: Codec::new(), connection: None, connections_opened: 0, daemon_lacks_rings: false }
     }
 
     /// The client's configuration.
@@ -244,15 +235,13 @@ impl Client {
         key: &[u8],
         read: impl FnOnce(Option<RecordView<'_>>) -> T,
     ) -> Result<T, Error> {
-        let mut read = Some(read);
-        let mut answer = None;
-        self.exchange(std::slice::from_ref(&ops::get(db, key)), &mut |reply| {
-            answer = Some(match reply {
-                ResponseView::Value(record) => Ok(read.take().map(|read| read(record))),
-                other => ops::value(other.into_owned()).map(|_| None),
-            });
-        })?;
-        answer.transpose()?.flatten().ok_or_else(|| Error::Protocol("no value reply to the request".into()))
+        self.call_in_place(&ops::get(db, key), |reply| match reply {
+            ResponseView::Value(record) => Ok(read(record)),
+            // Not a value: an error reply, or the wrong one.
+            other => Err(ops::value(other.into_owned())
+                .err()
+                .unwrap_or_else(|| Error::Protocol("a value reply was not read in place".into()))),
+        })
     }
 
     /// Stores `value` under `key`; returns the stamp the daemon gave the write.
@@ -506,14 +495,23 @@ impl Client {
         request: &impl OutgoingRequest,
         map: fn(Response) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut responses = std::mem::take(&mut self.responses);
-        responses.clear();
-        let result = self.exchange(std::slice::from_ref(request), &mut |reply| responses.push(reply.into_owned()));
-        let response = responses.pop();
-        self.responses = responses;
-        result?;
-        let response = response.ok_or_else(|| Error::Protocol("no reply to the request".into()))?;
-        map(response)
+        self.call_in_place(request, |reply| map(reply.into_owned()))
+    }
+
+    /// One request, its reply handed to `read` where it was read.
+    fn call_in_place<T>(
+        &mut self,
+        request: &impl OutgoingRequest,
+        read: impl FnOnce(ResponseView<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut read = Some(read);
+        let mut answer = None;
+        self.exchange(std::slice::from_ref(request), &mut |reply| {
+            if let Some(read) = read.take() {
+                answer = Some(read(reply));
+            }
+        })?;
+        answer.unwrap_or_else(|| Err(Error::Protocol("no reply to the request".into())))
     }
 
     fn exchange(
