@@ -119,13 +119,10 @@ impl ConnSocket {
     /// # Errors
     /// As `send` (`MSG_NOSIGNAL`: a peer gone is an error, never a signal).
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let socket = SockRef::from(self.fd.get_ref());
         let mut room: Option<AsyncFd<OwnedFd>> = None;
         while !bytes.is_empty() {
-            match socket.send_with_flags(bytes, libc::MSG_NOSIGNAL) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+            match self.send_now(bytes)? {
+                0 => {
                     let watcher = match &mut room {
                         Some(watcher) => watcher,
                         None => {
@@ -138,7 +135,7 @@ impl ConnSocket {
                     let mut ready = watcher.writable().await?;
                     ready.clear_ready();
                 }
-                Err(err) => return Err(err),
+                sent => bytes = &bytes[sent..],
             }
         }
         Ok(())
