@@ -160,40 +160,16 @@ pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
 /// A name's bytes off the wire as text, unchecked: an ASCII name (every good one) needs no
 /// UTF-8 decoding, which cost more than the rest of reading a request.
 fn name_from_wire<E: de::Error>(bytes: &[u8]) -> Result<&str, E> {
+    name_from_bytes(bytes).ok_or_else(|| E::custom("a database name that is not UTF-8"))
+}
+
+/// As `name_from_wire`, for a reader of its own (`wire.rs`): `None` when not UTF-8.
+pub(crate) fn name_from_bytes(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII is UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
-    std::str::from_utf8(bytes).map_err(|_| E::custom("a database name that is not UTF-8"))
-}
-
-/// A name borrowed from a frame, unchecked (`check_name` judges it), read as [`DbName`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NameRef<'a>(pub(crate) &'a str);
-
-impl Serialize for NameRef<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for NameRef<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NameRef<'a>, D::Error> {
-        struct BorrowedName;
-        impl<'de> Visitor<'de> for BorrowedName {
-            type Value = NameRef<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a database name borrowed from the frame")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<NameRef<'de>, E> {
-                Ok(NameRef(name))
-            }
-            fn visit_borrowed_bytes<E: de::Error>(self, name: &'de [u8]) -> Result<NameRef<'de>, E> {
-                name_from_wire(name).map(NameRef)
-            }
-        }
-        deserializer.deserialize_bytes(BorrowedName)
-    }
+    std::str::from_utf8(bytes).ok()
 }
 
 impl<'de> Deserialize<'de> for DbName {

@@ -34,6 +34,7 @@ pub mod request_view;
 pub mod ring;
 pub mod socket_path;
 pub mod text;
+mod wire;
 
 pub use db_name::DbName;
 pub use error::{ErrorCode, ErrorReply};

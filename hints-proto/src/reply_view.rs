@@ -8,11 +8,14 @@ use serde::ser::SerializeStructVariant;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ErrorReply;
-use crate::frame::{FrameError, decode_body, decode_front, encode_frame};
+use crate::frame::{FrameError, decode_body, encode_frame};
 use crate::message::{Record, Response, ResponseEnvelope, Stamp};
+use crate::wire::{Reader, VARINT_BYTES_MAX, write_frame};
 
 /// The wire index of [`Response::Value`] (append-only, pinned by `tests/golden.rs`).
 const VALUE_VARIANT: u32 = 1;
+/// The wire index of [`Response::Stored`].
+const STORED_VARIANT: u32 = 2;
 /// The wire index of [`Response::Rate`].
 const RATE_VARIANT: u32 = 10;
 
@@ -69,14 +72,27 @@ impl ResponseView<'_> {
 pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> {
     // An envelope is its id then its response, and a response is its variant's index then
     // the variant's fields.
-    let (id, after_id) = decode_front::<u64>(body)?;
-    let (variant, fields) = decode_front::<u32>(after_id)?;
-    if variant == VALUE_VARIANT {
-        let record: Option<RecordView<'_>> = decode_body(fields)?;
-        return Ok((id, ResponseView::Value(record)));
-    }
-    let envelope: ResponseEnvelope = decode_body(body)?;
-    Ok((envelope.id, ResponseView::Other(envelope.response)))
+    let mut fields = Reader::new(body);
+    let id = fields.u64()?;
+    let view = match fields.u32()? {
+        VALUE_VARIANT => {
+            let record = if fields.is_some()? {
+                let key = fields.bytes()?;
+                let value = fields.bytes()?;
+                Some(RecordView { key, value, stamp: fields.stamp()? })
+            } else {
+                None
+            };
+            ResponseView::Value(record)
+        }
+        STORED_VARIANT => ResponseView::Other(Response::Stored(fields.stamp()?)),
+        _ => {
+            let envelope: ResponseEnvelope = decode_body(body)?;
+            return Ok((envelope.id, ResponseView::Other(envelope.response)));
+        }
+    };
+    fields.finish()?;
+    Ok((id, view))
 }
 
 /// Appends the frame answering get `id` with `record`, byte for byte the frame of
@@ -85,16 +101,34 @@ pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> 
 /// # Errors
 /// [`FrameError::TooLarge`], as [`encode_frame`].
 pub fn encode_value_reply(id: u64, record: Option<RecordView<'_>>, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    encode_frame(&(id, ValueReply(record)), out)
+    // The envelope's id, the variant's index, the option's tag, then the record's fields.
+    let record_bytes = record.map_or(0, |record| record.key.len() + record.value.len());
+    write_frame(out, 6 * VARINT_BYTES_MAX + 1 + record_bytes, |body| {
+        body.varint(id);
+        body.varint(VALUE_VARIANT.into());
+        match record {
+            None => body.byte(0),
+            Some(RecordView { key, value, stamp }) => {
+                body.byte(1);
+                body.bytes(key);
+                body.bytes(value);
+                body.stamp(stamp);
+            }
+        }
+    })
 }
 
-/// `Response::Value` of a borrowed record.
-struct ValueReply<'a>(Option<RecordView<'a>>);
-
-impl Serialize for ValueReply<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_newtype_variant("Response", VALUE_VARIANT, "Value", &self.0)
-    }
+/// Appends the frame answering put `id` with `stamp`, byte for byte the frame of
+/// `ResponseEnvelope { id, response: Response::Stored(stamp) }`.
+///
+/// # Errors
+/// None in practice (the frame is a few bytes); as [`encode_frame`].
+pub fn encode_stored_reply(id: u64, stamp: Stamp, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    write_frame(out, 4 * VARINT_BYTES_MAX, |body| {
+        body.varint(id);
+        body.varint(STORED_VARIANT.into());
+        body.stamp(stamp);
+    })
 }
 
 /// A ratelimit's answer with its record key borrowed: [`Response::Rate`]'s fields.
@@ -152,11 +186,12 @@ mod tests {
         (any::<u64>(), any::<u32>()).prop_map(|(secs, micros)| Stamp { secs, micros })
     }
 
+    fn record() -> impl Strategy<Value = Record> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
+        (bytes(), bytes(), stamp()).prop_map(|(key, value, stamp)| Record { key, value, stamp })
+    }
+
     fn response() -> impl Strategy<Value = Response> {
-        let record = || {
-            let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
-            (bytes(), bytes(), stamp()).prop_map(|(key, value, stamp)| Record { key, value, stamp })
-        };
         prop_oneof![
             proptest::option::of(record()).prop_map(Response::Value),
             proptest::option::of(record()).prop_map(Response::Conflict),
@@ -195,6 +230,17 @@ mod tests {
             prop_assert_eq!(&written[6..], &expected[..]);
         }
 
+        /// A put's reply written by hand is the owned reply's frame.
+        #[test]
+        fn a_stored_reply_is_the_owned_replys_frame(id in any::<u64>(), stamp in stamp()) {
+            let mut expected = Vec::new();
+            encode_frame(&ResponseEnvelope { id, response: Response::Stored(stamp) }, &mut expected).unwrap();
+            let mut written = b"before".to_vec();
+            encode_stored_reply(id, stamp, &mut written).unwrap();
+            prop_assert_eq!(&written[..6], b"before");
+            prop_assert_eq!(&written[6..], &expected[..]);
+        }
+
         /// A ratelimit's reply written from a borrowed key is the owned reply's frame.
         #[test]
         fn a_rate_reply_from_a_borrowed_key_is_the_owned_replys_frame(
@@ -213,12 +259,54 @@ mod tests {
             prop_assert_eq!(&encoded[6..], &expected[..]);
         }
 
+        /// A get's or a put's reply, damaged anywhere (cut short, a byte changed, a byte added), reads in
+        /// place exactly as the owned decoding reads it.
+        #[test]
+        fn damaged_replies_to_gets_and_puts_read_as_the_owned_decoding_reads_them(
+            id in any::<u64>(),
+            response in prop_oneof![
+                proptest::option::of(record()).prop_map(Response::Value),
+                stamp().prop_map(Response::Stored),
+            ],
+            damage in 0u8..4,
+            at in any::<proptest::sample::Index>(),
+            in_the_head in any::<bool>(),
+            byte in any::<u8>(),
+        ) {
+            let mut body = body_of(&ResponseEnvelope { id, response });
+            // Half the time within the id, the variant, the tag and the key's length.
+            let span = if in_the_head { body.len().min(16) } else { body.len() };
+            match damage {
+                1 => body.truncate(at.index(span)),
+                2 => { let i = at.index(span); body[i] ^= byte | 1; }
+                3 => body.push(byte),
+                _ => {}
+            }
+            let owned = decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
+            let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
+            prop_assert_eq!(owned, viewed);
+        }
+
         /// Whatever the bytes, a view decodes exactly when the owned decoding does.
         #[test]
         fn damaged_bodies_fail_as_the_owned_decoding_fails(body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let owned = decode_body::<ResponseEnvelope>(&body).map(|envelope| (envelope.id, envelope.response));
             let viewed = decode_reply(&body).map(|(id, view)| (id, view.into_owned()));
             prop_assert_eq!(owned.ok(), viewed.ok());
+        }
+    }
+
+    #[test]
+    fn every_option_tag_reads_as_the_owned_decoding_reads_it() {
+        let record = Record { key: b"k".to_vec(), value: b"v".to_vec(), stamp: Stamp { secs: 1, micros: 2 } };
+        let body = body_of(&ResponseEnvelope { id: 5, response: Response::Value(Some(record)) });
+        for tag in 0..=u8::MAX {
+            // The id and the variant take a byte each; the option's tag follows.
+            let mut body = body.clone();
+            body[2] = tag;
+            let owned = decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
+            let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
+            assert_eq!(owned, viewed, "tag {tag}");
         }
     }
 

@@ -7,13 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db_name::{DbName, NameRef, check_name};
+use crate::db_name::{DbName, check_name};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::frame::{FrameError, decode_body, encode_frame};
 use crate::message::{
     CONNECTION_ERROR_ID, RATELIMIT_DB, REQUEST_VARIANTS, Request, RequestEnvelope, RequestRefusal, SEEN_DB, Stamp,
     check_condition_and_time, check_key, check_value,
 };
+use crate::wire::{Reader, VARINT_BYTES_MAX, write_frame};
 
 /// The wire indexes of [`Request::Get`], [`Request::Put`], [`Request::Ratelimit`] and
 /// [`Request::Seen`] (append-only, pinned by `tests/golden.rs`).
@@ -35,26 +36,6 @@ pub enum RequestView<'a> {
     Seen { condition: &'a str, at: Option<Stamp> },
     /// Every other request.
     Other(Request),
-}
-
-/// The fields of a get, in their wire order.
-#[derive(Deserialize, Serialize)]
-struct GetFields<'a> {
-    #[serde(borrow)]
-    db: NameRef<'a>,
-    #[serde(with = "serde_bytes")]
-    key: &'a [u8],
-}
-
-/// The fields of a put, in their wire order.
-#[derive(Deserialize, Serialize)]
-struct PutFields<'a> {
-    #[serde(borrow)]
-    db: NameRef<'a>,
-    #[serde(with = "serde_bytes")]
-    key: &'a [u8],
-    #[serde(with = "serde_bytes")]
-    value: &'a [u8],
 }
 
 /// The fields of a ratelimit or a seen, in their wire order.
@@ -179,9 +160,21 @@ impl OutgoingRequest for RequestView<'_> {
     fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError> {
         // postcard writes an enum's variant index as a varint u32, then its fields.
         match *self {
-            RequestView::Get { db, key } => encode_frame(&(id, GET_VARIANT, GetFields { db: NameRef(db), key }), out),
+            RequestView::Get { db, key } => write_frame(out, 3 * VARINT_BYTES_MAX + db.len() + key.len(), |body| {
+                body.varint(id);
+                body.varint(GET_VARIANT.into());
+                body.bytes(db.as_bytes());
+                body.bytes(key);
+            }),
             RequestView::Put { db, key, value } => {
-                encode_frame(&(id, PUT_VARIANT, PutFields { db: NameRef(db), key, value }), out)
+                let body_bytes_max = 4 * VARINT_BYTES_MAX + db.len() + key.len() + value.len();
+                write_frame(out, body_bytes_max, |body| {
+                    body.varint(id);
+                    body.varint(PUT_VARIANT.into());
+                    body.bytes(db.as_bytes());
+                    body.bytes(key);
+                    body.bytes(value);
+                })
             }
             RequestView::Ratelimit { condition, at } => {
                 encode_frame(&(id, RATELIMIT_VARIANT, ConditionFields { condition, at }), out)
@@ -203,10 +196,11 @@ impl OutgoingRequest for RequestView<'_> {
 /// [`REQUEST_VARIANTS`], and the field errors of [`Request::validate`].
 pub fn decode_request(body: &[u8]) -> Result<(u64, RequestView<'_>), RequestRefusal> {
     let refuse = |id, code, message: String| RequestRefusal { id, reply: ErrorReply::new(code, message) };
-    let Ok((id, after_id)) = postcard::take_from_bytes::<u64>(body) else {
+    let mut fields = Reader::new(body);
+    let Ok(id) = fields.u64() else {
         return Err(refuse(CONNECTION_ERROR_ID, ErrorCode::BAD_FRAME, "request frame has no id".into()));
     };
-    let Ok((variant, fields)) = postcard::take_from_bytes::<u32>(after_id) else {
+    let Ok(variant) = fields.u32() else {
         return Err(refuse(id, ErrorCode::BAD_FRAME, "request frame has no operation".into()));
     };
     if variant >= REQUEST_VARIANTS {
@@ -219,25 +213,42 @@ pub fn decode_request(body: &[u8]) -> Result<(u64, RequestView<'_>), RequestRefu
     let bad_frame = |err: crate::frame::FrameError| refuse(id, ErrorCode::BAD_FRAME, err.to_string());
     let view = match variant {
         GET_VARIANT => {
-            let GetFields { db, key } = decode_body(fields).map_err(bad_frame)?;
-            RequestView::Get { db: db.0, key }
+            let (db, key) = read_get(fields).map_err(bad_frame)?;
+            RequestView::Get { db, key }
         }
         PUT_VARIANT => {
-            let PutFields { db, key, value } = decode_body(fields).map_err(bad_frame)?;
-            RequestView::Put { db: db.0, key, value }
+            let (db, key, value) = read_put(fields).map_err(bad_frame)?;
+            RequestView::Put { db, key, value }
         }
         RATELIMIT_VARIANT => {
-            let ConditionFields { condition, at } = decode_body(fields).map_err(bad_frame)?;
+            let ConditionFields { condition, at } = decode_body(fields.rest()).map_err(bad_frame)?;
             RequestView::Ratelimit { condition, at }
         }
         SEEN_VARIANT => {
-            let ConditionFields { condition, at } = decode_body(fields).map_err(bad_frame)?;
+            let ConditionFields { condition, at } = decode_body(fields.rest()).map_err(bad_frame)?;
             RequestView::Seen { condition, at }
         }
         _ => RequestView::Other(decode_body::<RequestEnvelope>(body).map_err(bad_frame)?.request),
     };
     view.validate().map_err(|reply| RequestRefusal { id, reply })?;
     Ok((id, view))
+}
+
+/// A get's fields: its database's name and its key.
+fn read_get(mut fields: Reader<'_>) -> Result<(&str, &[u8]), FrameError> {
+    let db = fields.name()?;
+    let key = fields.bytes()?;
+    fields.finish()?;
+    Ok((db, key))
+}
+
+/// A put's fields: its database's name, its key and its value.
+fn read_put(mut fields: Reader<'_>) -> Result<(&str, &[u8], &[u8]), FrameError> {
+    let db = fields.name()?;
+    let key = fields.bytes()?;
+    let value = fields.bytes()?;
+    fields.finish()?;
+    Ok((db, key, value))
 }
 
 #[cfg(test)]

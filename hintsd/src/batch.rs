@@ -5,7 +5,7 @@
 use hints_proto::frame::{FrameError, encode_frame, split_frame};
 use hints_proto::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PIPELINE_DEPTH_MAX, VALUE_BYTES_MAX};
 use hints_proto::message::{CONNECTION_ERROR_ID, RequestRefusal};
-use hints_proto::reply_view::{encode_rate_reply, encode_value_reply};
+use hints_proto::reply_view::{encode_rate_reply, encode_stored_reply, encode_value_reply};
 use hints_proto::request_view::decode_request;
 use hints_proto::{ErrorCode, ErrorReply, RateReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
@@ -19,8 +19,12 @@ pub struct Frames<'a>(pub &'a mut Vec<u8>);
 
 impl Replies for Frames<'_> {
     fn reply(&mut self, id: u64, response: Response) {
-        let envelope = ResponseEnvelope { id, response };
-        if let Err(err) = encode_frame(&envelope, self.0) {
+        let encoded = match response {
+            // A put's answer, the most common after a get's, written without serde.
+            Response::Stored(stamp) => encode_stored_reply(id, stamp, self.0),
+            response => encode_frame(&ResponseEnvelope { id, response }, self.0),
+        };
+        if let Err(err) = encoded {
             self.too_large(id, &err);
         }
     }

@@ -643,7 +643,7 @@ impl Database {
         id: u64,
         request: RequestView<'_>,
         conn: ConnId,
-        now: Stamp,
+        clock: &mut RunClock,
         replies: &mut impl Replies,
     ) -> Result<(), DirectFailure> {
         let index = request.index();
@@ -657,17 +657,19 @@ impl Database {
                     let found = database.find(key);
                     replies.record(id, found.map(|entry| RecordView { key, value: &entry.value, stamp: entry.stamp }));
                 }
-                RequestView::Put { key, value, .. } => replies.reply(id, database.put(key, value, now)),
+                RequestView::Put { key, value, .. } => replies.reply(id, database.put(key, value, clock.now())),
                 RequestView::Ratelimit { condition, at } => {
+                    let now = clock.now();
                     match database.ratelimit(condition, at.unwrap_or(now), now, &mut DbKeyBuffer::default()) {
                         Ok(reply) => replies.rate(id, reply),
                         Err(error) => replies.reply(id, error),
                     }
                 }
                 RequestView::Seen { condition, at } => {
+                    let now = clock.now();
                     replies.reply(id, database.seen(condition, at.unwrap_or(now), now))
                 }
-                RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, now)),
+                RequestView::Other(request) => replies.reply(id, database.apply_plain(request, conn, clock.now())),
             }
         })
         .map_err(|reply| DirectFailure { reply, tell_actor: Failed(self.restarts) })
@@ -732,6 +734,19 @@ fn record_error(err: &RecordError) -> Response {
 
 fn record(key: &[u8], entry: &Entry) -> Record {
     Record { key: key.to_vec(), value: entry.value.to_vec(), stamp: entry.stamp }
+}
+
+/// The clock for a run of requests applied together, read once, when the first of them needs
+/// it: requests that arrived together happen together (the store still gives each write a
+/// stamp of its own), and a run of gets reads no clock at all.
+#[derive(Debug, Default)]
+pub struct RunClock(Option<Stamp>);
+
+impl RunClock {
+    /// The run's time, read now if no request of the run has read it yet.
+    pub fn now(&mut self) -> Stamp {
+        *self.0.get_or_insert_with(now_stamp)
+    }
 }
 
 /// The daemon's clock as a stamp.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use hints_proto::{DbName, RateReply, RecordView, Request, RequestView, Response, ResponseEnvelope};
 
-use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, now_stamp};
+use crate::db::{self, ConnId, ConnectionClosed, Database, DbActor, RunClock};
 
 /// A running database.
 struct DirectDb {
@@ -112,13 +112,11 @@ pub fn apply_batch<'a>(
         // goes to the actor, whose thread may wait.
         let Some(mut database) = lock_briefly(&direct.database) else { return };
         let mut applied = false;
-        // One clock reading for the run: requests that arrived together happen together (the
-        // store still gives each write a stamp of its own).
-        let now = now_stamp();
+        let mut clock = RunClock::default();
         while let Some((id, request)) = requests
             .next_if(|(_, next)| next.target_db_name() == Some(name.as_str()) && database.applies_directly(next, conn))
         {
-            if let Err(failure) = database.apply_directly(id, request, conn, now, replies) {
+            if let Err(failure) = database.apply_directly(id, request, conn, &mut clock, replies) {
                 // The actor restarts the database from its snapshot; until then requests go
                 // through its mailbox, which answers them DATABASE_FAILED.
                 addr.do_send(failure.tell_actor);

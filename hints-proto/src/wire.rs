@@ -1,0 +1,247 @@
+//! postcard's encoding of the messages on the hot path (a get and a put, and a get's reply),
+//! read and written by hand, byte for byte as postcard reads and writes them.
+//!
+//! Why by hand: through serde, every integer went through a stack buffer and a call to
+//! `memcpy` to be written, and every byte of one through a flavor's bounds check to be read;
+//! with the fields' own dispatch that was about a third of the instructions either end spent on
+//! a pipelined get (callgrind). Everything else still goes through postcard. The oracle tests in
+//! `request_view.rs` and `reply_view.rs` hold this module to postcard: every message written
+//! here is postcard's bytes, and any body, good or damaged, reads here exactly as it reads there.
+
+use crate::db_name::name_from_bytes;
+use crate::frame::FrameError;
+use crate::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
+use crate::message::Stamp;
+
+/// Why a body did not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WireError {
+    /// The body ended inside a field.
+    End,
+    /// A varint was longer than its type allows, or overflowed it.
+    BadVarint,
+    /// An option's tag was neither 0 nor 1.
+    BadOption,
+    /// A text field was not UTF-8.
+    BadUtf8,
+}
+
+impl From<WireError> for FrameError {
+    fn from(err: WireError) -> FrameError {
+        let why = match err {
+            WireError::End => "the body ended inside a field",
+            WireError::BadVarint => "an integer's encoding is too long for its type",
+            WireError::BadOption => "an option's tag is neither 0 nor 1",
+            WireError::BadUtf8 => "a text field is not UTF-8",
+        };
+        FrameError::Decode(why.to_owned())
+    }
+}
+
+/// The longest varint of a `u64`, and the largest last byte of one that long (postcard's
+/// rule: the bits past the type's width must be zero).
+const U64_VARINT: (usize, u8) = (10, 0x01);
+/// The same for a `u32`.
+const U32_VARINT: (usize, u8) = (5, 0x0F);
+/// The same for a length (postcard writes a `usize`).
+#[cfg(target_pointer_width = "64")]
+const USIZE_VARINT: (usize, u8) = U64_VARINT;
+#[cfg(target_pointer_width = "32")]
+const USIZE_VARINT: (usize, u8) = U32_VARINT;
+
+/// Reads fields from the front of a body.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// A `u64`.
+    #[inline]
+    pub(crate) fn u64(&mut self) -> Result<u64, WireError> {
+        self.varint(U64_VARINT)
+    }
+
+    /// A `u32` (an enum's variant index, a stamp's microseconds).
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, WireError> {
+        // The last byte's check keeps the value within 32 bits.
+        self.varint(U32_VARINT).map(|value| value as u32)
+    }
+
+    #[inline]
+    fn varint(&mut self, limits: (usize, u8)) -> Result<u64, WireError> {
+        // Lengths, variants and tags are almost all under 128: one byte.
+        match self.bytes.split_first() {
+            Some((&byte, rest)) if byte < 0x80 => {
+                self.bytes = rest;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(limits),
+        }
+    }
+
+    fn long_varint(&mut self, (bytes_max, last_byte_max): (usize, u8)) -> Result<u64, WireError> {
+        let mut value = 0;
+        for index in 0..bytes_max.min(self.bytes.len()) {
+            let byte = self.bytes[index];
+            value |= u64::from(byte & 0x7F) << (7 * index);
+            if byte < 0x80 {
+                if index == bytes_max - 1 && byte > last_byte_max {
+                    return Err(WireError::BadVarint);
+                }
+                self.bytes = &self.bytes[index + 1..];
+                return Ok(value);
+            }
+        }
+        Err(if self.bytes.len() < bytes_max { WireError::End } else { WireError::BadVarint })
+    }
+
+    /// A stamp: its seconds, then its microseconds.
+    #[inline]
+    pub(crate) fn stamp(&mut self) -> Result<Stamp, WireError> {
+        Ok(Stamp { secs: self.u64()?, micros: self.u32()? })
+    }
+
+    /// A byte string: its length, then its bytes, borrowed.
+    #[inline]
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let len = self.varint(USIZE_VARINT)?;
+        let len = usize::try_from(len).map_err(|_| WireError::End)?;
+        let Some((taken, rest)) = self.bytes.split_at_checked(len) else { return Err(WireError::End) };
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    /// A database name, borrowed: a string on the wire.
+    #[inline]
+    pub(crate) fn name(&mut self) -> Result<&'a str, WireError> {
+        self.bytes().and_then(|bytes| name_from_bytes(bytes).ok_or(WireError::BadUtf8))
+    }
+
+    /// An option's tag: whether a value follows.
+    #[inline]
+    pub(crate) fn is_some(&mut self) -> Result<bool, WireError> {
+        let Some((&tag, rest)) = self.bytes.split_first() else { return Err(WireError::End) };
+        self.bytes = rest;
+        match tag {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::BadOption),
+        }
+    }
+
+    /// Ends the body: nothing may be left.
+    ///
+    /// # Errors
+    /// [`FrameError::TrailingBytes`].
+    pub(crate) fn finish(self) -> Result<(), FrameError> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            extra => Err(FrameError::TrailingBytes { extra }),
+        }
+    }
+}
+
+/// Writes fields into a frame's body.
+pub(crate) struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    /// A `u64` or a `u32` (their varints are the same).
+    #[inline]
+    pub(crate) fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.0.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        self.0.push(value as u8);
+    }
+
+    /// A stamp: its seconds, then its microseconds.
+    #[inline]
+    pub(crate) fn stamp(&mut self, stamp: Stamp) {
+        self.varint(stamp.secs);
+        self.varint(stamp.micros.into());
+    }
+
+    /// A byte string or a string: its length, then its bytes.
+    #[inline]
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        self.varint(bytes.len() as u64);
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// One byte (an option's tag).
+    #[inline]
+    pub(crate) fn byte(&mut self, byte: u8) {
+        self.0.push(byte);
+    }
+}
+
+/// The most bytes a varint takes.
+pub(crate) const VARINT_BYTES_MAX: usize = U64_VARINT.0;
+
+/// Appends one frame to `out` whose body `write` writes, with room made first for
+/// `body_bytes_max` (which must bound what `write` writes, or it is only slower).
+///
+/// # Errors
+/// [`FrameError::TooLarge`] when the body is over [`FRAME_BYTES_MAX`]; `out` is then left as
+/// it was.
+#[inline]
+pub(crate) fn write_frame(
+    out: &mut Vec<u8>,
+    body_bytes_max: usize,
+    write: impl FnOnce(&mut Writer<'_>),
+) -> Result<(), FrameError> {
+    let start = out.len();
+    out.reserve(FRAME_PREFIX_BYTES + body_bytes_max);
+    out.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
+    write(&mut Writer(out));
+    let len = out.len() - start - FRAME_PREFIX_BYTES;
+    if len > FRAME_BYTES_MAX {
+        out.truncate(start);
+        return Err(FrameError::TooLarge { len });
+    }
+    out[start..start + FRAME_PREFIX_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Integers read as postcard reads them, whatever the bytes, and write as it writes them.
+        #[test]
+        fn varints_are_postcards(bytes in proptest::collection::vec(any::<u8>(), 0..12), value in any::<u64>()) {
+            let ours = Reader::new(&bytes).u64().ok();
+            prop_assert_eq!(ours, postcard::take_from_bytes::<u64>(&bytes).ok().map(|(value, _)| value));
+            let ours = Reader::new(&bytes).u32().ok();
+            prop_assert_eq!(ours, postcard::take_from_bytes::<u32>(&bytes).ok().map(|(value, _)| value));
+            let mut written = Vec::new();
+            Writer(&mut written).varint(value);
+            prop_assert_eq!(&written, &postcard::to_allocvec(&value).unwrap());
+            prop_assert!(written.len() <= VARINT_BYTES_MAX);
+        }
+    }
+
+    #[test]
+    fn a_varint_too_long_or_too_wide_is_refused_and_a_short_one_ends() {
+        assert_eq!(Reader::new(&[0x80; 10]).u64(), Err(WireError::BadVarint));
+        assert_eq!(Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF, 0x10]).u32(), Err(WireError::BadVarint));
+        assert_eq!(Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]).u32(), Ok(u32::MAX));
+        assert_eq!(Reader::new(&[0x80, 0x80]).u64(), Err(WireError::End));
+        assert_eq!(Reader::new(&[3, b'a']).bytes(), Err(WireError::End));
+        assert_eq!(Reader::new(&[2]).is_some(), Err(WireError::BadOption));
+    }
+}
