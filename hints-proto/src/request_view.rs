@@ -160,14 +160,14 @@ impl OutgoingRequest for RequestView<'_> {
     fn encode_frame(&self, id: u64, out: &mut Vec<u8>) -> Result<(), FrameError> {
         // postcard writes an enum's variant index as a varint u32, then its fields.
         match *self {
-            RequestView::Get { db, key } => write_frame(out, 3 * VARINT_BYTES_MAX + db.len() + key.len(), |body| {
+            RequestView::Get { db, key } => write_frame(out, 4 * VARINT_BYTES_MAX + db.len() + key.len(), |body| {
                 body.varint(id);
                 body.varint(GET_VARIANT.into());
                 body.bytes(db.as_bytes());
                 body.bytes(key);
             }),
             RequestView::Put { db, key, value } => {
-                let body_bytes_max = 4 * VARINT_BYTES_MAX + db.len() + key.len() + value.len();
+                let body_bytes_max = 5 * VARINT_BYTES_MAX + db.len() + key.len() + value.len();
                 write_frame(out, body_bytes_max, |body| {
                     body.varint(id);
                     body.varint(PUT_VARIANT.into());
