@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::batch::{Batch, Frames, frame_refusal, reuse_vec};
 use crate::db::{Apply, ConnId, DbActor};
-use crate::direct::{self, Direct, Replies};
+use crate::direct::{self, Direct, LastFound, Replies};
 use crate::lanes::{Lanes, Seat};
 use crate::peer_cpu;
 use crate::registry::{DbHandle, Registry};
@@ -135,6 +135,8 @@ struct Connection {
     socket: ConnSocket,
     peer: Peer,
     holdings: Holdings,
+    /// The database this connection's last batch was applied to.
+    last_found: LastFound,
     /// Bytes read and not yet consumed start at `read_pos`.
     read_buf: Vec<u8>,
     read_pos: usize,
@@ -187,6 +189,7 @@ pub async fn serve_new(stream: Stream, peer: Peer, conn: ConnId, permit: OwnedSe
         socket,
         peer,
         holdings: Holdings { conn, dbs: Vec::new() },
+        last_found: LastFound::default(),
         read_buf: Vec::with_capacity(READ_CHUNK_BYTES),
         read_pos: 0,
         write_buf: Vec::new(),
@@ -270,7 +273,8 @@ impl Connection {
             requests.extend(&mut batch);
             let mut frames = requests.drain(..).peekable();
             let holdings = &mut self.holdings;
-            direct::apply_batch(&mut frames, holdings.conn, &mut Frames(&mut self.write_buf), |db, addr| {
+            let replies = &mut Frames(&mut self.write_buf);
+            direct::apply_batch(&mut frames, holdings.conn, &mut self.last_found, replies, |db, addr| {
                 // Remembered before its first request, so that however the connection ends,
                 // the database is told.
                 if !holdings.holds(db.as_str()) {
