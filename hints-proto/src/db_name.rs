@@ -157,13 +157,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), ErrorReply> {
     ))
 }
 
-/// A name's bytes off the wire as text, unchecked: an ASCII name (every good one) needs no
-/// UTF-8 decoding, which cost more than the rest of reading a request.
+/// [`name_from_bytes`] for serde.
 fn name_from_wire<E: de::Error>(bytes: &[u8]) -> Result<&str, E> {
     name_from_bytes(bytes).ok_or_else(|| E::custom("a database name that is not UTF-8"))
 }
 
-/// As `name_from_wire`, for a reader of its own (`wire.rs`): `None` when not UTF-8.
+/// A name's bytes off the wire as text, unchecked (`None` when not UTF-8): an ASCII name
+/// (every good one) needs no UTF-8 decoding, which cost more than the rest of reading a
+/// request.
 pub(crate) fn name_from_bytes(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII is UTF-8.

@@ -76,7 +76,7 @@ pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> 
     let id = fields.u64()?;
     let view = match fields.u32()? {
         VALUE_VARIANT => {
-            let record = if fields.is_some()? {
+            let record = if fields.option_tag()? {
                 let key = fields.bytes()?;
                 let value = fields.bytes()?;
                 Some(RecordView { key, value, stamp: fields.stamp()? })

@@ -637,7 +637,8 @@ impl Database {
     /// A get or a put read in place is applied from the frame's bytes, and a get's record is
     /// handed to `replies` from the store's own, so neither allocates anything on the way.
     /// The reply is handed over only once the work is done, and encoding it cannot panic (an
-    /// allocation failure aborts), so a panic caught here leaves no half-written reply.
+    /// allocation failure aborts, and a frame written by hand is given room for every varint at
+    /// its longest), so a panic caught here leaves no half-written reply.
     pub fn apply_directly(
         &mut self,
         id: u64,

@@ -42,7 +42,8 @@ pub(crate) fn register(name: DbName, database: Arc<Mutex<Database>>, addr: Addr<
 
 /// Called by a database's actor as it stops.
 pub(crate) fn unregister(name: &DbName) {
-    RUNNING.write().unwrap_or_else(PoisonError::into_inner).retain(|direct| direct.name != *name);
+    let mut running = RUNNING.write().unwrap_or_else(PoisonError::into_inner);
+    running.retain(|direct| direct.name != *name);
     RUNNING_CHANGES.fetch_add(1, Ordering::Release);
 }
 
