@@ -4,11 +4,10 @@
 //! answer one; a ratelimit's answer is written from its key as the daemon built it, for the
 //! same reason. Every other reply is decoded owned, exactly as a [`ResponseEnvelope`].
 
-use serde::ser::SerializeStructVariant;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorReply;
-use crate::frame::{FrameError, decode_body, encode_frame};
+use crate::frame::{FrameError, decode_body};
 use crate::message::{Record, Response, ResponseEnvelope, Stamp};
 use crate::wire::{Reader, VARINT_BYTES_MAX, write_frame};
 
@@ -18,6 +17,8 @@ const VALUE_VARIANT: u32 = 1;
 const STORED_VARIANT: u32 = 2;
 /// The wire index of [`Response::Rate`].
 const RATE_VARIANT: u32 = 10;
+/// The wire index of [`Response::Seen`].
+const SEEN_VARIANT: u32 = 11;
 
 /// A record borrowed from a reply frame or a store; encoded as [`Record`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,12 @@ pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> 
             ResponseView::Value(record)
         }
         STORED_VARIANT => ResponseView::Other(Response::Stored(fields.stamp()?)),
+        RATE_VARIANT => {
+            let (rate, over) = (fields.f64()?, fields.bool()?);
+            let (key, written) = (fields.text()?.to_owned(), fields.bool()?);
+            ResponseView::Other(Response::Rate { rate, over, key, written })
+        }
+        SEEN_VARIANT => ResponseView::Other(Response::Seen { result: fields.bool()?, written: fields.bool()? }),
         _ => {
             let envelope: ResponseEnvelope = decode_body(body)?;
             return Ok((envelope.id, ResponseView::Other(envelope.response)));
@@ -99,7 +106,7 @@ pub fn decode_reply(body: &[u8]) -> Result<(u64, ResponseView<'_>), FrameError> 
 /// `ResponseEnvelope { id, response: Response::Value(..) }`.
 ///
 /// # Errors
-/// [`FrameError::TooLarge`], as [`encode_frame`].
+/// [`FrameError::TooLarge`], as [`crate::frame::encode_frame`].
 pub fn encode_value_reply(id: u64, record: Option<RecordView<'_>>, out: &mut Vec<u8>) -> Result<(), FrameError> {
     // The envelope's id, the variant's index, the option's tag, then the record's fields.
     let record_bytes = record.map_or(0, |record| record.key.len() + record.value.len());
@@ -122,7 +129,7 @@ pub fn encode_value_reply(id: u64, record: Option<RecordView<'_>>, out: &mut Vec
 /// `ResponseEnvelope { id, response: Response::Stored(stamp) }`.
 ///
 /// # Errors
-/// None in practice (the frame is a few bytes); as [`encode_frame`].
+/// None in practice (the frame is a few bytes); as [`crate::frame::encode_frame`].
 pub fn encode_stored_reply(id: u64, stamp: Stamp, out: &mut Vec<u8>) -> Result<(), FrameError> {
     write_frame(out, 4 * VARINT_BYTES_MAX, |body| {
         body.varint(id);
@@ -146,25 +153,21 @@ impl RateReply<'_> {
     }
 }
 
-/// Encoded as [`Response::Rate`] is: the variant's index, then its fields in their order.
-impl Serialize for RateReply<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut fields = serializer.serialize_struct_variant("Response", RATE_VARIANT, "Rate", 4)?;
-        fields.serialize_field("rate", &self.rate)?;
-        fields.serialize_field("over", &self.over)?;
-        fields.serialize_field("key", self.key)?;
-        fields.serialize_field("written", &self.written)?;
-        fields.end()
-    }
-}
-
 /// Appends the frame answering ratelimit `id` with `reply`, byte for byte the frame of
 /// `ResponseEnvelope { id, response: Response::Rate { .. } }`.
 ///
 /// # Errors
-/// [`FrameError::TooLarge`], as [`encode_frame`].
+/// [`FrameError::TooLarge`], as [`crate::frame::encode_frame`].
 pub fn encode_rate_reply(id: u64, reply: RateReply<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    encode_frame(&(id, reply), out)
+    // The id, the variant and the key's length; the rate's eight bytes and two booleans.
+    write_frame(out, 3 * VARINT_BYTES_MAX + 8 + 2 + reply.key.len(), |body| {
+        body.varint(id);
+        body.varint(RATE_VARIANT.into());
+        body.f64(reply.rate);
+        body.byte(u8::from(reply.over));
+        body.bytes(reply.key.as_bytes());
+        body.byte(u8::from(reply.written));
+    })
 }
 
 #[cfg(test)]
@@ -191,6 +194,12 @@ mod tests {
         (bytes(), bytes(), stamp()).prop_map(|(key, value, stamp)| Record { key, value, stamp })
     }
 
+    /// A ratelimit's answer; its rate finite, so that answers compare equal.
+    fn rate_response() -> impl Strategy<Value = Response> {
+        (-1e12..1e12f64, any::<bool>(), ".{0,40}", any::<bool>())
+            .prop_map(|(rate, over, key, written)| Response::Rate { rate, over, key, written })
+    }
+
     fn response() -> impl Strategy<Value = Response> {
         prop_oneof![
             proptest::option::of(record()).prop_map(Response::Value),
@@ -199,6 +208,8 @@ mod tests {
             any::<bool>().prop_map(|existed| Response::Deleted { existed }),
             any::<i64>().prop_map(Response::Counter),
             ".{0,40}".prop_map(|text| Response::Error(ErrorReply::new(ErrorCode::BAD_KEY, text))),
+            rate_response(),
+            (any::<bool>(), any::<bool>()).prop_map(|(result, written)| Response::Seen { result, written }),
             Just(Response::Pong),
         ]
     }
@@ -259,14 +270,16 @@ mod tests {
             prop_assert_eq!(&encoded[6..], &expected[..]);
         }
 
-        /// A get's or a put's reply, damaged anywhere (cut short, a byte changed, a byte added), reads in
+        /// A get's, a put's, a ratelimit's or a seen's reply, damaged anywhere (cut short, a byte changed, a byte added), reads in
         /// place exactly as the owned decoding reads it.
         #[test]
-        fn damaged_replies_to_gets_and_puts_read_as_the_owned_decoding_reads_them(
+        fn damaged_replies_read_in_place_read_as_the_owned_decoding_reads_them(
             id in any::<u64>(),
             response in prop_oneof![
                 proptest::option::of(record()).prop_map(Response::Value),
                 stamp().prop_map(Response::Stored),
+                rate_response(),
+                (any::<bool>(), any::<bool>()).prop_map(|(result, written)| Response::Seen { result, written }),
             ],
             damage in 0u8..4,
             at in any::<proptest::sample::Index>(),
@@ -297,16 +310,28 @@ mod tests {
     }
 
     #[test]
-    fn every_option_tag_reads_as_the_owned_decoding_reads_it() {
-        let record = Record { key: b"k".to_vec(), value: b"v".to_vec(), stamp: Stamp { secs: 1, micros: 2 } };
-        let body = body_of(&ResponseEnvelope { id: 5, response: Response::Value(Some(record)) });
-        for tag in 0..=u8::MAX {
-            // The id and the variant take a byte each; the option's tag follows.
-            let mut body = body.clone();
-            body[2] = tag;
-            let owned = decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
-            let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
-            assert_eq!(owned, viewed, "tag {tag}");
+    fn every_one_byte_change_to_a_reply_read_in_place_reads_as_the_owned_decoding_reads_it() {
+        let record =
+            Record { key: b"k".to_vec(), value: b"v".to_vec(), stamp: Stamp { secs: 1_700_000_000, micros: 2 } };
+        let replies = [
+            Response::Value(Some(record)),
+            Response::Value(None),
+            Response::Stored(Stamp { secs: 1_700_000_000, micros: 999_999 }),
+            Response::Rate { rate: 2.5, over: true, key: "ratelimit-key".into(), written: false },
+            Response::Seen { result: true, written: true },
+        ];
+        for response in replies {
+            let body = body_of(&ResponseEnvelope { id: 300, response });
+            for at in 0..body.len() {
+                for byte in 0..=u8::MAX {
+                    let mut body = body.clone();
+                    body[at] = byte;
+                    let owned =
+                        decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
+                    let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
+                    assert_eq!(owned, viewed, "byte {at} set to {byte} in {body:?}");
+                }
+            }
         }
     }
 

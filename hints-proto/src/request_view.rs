@@ -5,8 +5,6 @@
 //! view the same way ([`OutgoingRequest`]), so a worker pipelining lookups need not copy its
 //! keys into requests.
 
-use serde::{Deserialize, Serialize};
-
 use crate::db_name::{DbName, check_name};
 use crate::error::{ErrorCode, ErrorReply};
 use crate::frame::{FrameError, decode_body, encode_frame};
@@ -36,14 +34,6 @@ pub enum RequestView<'a> {
     Seen { condition: &'a str, at: Option<Stamp> },
     /// Every other request.
     Other(Request),
-}
-
-/// The fields of a ratelimit or a seen, in their wire order.
-#[derive(Deserialize, Serialize)]
-struct ConditionFields<'a> {
-    #[serde(borrow)]
-    condition: &'a str,
-    at: Option<Stamp>,
 }
 
 impl RequestView<'_> {
@@ -176,12 +166,8 @@ impl OutgoingRequest for RequestView<'_> {
                     body.bytes(value);
                 })
             }
-            RequestView::Ratelimit { condition, at } => {
-                encode_frame(&(id, RATELIMIT_VARIANT, ConditionFields { condition, at }), out)
-            }
-            RequestView::Seen { condition, at } => {
-                encode_frame(&(id, SEEN_VARIANT, ConditionFields { condition, at }), out)
-            }
+            RequestView::Ratelimit { condition, at } => write_condition(out, id, RATELIMIT_VARIANT, condition, at),
+            RequestView::Seen { condition, at } => write_condition(out, id, SEEN_VARIANT, condition, at),
             RequestView::Other(ref request) => request.encode_frame(id, out),
         }
     }
@@ -221,11 +207,11 @@ pub fn decode_request(body: &[u8]) -> Result<(u64, RequestView<'_>), RequestRefu
             RequestView::Put { db, key, value }
         }
         RATELIMIT_VARIANT => {
-            let ConditionFields { condition, at } = decode_body(fields.rest()).map_err(bad_frame)?;
+            let (condition, at) = read_condition(fields).map_err(bad_frame)?;
             RequestView::Ratelimit { condition, at }
         }
         SEEN_VARIANT => {
-            let ConditionFields { condition, at } = decode_body(fields.rest()).map_err(bad_frame)?;
+            let (condition, at) = read_condition(fields).map_err(bad_frame)?;
             RequestView::Seen { condition, at }
         }
         _ => RequestView::Other(decode_body::<RequestEnvelope>(body).map_err(bad_frame)?.request),
@@ -240,6 +226,31 @@ fn read_get(mut fields: Reader<'_>) -> Result<(&str, &[u8]), FrameError> {
     let key = fields.bytes()?;
     fields.finish()?;
     Ok((db, key))
+}
+
+/// Appends the frame of a ratelimit or a seen (`variant`).
+fn write_condition(
+    out: &mut Vec<u8>,
+    id: u64,
+    variant: u32,
+    condition: &str,
+    at: Option<Stamp>,
+) -> Result<(), FrameError> {
+    // The id, the variant, the condition's length and the stamp's two fields, and the tag.
+    write_frame(out, 5 * VARINT_BYTES_MAX + 1 + condition.len(), |body| {
+        body.varint(id);
+        body.varint(variant.into());
+        body.bytes(condition.as_bytes());
+        body.optional_stamp(at);
+    })
+}
+
+/// A ratelimit's or a seen's fields: its condition and the time of its event, if given.
+fn read_condition(mut fields: Reader<'_>) -> Result<(&str, Option<Stamp>), FrameError> {
+    let condition = fields.text()?;
+    let at = fields.optional_stamp()?;
+    fields.finish()?;
+    Ok((condition, at))
 }
 
 /// A put's fields: its database's name, its key and its value.
@@ -386,6 +397,8 @@ mod tests {
                 value
             }),
             (name(), key()).prop_map(|(db, key)| Request::Delete { db: DbName::unchecked(&db), key }),
+            (condition(), stamp()).prop_map(|(condition, at)| Request::Ratelimit { condition, at }),
+            (condition(), stamp()).prop_map(|(condition, at)| Request::Seen { condition, at }),
         ]
     }
 
@@ -411,6 +424,31 @@ mod tests {
                 .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
                 .map_err(|refusal| (refusal.id, refusal.reply.code));
             prop_assert_eq!(viewed, owned_decode(&body));
+        }
+    }
+
+    #[test]
+    fn every_one_byte_change_to_a_request_read_in_place_is_read_as_the_owned_decoding_reads_it() {
+        let db = || DbName::new("retry").unwrap();
+        let at = Some(Stamp { secs: 1_700_000_000, micros: 5 });
+        let requests = [
+            Request::Get { db: db(), key: b"R:example.net".to_vec() },
+            Request::Put { db: db(), key: b"k".to_vec(), value: b"value".to_vec() },
+            Request::Ratelimit { condition: "10 / 1h / strict / per_rcpt / sender".into(), at },
+            Request::Seen { condition: "-1d / key".into(), at: None },
+        ];
+        for request in requests {
+            let body = body_of(&RequestEnvelope { id: 300, request });
+            for at in 0..body.len() {
+                for byte in 0..=u8::MAX {
+                    let mut body = body.clone();
+                    body[at] = byte;
+                    let viewed = decode_request(&body)
+                        .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
+                        .map_err(|refusal| (refusal.id, refusal.reply.code));
+                    assert_eq!(viewed, owned_decode(&body), "byte {at} set to {byte}");
+                }
+            }
         }
     }
 

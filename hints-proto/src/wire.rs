@@ -1,4 +1,5 @@
-//! postcard's encoding of the messages on the hot path (a get and a put, and their replies),
+//! postcard's encoding of the messages on the hot path (a get, a put, a ratelimit and a seen,
+//! and their replies),
 //! read and written by hand, byte for byte as postcard reads and writes them.
 //!
 //! Why by hand: through serde, every integer went through a stack buffer and a call to
@@ -23,6 +24,8 @@ pub(crate) enum WireError {
     BadVarint,
     /// An option's tag was neither 0 nor 1.
     BadOption,
+    /// A `bool` was neither 0 nor 1.
+    BadBool,
     /// A text field was not UTF-8.
     BadUtf8,
 }
@@ -33,6 +36,7 @@ impl From<WireError> for FrameError {
             WireError::End => "the body ended inside a field",
             WireError::BadVarint => "an integer's encoding is too long for its type",
             WireError::BadOption => "an option's tag is neither 0 nor 1",
+            WireError::BadBool => "a boolean is neither 0 nor 1",
             WireError::BadUtf8 => "a text field is not UTF-8",
         };
         FrameError::Decode(why.to_owned())
@@ -64,11 +68,6 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { bytes }
-    }
-
-    /// The bytes not read yet.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.bytes
     }
 
     /// A `u64`.
@@ -126,6 +125,38 @@ impl<'a> Reader<'a> {
         let Some((taken, rest)) = self.bytes.split_at_checked(len) else { return Err(WireError::End) };
         self.bytes = rest;
         Ok(taken)
+    }
+
+    /// A string, borrowed.
+    #[inline]
+    pub(crate) fn text(&mut self) -> Result<&'a str, WireError> {
+        self.bytes().and_then(|bytes| std::str::from_utf8(bytes).map_err(|_| WireError::BadUtf8))
+    }
+
+    /// A stamp if one follows its option's tag.
+    #[inline]
+    pub(crate) fn optional_stamp(&mut self) -> Result<Option<Stamp>, WireError> {
+        if self.option_tag()? { self.stamp().map(Some) } else { Ok(None) }
+    }
+
+    /// A `bool`: one byte, 0 or 1.
+    #[inline]
+    pub(crate) fn bool(&mut self) -> Result<bool, WireError> {
+        let Some((&byte, rest)) = self.bytes.split_first() else { return Err(WireError::End) };
+        self.bytes = rest;
+        match byte {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::BadBool),
+        }
+    }
+
+    /// An `f64`: its bits, eight bytes little-endian.
+    #[inline]
+    pub(crate) fn f64(&mut self) -> Result<f64, WireError> {
+        let Some((bits, rest)) = self.bytes.split_first_chunk::<8>() else { return Err(WireError::End) };
+        self.bytes = rest;
+        Ok(f64::from_bits(u64::from_le_bytes(*bits)))
     }
 
     /// A database name, borrowed: a string on the wire.
@@ -191,6 +222,24 @@ impl Writer<'_> {
     pub(crate) fn stamp(&mut self, stamp: Stamp) {
         self.varint(stamp.secs);
         self.varint(stamp.micros.into());
+    }
+
+    /// A stamp if there is one, after its option's tag.
+    #[inline]
+    pub(crate) fn optional_stamp(&mut self, stamp: Option<Stamp>) {
+        match stamp {
+            None => self.byte(0),
+            Some(stamp) => {
+                self.byte(1);
+                self.stamp(stamp);
+            }
+        }
+    }
+
+    /// An `f64`: its bits, eight bytes little-endian.
+    #[inline]
+    pub(crate) fn f64(&mut self, value: f64) {
+        value.to_bits().to_le_bytes().into_iter().for_each(|byte| self.byte(byte));
     }
 
     /// A byte string or a string: its length, then its bytes.
