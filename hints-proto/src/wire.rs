@@ -1,12 +1,13 @@
 //! postcard's encoding of the messages on the hot path (a get, a put, a ratelimit and a seen,
-//! and their replies),
-//! read and written by hand, byte for byte as postcard reads and writes them.
+//! and their replies), read and written by hand, byte for byte as postcard reads and writes
+//! them.
 //!
 //! Why by hand: through serde, every integer went through a stack buffer and a call to
 //! `memcpy` to be written, and every byte of one through a flavor's bounds check to be read
-//! (the instructions saved are in ARCHITECTURE.md). Everything else still goes through postcard. The oracle tests in
-//! `request_view.rs` and `reply_view.rs` hold this module to postcard: every message written
-//! here is postcard's bytes, and any body, good or damaged, reads here exactly as it reads there.
+//! (the instructions saved are in ARCHITECTURE.md). Everything else still goes through
+//! postcard. The oracle tests in `request_view.rs` and `reply_view.rs` hold this module to
+//! postcard: every message written here is postcard's bytes, and any body, good or damaged,
+//! reads here exactly as it reads there.
 
 use std::mem::MaybeUninit;
 
