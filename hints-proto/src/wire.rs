@@ -143,13 +143,7 @@ impl<'a> Reader<'a> {
     /// A `bool`: one byte, 0 or 1.
     #[inline]
     pub(crate) fn bool(&mut self) -> Result<bool, WireError> {
-        let Some((&byte, rest)) = self.bytes.split_first() else { return Err(WireError::End) };
-        self.bytes = rest;
-        match byte {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(WireError::BadBool),
-        }
+        self.zero_or_one(WireError::BadBool)
     }
 
     /// An `f64`: its bits, eight bytes little-endian.
@@ -169,12 +163,18 @@ impl<'a> Reader<'a> {
     /// An option's tag, read: whether a value follows.
     #[inline]
     pub(crate) fn option_tag(&mut self) -> Result<bool, WireError> {
-        let Some((&tag, rest)) = self.bytes.split_first() else { return Err(WireError::End) };
+        self.zero_or_one(WireError::BadOption)
+    }
+
+    /// One byte that must be 0 or 1 (`bad` if it is not).
+    #[inline]
+    fn zero_or_one(&mut self, bad: WireError) -> Result<bool, WireError> {
+        let Some((&byte, rest)) = self.bytes.split_first() else { return Err(WireError::End) };
         self.bytes = rest;
-        match tag {
+        match byte {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(WireError::BadOption),
+            _ => Err(bad),
         }
     }
 
