@@ -177,6 +177,7 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use crate::frame::{encode_frame, split_frame};
+    use crate::wire::damage;
 
     fn body_of(envelope: &ResponseEnvelope) -> Vec<u8> {
         let mut frame = Vec::new();
@@ -200,6 +201,10 @@ mod tests {
             .prop_map(|(rate, over, key, written)| Response::Rate { rate, over, key, written })
     }
 
+    fn seen_response() -> impl Strategy<Value = Response> {
+        (any::<bool>(), any::<bool>()).prop_map(|(result, written)| Response::Seen { result, written })
+    }
+
     fn response() -> impl Strategy<Value = Response> {
         prop_oneof![
             proptest::option::of(record()).prop_map(Response::Value),
@@ -209,7 +214,7 @@ mod tests {
             any::<i64>().prop_map(Response::Counter),
             ".{0,40}".prop_map(|text| Response::Error(ErrorReply::new(ErrorCode::BAD_KEY, text))),
             rate_response(),
-            (any::<bool>(), any::<bool>()).prop_map(|(result, written)| Response::Seen { result, written }),
+            seen_response(),
             Just(Response::Pong),
         ]
     }
@@ -270,8 +275,8 @@ mod tests {
             prop_assert_eq!(&encoded[6..], &expected[..]);
         }
 
-        /// A get's, a put's, a ratelimit's or a seen's reply, damaged anywhere (cut short, a byte changed, a byte added), reads in
-        /// place exactly as the owned decoding reads it.
+        /// A get's, a put's, a ratelimit's or a seen's reply, damaged anywhere (cut short, a
+        /// byte changed, a byte added), reads in place exactly as the owned decoding reads it.
         #[test]
         fn damaged_replies_read_in_place_read_as_the_owned_decoding_reads_them(
             id in any::<u64>(),
@@ -279,9 +284,9 @@ mod tests {
                 proptest::option::of(record()).prop_map(Response::Value),
                 stamp().prop_map(Response::Stored),
                 rate_response(),
-                (any::<bool>(), any::<bool>()).prop_map(|(result, written)| Response::Seen { result, written }),
+                seen_response(),
             ],
-            damage in 0u8..4,
+            kind in 0u8..4,
             at in any::<proptest::sample::Index>(),
             in_the_head in any::<bool>(),
             byte in any::<u8>(),
@@ -289,12 +294,7 @@ mod tests {
             let mut body = body_of(&ResponseEnvelope { id, response });
             // Half the time within the id, the variant, the tag and the key's length.
             let span = if in_the_head { body.len().min(16) } else { body.len() };
-            match damage {
-                1 => body.truncate(at.index(span)),
-                2 => { let i = at.index(span); body[i] ^= byte | 1; }
-                3 => body.push(byte),
-                _ => {}
-            }
+            damage::damage(&mut body, kind, at, span, byte);
             let owned = decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
             let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
             prop_assert_eq!(owned, viewed);
@@ -322,15 +322,11 @@ mod tests {
         ];
         for response in replies {
             let body = body_of(&ResponseEnvelope { id: 300, response });
-            for at in 0..body.len() {
-                for byte in 0..=u8::MAX {
-                    let mut body = body.clone();
-                    body[at] = byte;
-                    let owned =
-                        decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
-                    let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
-                    assert_eq!(owned, viewed, "byte {at} set to {byte} in {body:?}");
-                }
+            for (at, byte, body) in damage::one_byte_changes(&body) {
+                let owned =
+                    decode_body::<ResponseEnvelope>(&body).ok().map(|envelope| (envelope.id, envelope.response));
+                let viewed = decode_reply(&body).ok().map(|(id, view)| (id, view.into_owned()));
+                assert_eq!(owned, viewed, "byte {at} set to {byte} in {body:?}");
             }
         }
     }

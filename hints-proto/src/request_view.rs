@@ -268,6 +268,7 @@ mod tests {
 
     use super::*;
     use crate::frame::{encode_frame, split_frame};
+    use crate::wire::damage;
 
     fn body_of(envelope: &RequestEnvelope) -> Vec<u8> {
         let mut frame = Vec::new();
@@ -409,17 +410,13 @@ mod tests {
         fn refusals_carry_the_owned_decodings_id_and_code(
             id in any::<u64>(),
             request in limit_testing_request(),
-            damage in 0u8..4,
+            kind in 0u8..4,
             at in any::<proptest::sample::Index>(),
             byte in any::<u8>(),
         ) {
             let mut body = body_of(&RequestEnvelope { id, request });
-            match damage {
-                1 => body.truncate(at.index(body.len())),
-                2 => { let i = at.index(body.len()); body[i] ^= byte | 1; }
-                3 => body.push(byte),
-                _ => {}
-            }
+            let span = body.len();
+            damage::damage(&mut body, kind, at, span, byte);
             let viewed = decode_request(&body)
                 .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
                 .map_err(|refusal| (refusal.id, refusal.reply.code));
@@ -439,15 +436,11 @@ mod tests {
         ];
         for request in requests {
             let body = body_of(&RequestEnvelope { id: 300, request });
-            for at in 0..body.len() {
-                for byte in 0..=u8::MAX {
-                    let mut body = body.clone();
-                    body[at] = byte;
-                    let viewed = decode_request(&body)
-                        .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
-                        .map_err(|refusal| (refusal.id, refusal.reply.code));
-                    assert_eq!(viewed, owned_decode(&body), "byte {at} set to {byte}");
-                }
+            for (at, byte, body) in damage::one_byte_changes(&body) {
+                let viewed = decode_request(&body)
+                    .map(|(id, view)| RequestEnvelope { id, request: view.into_owned() })
+                    .map_err(|refusal| (refusal.id, refusal.reply.code));
+                assert_eq!(viewed, owned_decode(&body), "byte {at} set to {byte}");
             }
         }
     }

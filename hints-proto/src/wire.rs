@@ -291,6 +291,35 @@ pub(crate) fn write_frame(
     Ok(())
 }
 
+/// How the oracle tests in `request_view.rs` and `reply_view.rs` damage a body.
+#[cfg(test)]
+pub(crate) mod damage {
+    /// Damages `body` as `kind` says (0: not at all, 1: cut short, 2: one byte changed, 3: one
+    /// byte added), at `at` within its first `span` bytes.
+    pub(crate) fn damage(body: &mut Vec<u8>, kind: u8, at: proptest::sample::Index, span: usize, byte: u8) {
+        match kind {
+            1 => body.truncate(at.index(span)),
+            2 => {
+                let i = at.index(span);
+                body[i] ^= byte | 1;
+            }
+            3 => body.push(byte),
+            _ => {}
+        }
+    }
+
+    /// Every body that differs from `body` in one byte, with that byte's place and value.
+    pub(crate) fn one_byte_changes(body: &[u8]) -> impl Iterator<Item = (usize, u8, Vec<u8>)> + '_ {
+        (0..body.len()).flat_map(move |at| {
+            (0..=u8::MAX).map(move |byte| {
+                let mut changed = body.to_vec();
+                changed[at] = byte;
+                (at, byte, changed)
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
